@@ -1,0 +1,1 @@
+"""Data layer: readers, bad-row policy, splits, TFRecords, statistics, schema, validation."""

@@ -1,0 +1,82 @@
+"""The bad-row policy: ``fail`` stops at the first bad row, ``skip`` records it and goes on."""
+
+import collections
+import json
+import os
+from typing import IO
+
+from llm_tf.data.rows import RowProblem
+from llm_tf.errors import BadRowError, DataError
+
+POLICIES = ("fail", "skip")
+
+
+class BadRowHandler:
+    """Applies a bad-row policy to each problem a reader or task check finds.
+
+    Under ``fail`` the first problem raises :class:`BadRowError` (``file:line: reason``).
+    Under ``skip`` each problem is appended to a JSON-lines reject file (file, line, reason,
+    raw record) and counted by reason. Use as a context manager so the reject file is
+    written atomically.
+
+    Args:
+        policy: ``fail`` or ``skip``.
+        reject_path: Where skipped rows go (required for ``skip``).
+
+    Example:
+        >>> with BadRowHandler("skip", "out/rejected.jsonl") as bad_rows:
+        ...     bad_rows.handle(RowProblem("a.tsv", 3, "empty text"))
+        >>> bad_rows.count
+        1
+    """
+
+    def __init__(self, policy: str = "fail", reject_path: str | None = None):
+        if policy not in POLICIES:
+            raise DataError(f"unknown bad-row policy '{policy}' (expected one of: {', '.join(POLICIES)})")
+        if policy == "skip" and not reject_path:
+            raise DataError("the skip policy needs a path for the rejected rows")
+        self.policy = policy
+        self.reject_path = reject_path
+        self.count = 0
+        self.by_reason: collections.Counter = collections.Counter()
+        self._file: IO[str] | None = None
+        self._tmp_path = None
+
+    def __enter__(self) -> "BadRowHandler":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(commit=exc_type is None)
+
+    def handle(self, problem: RowProblem) -> None:
+        """Fails on ``problem`` or records it, per the policy.
+
+        Raises:
+            BadRowError: Under ``fail``.
+        """
+        if self.policy == "fail":
+            raise BadRowError(problem, hint="use --bad_rows=skip to skip bad rows and write them to a file")
+        if self._file is None:
+            self._tmp_path = f"{self.reject_path}.partial-{os.getpid()}"
+            self._file = open(self._tmp_path, "w", encoding="utf-8")
+        self._file.write(json.dumps(problem.to_json(), ensure_ascii=False) + "\n")
+        self.count += 1
+        self.by_reason[_reason_kind(problem.reason)] += 1
+
+    def close(self, commit: bool = True) -> None:
+        """Closes the reject file; renames it into place when ``commit``, else removes it."""
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        if commit:
+            os.replace(self._tmp_path, self.reject_path)
+        else:
+            os.unlink(self._tmp_path)
+
+
+def _reason_kind(reason: str) -> str:
+    """Groups reasons by their kind: 'unknown label '7' in field 'label'' -> 'unknown label'."""
+    for sep in (":", " '", " in field", " ("):
+        reason = reason.split(sep, 1)[0]
+    return reason.strip()

@@ -1,0 +1,396 @@
+"""Prepare a data set for training: the library call behind ``llm_prepare``.
+
+Reads the inputs (files or TFDS) row by row, applies the bad-row policy, splits, writes
+TFRecord shards, infers the label vocabulary, trains (or copies) the tokenizer vocabulary,
+computes statistics, infers a schema and optionally validates against an earlier schema.
+Everything is written to a temporary directory that becomes ``output_dir`` only on success.
+
+Output layout::
+
+    output_dir/
+      examples/train-00000-of-0000N.tfrecord   raw canonical features (text, label, ...)
+      examples/eval-00000-of-0000N.tfrecord
+      tokenizer/vocab.txt (or spm.model), tokenizer/tokenizer_config.json
+      labels.txt          label (or tag) vocabulary, one per line, in id order
+      statistics.json     per split: counts, lengths, labels, OOV, duplicates; rejected rows
+      schema.json         inferred from the train split
+      anomalies.json      only with validate_against
+      rejected.jsonl      only when rows were skipped
+      summary.json        what was done, with the config
+"""
+
+import contextlib
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Any, Iterable, Iterator
+
+import tensorflow as tf
+
+from llm_tf.data import examples as examples_lib
+from llm_tf.data import labels as labels_lib
+from llm_tf.data import readers, schema as schema_lib, splits, statistics, tfds_source, tfrecords
+from llm_tf.data.bad_rows import BadRowHandler
+from llm_tf.data.rows import Row, RowProblem
+from llm_tf.errors import ConfigError, DataError
+from llm_tf.io_utils import atomic_directory, atomic_write_json
+from llm_tf.text import tokenizer as tokenizer_lib
+from llm_tf.text import vocab as vocab_lib
+
+EXAMPLES_DIR = "examples"
+TOKENIZER_DIR = "tokenizer"
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    """Everything ``prepare`` needs; every field is also an ``llm_prepare`` flag.
+
+    Attributes:
+        output_dir: Directory to create (atomically).
+        inputs: Training input files (globs allowed).
+        eval_inputs: Eval input files; when empty, ``eval_percent`` of the inputs is split off
+            by content hash.
+        tfds: A TFDS data set name instead of files (e.g. ``glue/sst2``).
+        tfds_train_split, tfds_eval_split: TFDS splits (default from the data set's preset).
+        tfds_data_dir: TFDS data directory.
+        format: ``auto`` or a reader format.
+        text_mode: Plain text: ``line`` or ``document``.
+        column_names: Column names for header-less TSV/CSV, or CoNLL columns.
+        task, text_field, text_pair_field, label_field, tokens_field, tags_field, labels,
+        min_text_chars, max_text_chars: See :class:`llm_tf.data.examples.TaskSpec`.
+        eval_percent: Percent of examples in the hash split's eval part.
+        split_salt: Salt of the hash split.
+        vocab_file: Use this vocabulary (``vocab.txt`` or SentencePiece ``.model``) instead
+            of training one.
+        vocab_size: Size of the vocabulary to train.
+        tokenizer: ``wordpiece`` or ``sentencepiece``.
+        lower_case: Lower-case before tokenizing.
+        max_seq_length: Packed sequence length recorded for training and statistics.
+        bad_rows: ``fail`` or ``skip``.
+        num_shards: TFRecord shards per split (0 = one per ~50k examples).
+        validate_against: A ``schema.json`` to validate every split against.
+        label_drift_threshold, length_drift_threshold: Validation thresholds.
+        overwrite: Replace an existing ``output_dir``.
+        progress: Show a progress bar (None: only on an interactive terminal).
+    """
+
+    output_dir: str
+    inputs: list[str] = dataclasses.field(default_factory=list)
+    eval_inputs: list[str] = dataclasses.field(default_factory=list)
+    tfds: str = ""
+    tfds_train_split: str = ""
+    tfds_eval_split: str = ""
+    tfds_data_dir: str | None = None
+    format: str = "auto"
+    text_mode: str = "line"
+    column_names: list[str] = dataclasses.field(default_factory=list)
+    task: str = "classification"
+    text_field: str = "text"
+    text_pair_field: str | None = None
+    label_field: str | None = "label"
+    tokens_field: str = "tokens"
+    tags_field: str = "tags"
+    labels: list[str] | None = None
+    min_text_chars: int = 1
+    max_text_chars: int = 0
+    eval_percent: float = 10.0
+    split_salt: str = "llm_tf"
+    vocab_file: str = ""
+    vocab_size: int = 8000
+    tokenizer: str = "wordpiece"
+    lower_case: bool = True
+    max_seq_length: int = 128
+    bad_rows: str = "fail"
+    num_shards: int = 0
+    validate_against: str = ""
+    label_drift_threshold: float = 0.1
+    length_drift_threshold: float = 0.5
+    overwrite: bool = False
+    progress: bool | None = None
+
+
+@dataclasses.dataclass
+class PrepareResult:
+    """What ``prepare`` produced.
+
+    Attributes:
+        output_dir: The output directory.
+        counts: Examples per split.
+        rejected: Number of rejected rows.
+        labels: Label vocabulary (empty for unlabelled text).
+        vocab_size: Tokenizer vocabulary size.
+        statistics: The contents of ``statistics.json``.
+        anomalies: Anomalies found by validation (empty when none or not validated).
+        seconds: Wall time.
+    """
+
+    output_dir: str
+    counts: dict[str, int]
+    rejected: int
+    labels: list[str]
+    vocab_size: int
+    statistics: dict[str, Any]
+    anomalies: list[dict]
+    seconds: float
+
+
+def task_spec(config: PrepareConfig) -> examples_lib.TaskSpec:
+    """Builds the task spec from the config, with TFDS preset field names filled in."""
+    preset = tfds_source.preset_for(config.tfds) if config.tfds else None
+    fields = {
+        "task": config.task,
+        "text_field": config.text_field,
+        "text_pair_field": config.text_pair_field or None,
+        "label_field": config.label_field or None,
+        "tokens_field": config.tokens_field,
+        "tags_field": config.tags_field,
+    }
+    if preset is not None:
+        defaults = PrepareConfig(output_dir="")
+        for name in ("task", "text_field", "label_field", "tokens_field", "tags_field"):
+            if getattr(config, name) == getattr(defaults, name):
+                fields[name] = getattr(preset, name)
+    if fields["task"] != "classification":
+        fields["label_field"] = None
+    return examples_lib.TaskSpec(
+        labels=tuple(config.labels) if config.labels else None,
+        min_text_chars=config.min_text_chars,
+        max_text_chars=config.max_text_chars,
+        **fields,
+    )
+
+
+def _expand(patterns: Iterable[str]) -> list[str]:
+    paths = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            matched = sorted(glob.glob(pattern))
+            if not matched:
+                raise DataError(f"{pattern}: no file matches")
+            paths.extend(matched)
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def _check_config(config: PrepareConfig) -> None:
+    if bool(config.inputs) == bool(config.tfds):
+        raise ConfigError("give either input files (--input) or a TFDS data set (--tfds), not both or neither")
+    if config.eval_inputs and config.tfds:
+        raise ConfigError("--eval_input reads files; with --tfds use --tfds_eval_split")
+    if not 0 <= config.eval_percent < 100:
+        raise ConfigError(f"--eval_percent must be in [0, 100), got {config.eval_percent}")
+    if config.max_seq_length < 3:
+        raise ConfigError(f"--max_seq_length must be >= 3, got {config.max_seq_length}")
+    if config.num_shards < 0:
+        raise ConfigError(f"--num_shards must be >= 0, got {config.num_shards}")
+    if config.tokenizer not in tokenizer_lib.KINDS:
+        raise ConfigError(f"--tokenizer must be one of {', '.join(tokenizer_lib.KINDS)}, got '{config.tokenizer}'")
+    if not config.vocab_file and config.vocab_size <= len(tokenizer_lib.SPECIAL_TOKENS):
+        raise ConfigError(f"--vocab_size must exceed {len(tokenizer_lib.SPECIAL_TOKENS)}, got {config.vocab_size}")
+    if config.validate_against and not os.path.isfile(config.validate_against):
+        raise ConfigError(f"{config.validate_against}: no such schema file")
+
+
+def _sources(config: PrepareConfig, spec: examples_lib.TaskSpec) -> list[tuple[str | None, Iterable[Row | RowProblem]]]:
+    """Returns (split or None for the hash split, rows) per source, train sources first."""
+    if config.tfds:
+        preset = tfds_source.preset_for(config.tfds)
+        train_split = config.tfds_train_split or (preset.train_split if preset else "train")
+        eval_split = config.tfds_eval_split or (preset.eval_split if preset else "")
+        sources: list = []
+        if eval_split:
+            sources.append(("train", tfds_source.tfds_rows(config.tfds, train_split, config.tfds_data_dir)))
+            sources.append(("eval", tfds_source.tfds_rows(config.tfds, eval_split, config.tfds_data_dir)))
+        else:
+            sources.append((None, tfds_source.tfds_rows(config.tfds, train_split, config.tfds_data_dir)))
+        return sources
+    train_paths = _expand(config.inputs)
+    eval_paths = _expand(config.eval_inputs)
+    opened = []
+    for split, paths in (("train" if eval_paths else None, train_paths), ("eval", eval_paths)):
+        for path in paths:
+            source = readers.open_source(path, config.format, config.column_names or None, config.text_mode)
+            spec.check_columns(path, source.columns)
+            opened.append((split, source))
+    return opened
+
+
+def _progress(rows: Iterable, enabled: bool | None, description: str) -> Iterator:
+    from tqdm import tqdm
+
+    return iter(tqdm(rows, desc=description, unit=" rows", disable=(not sys.stderr.isatty()) if enabled is None else not enabled,
+                     mininterval=0.5, leave=False))
+
+
+def _features(spec: examples_lib.TaskSpec) -> list[str]:
+    if spec.task == "token_classification":
+        return ["tokens", "tags"]
+    if spec.task == "text":
+        return ["text"]
+    return ["text", "text_pair", "label"] if spec.has_pair else ["text", "label"]
+
+
+def _vocab_corpus(examples_dir: str, spec: examples_lib.TaskSpec) -> tf.data.Dataset:
+    """The training split's text, one string per element, for vocabulary training."""
+    features = [f for f in _features(spec) if f in ("text", "text_pair", "tokens")]
+    dataset = tfrecords.read_tfrecords(tfrecords.split_files(examples_dir, "train"), features)
+    if spec.task == "token_classification":
+        return dataset.map(lambda x: tf.strings.reduce_join(x["tokens"], separator=" "))
+    if spec.has_pair:
+        return dataset.flat_map(lambda x: tf.data.Dataset.from_tensor_slices(tf.stack([x["text"], x["text_pair"]])))
+    return dataset.map(lambda x: x["text"])
+
+
+def _build_tokenizer(config: PrepareConfig, spec, work_dir: str) -> tuple[tokenizer_lib.TextTokenizer, str]:
+    """Trains or copies the vocabulary into ``work_dir/tokenizer``; returns the tokenizer and its origin."""
+    directory = os.path.join(work_dir, TOKENIZER_DIR)
+    os.makedirs(directory)
+    if config.vocab_file:
+        if not os.path.isfile(config.vocab_file):
+            raise DataError(f"{config.vocab_file}: no such vocabulary file")
+        kind = "sentencepiece" if config.vocab_file.endswith(".model") else config.tokenizer
+        name = os.path.basename(config.vocab_file)
+        shutil.copyfile(config.vocab_file, os.path.join(directory, name))
+        origin = f"given ({config.vocab_file})"
+    else:
+        kind = config.tokenizer
+        corpus = _vocab_corpus(os.path.join(work_dir, EXAMPLES_DIR), spec)
+        if kind == "wordpiece":
+            vocab = vocab_lib.train_wordpiece(corpus, config.vocab_size, lower_case=config.lower_case)
+            name = "vocab.txt"
+            vocab_lib.save_wordpiece(os.path.join(directory, name), vocab)
+        else:
+            texts = (t.decode("utf-8") for t in corpus.as_numpy_iterator())
+            model = vocab_lib.train_sentencepiece(texts, config.vocab_size, lower_case=config.lower_case)
+            name = os.path.basename(vocab_lib.save_sentencepiece(directory, model))
+        origin = f"trained on the train split ({kind})"
+    tokenizer_lib.TokenizerConfig(kind=kind, vocab_file=name, lower_case=config.lower_case,
+                                  max_seq_length=config.max_seq_length).save(directory)
+    return tokenizer_lib.TextTokenizer.from_directory(directory), origin
+
+
+def _num_shards(config: PrepareConfig, count: int) -> int:
+    return config.num_shards or max(1, -(-count // 50_000))
+
+
+def prepare(config: PrepareConfig) -> PrepareResult:
+    """Runs the whole preparation; see the module docstring for the outputs.
+
+    Args:
+        config: What to read and how.
+
+    Returns:
+        A :class:`PrepareResult`.
+
+    Raises:
+        ConfigError: Inconsistent options.
+        DataError: Unreadable input, a bad row under ``fail``, or no usable example.
+        BadRowError: A bad row under the ``fail`` policy (``file:line: reason``).
+    """
+    started = time.time()
+    _check_config(config)
+    spec = task_spec(config)
+    sources = _sources(config, spec)
+    features = _features(spec)
+    eval_fraction = config.eval_percent / 100.0
+    with atomic_directory(config.output_dir, overwrite=config.overwrite) as work:
+        staging = os.path.join(work, ".staging")
+        builders = {"train": statistics.StatisticsBuilder(spec.task)}
+        builders["eval"] = statistics.StatisticsBuilder(spec.task, reference_keys=builders["train"].keys)
+        with contextlib.ExitStack() as stack:
+            bad_rows = stack.enter_context(BadRowHandler(config.bad_rows, os.path.join(work, "rejected.jsonl")))
+            # Stage one shard per split first: the final shard count depends on the row count.
+            writers = {s: stack.enter_context(tfrecords.ShardedWriter(staging, s, 1)) for s in splits.SPLITS}
+            for split, rows in sources:
+                name = getattr(rows, "path", None) or (config.tfds and f"tfds:{config.tfds}") or "input"
+                for item in _progress(rows, config.progress, os.path.basename(name)):
+                    if isinstance(item, Row):
+                        item = examples_lib.to_example(item, spec)
+                    if isinstance(item, RowProblem):
+                        bad_rows.handle(item)
+                        continue
+                    target = split or splits.assign_split(examples_lib.example_key(item), eval_fraction, config.split_salt)
+                    writers[target].write(item)
+                    builders[target].add(item)
+        counts = {s: builders[s].count for s in splits.SPLITS}
+        if counts["train"] == 0:
+            raise DataError(
+                f"no usable training example in {', '.join(config.inputs) or config.tfds} "
+                f"({bad_rows.count} rows rejected)"
+            )
+        examples_dir = os.path.join(work, EXAMPLES_DIR)
+        os.makedirs(examples_dir)
+        for split in splits.SPLITS:
+            if counts[split]:
+                _reshard(writers[split].paths[0], examples_dir, split, _num_shards(config, counts[split]))
+        shutil.rmtree(staging)
+
+        labels: tuple[str, ...] = ()
+        if spec.label_feature:
+            merged = builders["train"].labels + builders["eval"].labels
+            labels = spec.labels or labels_lib.infer_label_vocabulary(merged, spec.task)
+            labels_lib.save_labels(os.path.join(work, "labels.txt"), labels)
+
+        tokenizer, vocab_origin = _build_tokenizer(config, spec, work)
+        stats: dict[str, Any] = {}
+        for split in splits.SPLITS:
+            if not counts[split]:
+                continue
+            split_stats = builders[split].result()
+            dataset = tfrecords.read_tfrecords(tfrecords.split_files(examples_dir, split), features, batch_size=1024)
+            split_stats.update(statistics.token_statistics(tokenizer, dataset, spec.task, config.max_seq_length))
+            stats[split] = split_stats
+        stats["rejected"] = {"count": bad_rows.count, "by_reason": dict(sorted(bad_rows.by_reason.items()))}
+        atomic_write_json(os.path.join(work, "statistics.json"), stats)
+        schema = schema_lib.infer_schema(stats["train"], features, labels if spec.label_feature else None)
+        atomic_write_json(os.path.join(work, "schema.json"), schema)
+
+        anomalies: list[dict] = []
+        if config.validate_against:
+            anomalies = _validate(config, stats, features)
+            atomic_write_json(os.path.join(work, "anomalies.json"), {"schema": config.validate_against, "anomalies": anomalies})
+
+        result = PrepareResult(
+            output_dir=os.path.abspath(config.output_dir),
+            counts={s: n for s, n in counts.items() if n},
+            rejected=bad_rows.count,
+            labels=list(labels),
+            vocab_size=tokenizer.vocab_size,
+            statistics=stats,
+            anomalies=anomalies,
+            seconds=round(time.time() - started, 2),
+        )
+        summary = dataclasses.asdict(result)
+        del summary["statistics"]
+        summary.update(vocab=vocab_origin, task=spec.task, features=features, config=dataclasses.asdict(config))
+        atomic_write_json(os.path.join(work, "summary.json"), summary)
+    return result
+
+
+def _reshard(staged: str, examples_dir: str, split: str, num_shards: int) -> None:
+    """Copies a staged single-file split into ``num_shards`` round-robin shards."""
+    with tfrecords.ShardedWriter(examples_dir, split, num_shards) as writer:
+        for record in tf.data.TFRecordDataset(staged).as_numpy_iterator():
+            writer.write_serialized(record)
+
+
+def _validate(config: PrepareConfig, stats: dict, features: list[str]) -> list[dict]:
+    with open(config.validate_against, encoding="utf-8") as f:
+        try:
+            schema = json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{config.validate_against}:{e.lineno}: bad JSON in schema: {e.msg}") from None
+    thresholds = schema_lib.Thresholds(config.label_drift_threshold, config.length_drift_threshold)
+    found = []
+    for split in splits.SPLITS:
+        if split in stats:
+            for anomaly in schema_lib.validate(stats[split], schema, thresholds, features):
+                found.append({"split": split, **anomaly.to_json()})
+    for anomaly in schema_lib.rejected_anomalies(stats["rejected"]["by_reason"]):
+        found.append({"split": "all", **anomaly.to_json()})
+    return found

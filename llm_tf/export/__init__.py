@@ -1,0 +1,1 @@
+"""Export: SavedModel signatures, TFLite conversion and evaluation."""

@@ -1,0 +1,1 @@
+"""Text: vocabulary training and in-graph tokenizers built on tensorflow-text."""

@@ -1,0 +1,52 @@
+"""Packaging for llm-tf: the TensorFlow/Keras package for the whole life of a language model."""
+
+import pathlib
+
+import setuptools
+
+_HERE = pathlib.Path(__file__).parent
+
+# The stack is decided in DEVELOPERS.md: TF is pinned to 2.20 because
+# tf-models-official 2.20 requires it; every TF-family package follows it.
+INSTALL_REQUIRES = [
+    "tensorflow~=2.20.0",
+    "tensorflow-text~=2.20.0",
+    "keras-hub~=0.32.0",
+    "tf-models-official~=2.20.0",
+    "tensorflow-serving-api~=2.20.0",
+    "tensorflow-datasets>=4.9,<5",
+    "ai-edge-litert>=2.0,<3",
+    "sentencepiece>=0.2,<0.3",
+    "absl-py>=1.4",
+    "pyyaml>=6.0",
+    "tqdm>=4.66",
+    "numpy>=1.26",
+]
+
+EXTRAS_REQUIRE = {
+    "dev": [
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+    ],
+}
+
+CONSOLE_SCRIPTS = [
+    "llm_prepare=llm_tf.bin.prepare:run",
+]
+
+setuptools.setup(
+    name="llm-tf",
+    version="0.1.0",
+    description=(
+        "Prepare data, train, compress, export, serve and ship language models "
+        "with TensorFlow and Keras 3."
+    ),
+    long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=setuptools.find_packages(include=["llm_tf", "llm_tf.*"]),
+    package_data={"llm_tf": ["py.typed"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)
