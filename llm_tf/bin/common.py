@@ -20,9 +20,8 @@ def run_main(main: Callable[[list[str]], int | None]) -> None:
     program = os.path.basename(sys.argv[0]) or "llm_tf"
 
     def guarded(argv: list[str]) -> int | None:
-        extra = [a for a in argv[1:]]
-        if extra:
-            print(f"{program}: error: unexpected arguments: {' '.join(extra)}", file=sys.stderr)
+        if argv[1:]:
+            print(f"{program}: error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
             return 2
         try:
             return main(argv)

@@ -16,8 +16,9 @@ class BadRowHandler:
 
     Under ``fail`` the first problem raises :class:`BadRowError` (``file:line: reason``).
     Under ``skip`` each problem is appended to a JSON-lines reject file (file, line, reason,
-    raw record) and counted by reason. Use as a context manager so the reject file is
-    written atomically.
+    raw record) and counted by reason. Use as a context manager: the reject file is written
+    atomically, and a ``fail`` raised inside a tf.data pipeline (which TensorFlow wraps in an
+    ``OpError``) leaves the block as the original :class:`BadRowError`.
 
     Args:
         policy: ``fail`` or ``skip``.
@@ -39,6 +40,7 @@ class BadRowHandler:
         self.reject_path = reject_path
         self.count = 0
         self.by_reason: collections.Counter = collections.Counter()
+        self.failure: BadRowError | None = None
         self._file: IO[str] | None = None
         self._tmp_path = None
 
@@ -47,6 +49,10 @@ class BadRowHandler:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(commit=exc_type is None)
+        if self.failure is not None and exc is not None and exc is not self.failure:
+            # The failure was raised inside tf.data (from_generator), which wraps it in an
+            # OpError; give the caller the one-line BadRowError instead.
+            raise self.failure from None
 
     def handle(self, problem: RowProblem) -> None:
         """Fails on ``problem`` or records it, per the policy.
@@ -55,7 +61,8 @@ class BadRowHandler:
             BadRowError: Under ``fail``.
         """
         if self.policy == "fail":
-            raise BadRowError(problem, hint="use --bad_rows=skip to skip bad rows and write them to a file")
+            self.failure = BadRowError(problem, hint="use --bad_rows=skip to skip bad rows and write them to a file")
+            raise self.failure
         if self._file is None:
             self._tmp_path = f"{self.reject_path}.partial-{os.getpid()}"
             self._file = open(self._tmp_path, "w", encoding="utf-8")

@@ -35,6 +35,7 @@ from llm_tf.data import examples as examples_lib
 from llm_tf.data import labels as labels_lib
 from llm_tf.data import readers, schema as schema_lib, splits, statistics, tfds_source, tfrecords
 from llm_tf.data.bad_rows import BadRowHandler
+from llm_tf.data.datasets import iter_examples
 from llm_tf.data.rows import Row, RowProblem
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_directory, atomic_write_json
@@ -308,12 +309,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             writers = {s: stack.enter_context(tfrecords.ShardedWriter(staging, s, 1)) for s in splits.SPLITS}
             for split, rows in sources:
                 name = getattr(rows, "path", None) or (config.tfds and f"tfds:{config.tfds}") or "input"
-                for item in _progress(rows, config.progress, os.path.basename(name)):
-                    if isinstance(item, Row):
-                        item = examples_lib.to_example(item, spec)
-                    if isinstance(item, RowProblem):
-                        bad_rows.handle(item)
-                        continue
+                for item in iter_examples(_progress(rows, config.progress, os.path.basename(name)), spec, bad_rows):
                     target = split or splits.assign_split(examples_lib.example_key(item), eval_fraction, config.split_salt)
                     writers[target].write(item)
                     builders[target].add(item)

@@ -105,7 +105,7 @@ def _open_text(path: str, newline: str | None = None) -> io.TextIOBase:
     if path.endswith(".gz"):
         import gzip
 
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape", newline=newline)
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=newline)
     return open(path, encoding="utf-8-sig", errors="surrogateescape", newline=newline)
 
 
