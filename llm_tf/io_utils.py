@@ -12,6 +12,13 @@ from typing import Any, Iterator
 
 from llm_tf.errors import ConfigError
 
+# mkstemp/mkdtemp create private (0600/0700) paths; what we publish gets the modes a plain
+# open()/mkdir() would give under the process umask, so other users and containers can read it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Writes ``data`` to ``path`` atomically (temp file in the same directory, then rename).
@@ -27,6 +34,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -69,6 +77,7 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.partial-", dir=parent)
     try:
+        os.chmod(tmp, DIR_MODE)
         yield tmp
         if os.path.exists(path):
             trash = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
