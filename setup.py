@@ -32,6 +32,7 @@ EXTRAS_REQUIRE = {
 
 CONSOLE_SCRIPTS = [
     "llm_prepare=llm_tf.bin.prepare:run",
+    "llm_train=llm_tf.bin.train:run",
 ]
 
 setuptools.setup(

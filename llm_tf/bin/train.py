@@ -1,0 +1,59 @@
+"""llm_train: train and evaluate experiments, TF Model Garden style.
+
+Example:
+    llm_train --experiment=sentence_classification --mode=train_and_eval \\
+        --model_dir=runs/sst2_tiny --config_file=configs/sentence_classification/sst2_tiny.yaml \\
+        --params_override=task.data.prepared_dir=prepared/sst2,trainer.train_steps=2000
+"""
+
+import json
+import sys
+
+from absl import flags
+
+from llm_tf.bin.common import run_main
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("experiment", None, "Registered experiment name (e.g. sentence_classification).")
+flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval", "continuous_eval"], "What to run.")
+flags.DEFINE_string("model_dir", None, "Directory for checkpoints, metrics, summaries and params.yaml.")
+flags.DEFINE_multi_string("config_file", [], "YAML config file(s); repeatable, later files win.")
+flags.DEFINE_string("params_override", "", "Dotted overrides applied last: 'a.b=1,c.d=x' or a YAML/JSON string.")
+flags.DEFINE_enum("strategy", None, ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                  "Distribution strategy (overrides runtime.strategy). multi_worker_mirrored reads TF_CONFIG.")
+flags.DEFINE_integer("num_devices", None, "Devices for the strategy (overrides runtime.num_devices).")
+flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (overrides runtime.tpu).")
+flags.DEFINE_float("eval_timeout", 600, "continuous_eval: seconds to wait for a new checkpoint.")
+flags.mark_flags_as_required(["experiment", "model_dir"])
+
+
+def resolve_config():
+    """The experiment's defaults, then --config_file, --params_override, and the runtime flags."""
+    from llm_tf.training import configs, tasks
+
+    config = tasks.experiment_config(FLAGS.experiment)
+    configs.apply_overrides(config, FLAGS.config_file, FLAGS.params_override)
+    runtime = {k: getattr(FLAGS, k) for k in ("strategy", "num_devices", "tpu") if getattr(FLAGS, k) is not None}
+    if runtime:
+        configs.apply_overrides(config, [], {"runtime": runtime})
+    return config
+
+
+def main(argv) -> int:
+    """Resolves the config, runs the mode and prints the final metrics as one JSON line."""
+    from llm_tf.training import train_lib
+
+    metrics = train_lib.run_experiment(resolve_config(), FLAGS.mode, FLAGS.model_dir, FLAGS.eval_timeout)
+    print(json.dumps({"model_dir": FLAGS.model_dir, "mode": FLAGS.mode, **metrics}, sort_keys=True))
+    sys.stdout.flush()
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Models: encoders on keras-hub backbones and task heads."""

@@ -1,0 +1,1 @@
+"""Training: experiment configs, strategies, optimizers, tasks and the training loop."""

@@ -1,0 +1,96 @@
+"""Keras callbacks of the training loop: checkpoints, metrics files, throughput summaries."""
+
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from llm_tf.io_utils import atomic_write_json
+
+
+class CheckpointSaver(keras.callbacks.Callback):
+    """Saves the latest checkpoint after every loop, and the best one by an eval metric.
+
+    Args:
+        latest: Manager of the latest checkpoints (keeps N).
+        best: Manager of the best checkpoint (keeps 1), or None.
+        metric: Log key compared for "best" (e.g. ``val_accuracy``); higher is better.
+        best_file: JSON file holding the best value so far (survives restarts).
+        step: Variable with the global step (the optimizer's iterations).
+    """
+
+    def __init__(self, latest: tf.train.CheckpointManager, best: tf.train.CheckpointManager | None, metric: str,
+                 best_file: str, step):
+        super().__init__()
+        self.latest = latest
+        self.best = best
+        self.metric = metric
+        self.best_file = best_file
+        self.step = step
+        self.best_value = None
+        if os.path.isfile(best_file):
+            with open(best_file, encoding="utf-8") as f:
+                self.best_value = json.load(f)["value"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.step.numpy())
+        self.latest.save(checkpoint_number=step)
+        value = (logs or {}).get(self.metric)
+        if self.best is not None and value is not None and (self.best_value is None or value > self.best_value):
+            self.best_value = float(value)
+            path = self.best.save(checkpoint_number=step)
+            atomic_write_json(self.best_file, {"metric": self.metric, "value": self.best_value, "step": step, "checkpoint": path})
+
+
+class MetricsWriter(keras.callbacks.Callback):
+    """Writes ``metrics/step_<N>.json`` after every loop and ``metrics.json`` (the latest)."""
+
+    def __init__(self, model_dir: str, step):
+        super().__init__()
+        self.model_dir = model_dir
+        self.step = step
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_metrics(self.model_dir, int(self.step.numpy()), logs or {})
+
+
+def write_metrics(model_dir: str, step: int, logs: dict) -> dict:
+    """Writes one evaluation's metrics (atomically) and returns them."""
+    record = {"step": step, **{k: float(v) for k, v in logs.items()}}
+    os.makedirs(os.path.join(model_dir, "metrics"), exist_ok=True)
+    atomic_write_json(os.path.join(model_dir, "metrics", f"step_{step}.json"), record)
+    atomic_write_json(os.path.join(model_dir, "metrics.json"), record)
+    return record
+
+
+class ThroughputLogger(keras.callbacks.Callback):
+    """Logs examples/s, tokens/s and the learning rate to TensorBoard after every loop.
+
+    Tokens are the packed positions processed (batch x sequence length).
+    """
+
+    def __init__(self, log_dir: str, global_batch_size: int, seq_length: int, steps_per_loop: int, step):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
+        self.examples_per_loop = global_batch_size * steps_per_loop
+        self.seq_length = seq_length
+        self.step = step
+        self.started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        examples_per_s = self.examples_per_loop / seconds
+        if logs is not None:
+            logs["examples_per_s"] = examples_per_s
+            logs["tokens_per_s"] = examples_per_s * self.seq_length
+        step = int(self.step.numpy())
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("examples_per_s", examples_per_s)
+            tf.summary.scalar("tokens_per_s", examples_per_s * self.seq_length)
+            tf.summary.scalar("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        self.writer.flush()

@@ -1,0 +1,205 @@
+"""Experiment configs in TF Model Garden style: dataclasses on ``official.modeling.hyperparams``.
+
+An :class:`ExperimentConfig` is built from a registered experiment's defaults, then
+overridden by YAML files (``--config_file``, later wins) and ``--params_override`` (dotted
+keys, ``task.model.size=mini,trainer.train_steps=500``); the resolved config is written to
+``model_dir/params.yaml`` on every run.
+"""
+
+import dataclasses
+import difflib
+import os
+
+import yaml
+from official.modeling.hyperparams import base_config, params_dict
+
+from llm_tf.errors import ConfigError
+from llm_tf.io_utils import atomic_write_text
+
+#: Model sizes by name: (layers, hidden size, attention heads); the feed-forward size is 4x.
+MODEL_SIZES = {
+    "tiny": (2, 128, 2),
+    "mini": (4, 256, 4),
+    "small": (4, 512, 8),
+    "base": (12, 768, 12),
+}
+
+
+@dataclasses.dataclass
+class ModelConfig(base_config.Config):
+    """The encoder: a keras-hub BERT backbone of a named size (fields > 0 override the size)."""
+
+    size: str = "tiny"
+    num_layers: int = 0
+    hidden_dim: int = 0
+    num_heads: int = 0
+    intermediate_dim: int = 0
+    dropout: float = 0.1
+    max_sequence_length: int = 512
+
+    def dimensions(self) -> dict:
+        """Returns ``num_layers``, ``hidden_dim``, ``num_heads``, ``intermediate_dim``.
+
+        Raises:
+            ConfigError: Unknown size, or a hidden size the heads do not divide.
+        """
+        if self.size not in MODEL_SIZES:
+            raise ConfigError(f"unknown model size '{self.size}' (expected one of: {', '.join(MODEL_SIZES)})")
+        layers, hidden, heads = MODEL_SIZES[self.size]
+        dims = {
+            "num_layers": self.num_layers or layers,
+            "hidden_dim": self.hidden_dim or hidden,
+            "num_heads": self.num_heads or heads,
+        }
+        dims["intermediate_dim"] = self.intermediate_dim or 4 * dims["hidden_dim"]
+        if dims["hidden_dim"] % dims["num_heads"]:
+            raise ConfigError(f"hidden_dim {dims['hidden_dim']} is not divisible by num_heads {dims['num_heads']}")
+        return dims
+
+
+@dataclasses.dataclass
+class DataConfig(base_config.Config):
+    """Input: a directory written by ``llm_prepare`` and how to batch it."""
+
+    prepared_dir: str = ""
+    train_split: str = "train"
+    eval_split: str = "eval"
+    seq_length: int = 128
+    global_batch_size: int = 32
+    eval_batch_size: int = 64
+    shuffle_buffer: int = 10000
+    seed: int = 42
+
+
+@dataclasses.dataclass
+class OptimizerConfig(base_config.Config):
+    """AdamW with linear warm-up, then linear/polynomial decay, and global-norm clipping.
+
+    LayerNorm weights and biases are excluded from weight decay.
+    """
+
+    learning_rate: float = 1e-4
+    end_learning_rate: float = 0.0
+    warmup_fraction: float = 0.1
+    decay: str = "linear"
+    power: float = 1.0
+    weight_decay: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-6
+    clipnorm: float = 1.0
+
+
+@dataclasses.dataclass
+class TaskConfig(base_config.Config):
+    """What is learned: the model, the data and task-level loss settings."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    label_smoothing: float = 0.0
+    head_dropout: float = 0.1
+
+
+@dataclasses.dataclass
+class TrainerConfig(base_config.Config):
+    """How long to train, how often to evaluate and checkpoint."""
+
+    train_steps: int = 1000
+    steps_per_loop: int = 100
+    eval_steps: int = 0
+    max_to_keep: int = 3
+    best_metric: str = "accuracy"
+    early_stopping_patience: int = 0
+    jit_compile: bool = False
+    mixed_precision: str = ""
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+
+
+@dataclasses.dataclass
+class RuntimeConfig(base_config.Config):
+    """Where to run: the distribution strategy and its devices."""
+
+    strategy: str = "one_device"
+    num_devices: int = 1
+    tpu: str = ""
+    all_reduce_alg: str = ""
+
+
+@dataclasses.dataclass
+class ExperimentConfig(base_config.Config):
+    """A whole experiment: task, trainer and runtime."""
+
+    experiment: str = ""
+    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+
+def _keys(config: params_dict.ParamsDict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in config.as_dict().items():
+        keys.append(prefix + name)
+        sub = getattr(config, name)
+        if isinstance(sub, params_dict.ParamsDict):
+            keys.extend(_keys(sub, prefix + name + "."))
+    return keys
+
+
+def apply_overrides(config: ExperimentConfig, config_files: list[str], params_override: str | dict) -> ExperimentConfig:
+    """Applies YAML files (in order, later wins) then ``params_override`` to ``config``.
+
+    Args:
+        config: The experiment's defaults (modified in place and returned).
+        config_files: YAML files.
+        params_override: Dotted ``key=value`` pairs, comma separated, a YAML/JSON string, or a
+            nested dict.
+
+    Raises:
+        ConfigError: A missing or unreadable file, or an unknown key (the valid keys that
+            look closest are listed).
+    """
+    for path in config_files:
+        if not os.path.isfile(path):
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else path
+            raise ConfigError(f"{where}: bad YAML: {getattr(e, 'problem', e)}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+        _override(config, values, path)
+    if params_override:
+        _override(config, params_override, "--params_override" if isinstance(params_override, str) else "flags")
+    try:
+        config.validate()
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"invalid config: {e}") from None
+    return config
+
+
+def _override(config: ExperimentConfig, values, source: str) -> None:
+    try:
+        params_dict.override_params_dict(config, values, is_strict=True)
+    except KeyError as e:
+        key = str(e).strip("'\"")
+        bad = key.split("'")[1] if "'" in key else key
+        valid = _keys(config)
+        by_leaf: dict[str, list[str]] = {}
+        for full in valid:
+            by_leaf.setdefault(full.rsplit(".", 1)[-1], []).append(full)
+        close = [full for leaf in difflib.get_close_matches(bad, list(by_leaf), n=5, cutoff=0.6) for full in by_leaf[leaf]]
+        close = close or [k for k in valid if "." not in k]
+        raise ConfigError(f"{source}: unknown config key '{bad}' (did you mean: {', '.join(close)})") from None
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ConfigError(f"{source}: cannot apply override: {e}") from None
+
+
+def save_params(config: ExperimentConfig, model_dir: str) -> str:
+    """Writes the resolved config to ``model_dir/params.yaml`` atomically; returns the path."""
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, "params.yaml")
+    atomic_write_text(path, yaml.safe_dump(config.as_dict(), sort_keys=True, default_flow_style=False))
+    return path

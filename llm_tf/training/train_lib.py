@@ -1,0 +1,195 @@
+"""The training loop behind ``llm_train``: strategy scope, compile, fit, checkpoints, eval.
+
+Layout of ``model_dir``::
+
+    params.yaml              the resolved config of the last run
+    checkpoints/ckpt-<step>  latest checkpoints (trainer.max_to_keep)
+    best/ckpt-<step>         best checkpoint by trainer.best_metric on eval, best.json
+    metrics.json             the latest evaluation; metrics/step_<N>.json one per evaluation
+    logs/                    TensorBoard summaries (loss, metrics, learning rate, examples/s, tokens/s)
+
+A run restarted with the same command (after a crash or ``kill -9``) restores the latest
+checkpoint and goes on from its step, with the input pipeline at the same position.
+"""
+
+import math
+import os
+import sys
+import tempfile
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from llm_tf.errors import ConfigError, DataError
+from llm_tf.training import callbacks as callbacks_lib
+from llm_tf.training import configs, strategies, tasks
+from llm_tf.training.optimizers import build_optimizer
+
+MODES = ("train", "eval", "train_and_eval", "continuous_eval")
+
+
+def _check(config: configs.ExperimentConfig, mode: str) -> None:
+    trainer = config.trainer
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode '{mode}' (expected one of: {', '.join(MODES)})")
+    if trainer.train_steps < 1 or trainer.steps_per_loop < 1:
+        raise ConfigError("trainer.train_steps and trainer.steps_per_loop must be >= 1")
+    if trainer.train_steps % trainer.steps_per_loop:
+        raise ConfigError(
+            f"trainer.train_steps ({trainer.train_steps}) must be a multiple of trainer.steps_per_loop "
+            f"({trainer.steps_per_loop}): checkpoints and evaluations happen at loop ends"
+        )
+    if trainer.mixed_precision not in ("", "float32", "mixed_bfloat16", "mixed_float16"):
+        raise ConfigError(f"unknown mixed_precision '{trainer.mixed_precision}' (expected mixed_bfloat16, mixed_float16 or '')")
+
+
+class Trainer:
+    """Builds the task, model and optimizer in the strategy's scope, with checkpoint managers.
+
+    Args:
+        config: The resolved experiment config.
+        model_dir: Where checkpoints, metrics and summaries go.
+        strategy: The distribution strategy (see :func:`strategies.make_strategy`).
+    """
+
+    def __init__(self, config: configs.ExperimentConfig, model_dir: str, strategy: tf.distribute.Strategy):
+        self.config = config
+        self.model_dir = model_dir
+        self.strategy = strategy
+        trainer = config.trainer
+        keras.mixed_precision.set_global_policy(trainer.mixed_precision or "float32")
+        keras.utils.set_random_seed(config.task.data.seed)
+        with strategy.scope():
+            self.task = tasks.build_task(config)
+            self.model = self.task.build_model()
+            self.optimizer = build_optimizer(trainer.optimizer, trainer.train_steps)
+            self.model.compile(optimizer=self.optimizer, loss=self.task.loss(), metrics=self.task.metrics(),
+                               jit_compile=trainer.jit_compile)
+            self.optimizer.build(self.model.trainable_variables)
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        # Only the chief writes where users look; other workers write to a scratch directory.
+        self.is_chief = strategy.extended.should_checkpoint
+        root = model_dir if self.is_chief else tempfile.mkdtemp(prefix="llm_tf_worker_")
+        self.latest = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "checkpoints"),
+                                                 max_to_keep=trainer.max_to_keep, step_counter=self.optimizer.iterations)
+        self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "best"), max_to_keep=1,
+                                               step_counter=self.optimizer.iterations)
+        self.root = root
+
+    @property
+    def step(self) -> int:
+        """The global step (optimizer iterations)."""
+        return int(self.optimizer.iterations.numpy())
+
+    def restore(self, path: str | None = None) -> int:
+        """Restores ``path`` (default: the latest checkpoint) and returns its step; 0 if none."""
+        path = path or self.latest.latest_checkpoint
+        if not path:
+            return 0
+        self.checkpoint.restore(path).expect_partial()
+        logging.info("restored %s at step %d", path, self.step)
+        return self.step
+
+    def _eval_dataset(self):
+        data = self.config.task.data
+        try:
+            self.task.data.files(data.eval_split)
+        except DataError:
+            return None
+        return self.task.build_inputs(data.eval_split, training=False)
+
+    def train(self, evaluate: bool) -> dict:
+        """Trains to ``trainer.train_steps`` from the latest checkpoint; returns the last metrics."""
+        trainer = self.config.trainer
+        data = self.config.task.data
+        start = self.restore()
+        if start >= trainer.train_steps:
+            logging.info("already trained to step %d (train_steps=%d)", start, trainer.train_steps)
+            return self.evaluate() if evaluate else {"step": start}
+        eval_dataset = self._eval_dataset() if evaluate else None
+        callbacks = [
+            callbacks_lib.ThroughputLogger(os.path.join(self.root, "logs"), data.global_batch_size, data.seq_length,
+                                           trainer.steps_per_loop, self.optimizer.iterations),
+            callbacks_lib.CheckpointSaver(self.latest, self.best if eval_dataset is not None else None,
+                                          f"val_{trainer.best_metric}", os.path.join(self.root, "best", "best.json"),
+                                          self.optimizer.iterations),
+            keras.callbacks.TensorBoard(os.path.join(self.root, "logs"), write_graph=False),
+        ]
+        if self.is_chief:
+            callbacks.append(callbacks_lib.MetricsWriter(self.model_dir, self.optimizer.iterations))
+        if trainer.early_stopping_patience and eval_dataset is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor=f"val_{trainer.best_metric}", mode="max",
+                                                           patience=trainer.early_stopping_patience))
+        history = self.model.fit(
+            self.task.build_inputs(data.train_split, training=True, skip_batches=start),
+            epochs=trainer.train_steps // trainer.steps_per_loop,
+            initial_epoch=start // trainer.steps_per_loop,
+            steps_per_epoch=trainer.steps_per_loop,
+            validation_data=eval_dataset,
+            validation_steps=trainer.eval_steps or None,
+            callbacks=callbacks,
+            shuffle=False,  # the input pipeline shuffles, with the config's seed
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        last = {k: float(v[-1]) for k, v in history.history.items()}
+        return {"step": self.step, **last}
+
+    def evaluate(self) -> dict:
+        """Evaluates the current weights on the eval split and writes ``metrics.json``."""
+        dataset = self._eval_dataset()
+        if dataset is None:
+            raise DataError(f"{self.config.task.data.prepared_dir}: no '{self.config.task.data.eval_split}' split to evaluate")
+        results = self.model.evaluate(dataset, steps=self.config.trainer.eval_steps or None, return_dict=True,
+                                      verbose=1 if sys.stdout.isatty() else 2)
+        logs = {f"val_{k}": v for k, v in results.items()}
+        if self.is_chief:
+            return callbacks_lib.write_metrics(self.model_dir, self.step, logs)
+        return {"step": self.step, **logs}
+
+
+def run_experiment(config: configs.ExperimentConfig, mode: str, model_dir: str, eval_timeout: float = 600) -> dict:
+    """Runs an experiment in one of :data:`MODES`; returns the final metrics.
+
+    Args:
+        config: The resolved experiment config (see ``configs.apply_overrides``).
+        mode: ``train``, ``eval`` (latest checkpoint), ``train_and_eval`` or ``continuous_eval``
+            (evaluate each new checkpoint until the last step, or ``eval_timeout`` seconds
+            without a new one).
+        model_dir: Output directory (created).
+        eval_timeout: Seconds ``continuous_eval`` waits for a new checkpoint.
+
+    Raises:
+        ConfigError: Invalid config, mode or strategy.
+        DataError: Missing or unsuitable prepared data, or nothing to evaluate.
+    """
+    _check(config, mode)
+    runtime = config.runtime
+    strategy = strategies.make_strategy(runtime.strategy, runtime.num_devices, runtime.tpu, runtime.all_reduce_alg)
+    if strategy.extended.should_checkpoint:
+        configs.save_params(config, model_dir)
+    trainer = Trainer(config, model_dir, strategy)
+    if mode in ("train", "train_and_eval"):
+        return trainer.train(evaluate=mode == "train_and_eval")
+    if mode == "eval":
+        if not trainer.restore():
+            raise DataError(f"{model_dir}: no checkpoint to evaluate")
+        return trainer.evaluate()
+    result: dict = {}
+    for path in tf.train.checkpoints_iterator(os.path.join(model_dir, "checkpoints"), timeout=eval_timeout):
+        trainer.restore(path)
+        result = trainer.evaluate()
+        if trainer.step >= config.trainer.train_steps:
+            break
+    if not result:
+        raise DataError(f"{model_dir}: no checkpoint appeared within {eval_timeout:g}s")
+    return result
+
+
+def total_parameters(model: keras.Model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(math.prod(v.shape) for v in model.trainable_variables)
+    total = sum(math.prod(v.shape) for v in model.variables if "optimizer" not in v.path)
+    return int(trainable), int(total)
+
+

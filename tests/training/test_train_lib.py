@@ -1,0 +1,133 @@
+"""Tests for llm_tf/training/train_lib.py, in process and through the llm_train binary."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from llm_tf.errors import ConfigError, DataError
+from llm_tf.training import configs, strategies, tasks, train_lib
+from tests.training.conftest import FAST
+
+NO_DROPOUT = "task.model.dropout=0.0,task.head_dropout=0.0"
+
+
+def experiment(prepared, override):
+    config = tasks.experiment_config("sentence_classification")
+    return configs.apply_overrides(config, [], f"task.data.prepared_dir={prepared},{FAST},{override}")
+
+
+def llm_train(*args, **kwargs):
+    executable = shutil.which("llm_train") or os.path.join(os.path.dirname(sys.executable), "llm_train")
+    return subprocess.run([executable, *args], capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def test_loss_drops_and_outputs_are_written(tmp_path, prepared_sample):
+    config = experiment(prepared_sample, "trainer.train_steps=60,trainer.steps_per_loop=20,trainer.optimizer.learning_rate=0.001")
+    trainer = train_lib.Trainer(config, str(tmp_path), strategies.make_strategy())
+    before = trainer.evaluate()["val_loss"]
+    metrics = trainer.train(evaluate=True)
+    assert metrics["step"] == 60
+    assert metrics["val_loss"] < before - 0.05, (before, metrics)
+    assert sorted(os.listdir(tmp_path / "metrics")) == ["step_0.json", "step_20.json", "step_40.json", "step_60.json"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 60
+    assert {"ckpt-40.index", "ckpt-60.index"} <= set(os.listdir(tmp_path / "checkpoints"))
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert best["metric"] == "val_accuracy" and os.path.exists(best["checkpoint"] + ".index")
+    assert os.listdir(tmp_path / "logs" / "train")  # TensorBoard summaries
+
+
+def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, prepared_sample):
+    config = experiment(prepared_sample, f"{NO_DROPOUT},trainer.train_steps=40,trainer.steps_per_loop=10,trainer.max_to_keep=5")
+    whole = train_lib.run_experiment(config, "train_and_eval", str(tmp_path / "whole"))
+    # The same job, stopped right after its step-20 checkpoint: keep only that checkpoint.
+    checkpoints = tmp_path / "stopped" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in os.listdir(tmp_path / "whole" / "checkpoints"):
+        if name.startswith("ckpt-20."):
+            shutil.copy(tmp_path / "whole" / "checkpoints" / name, checkpoints / name)
+    (checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-20"\nall_model_checkpoint_paths: "ckpt-20"\n')
+    resumed = train_lib.run_experiment(config, "train_and_eval", str(tmp_path / "stopped"))
+    assert resumed["step"] == whole["step"] == 40
+    assert sorted(os.listdir(tmp_path / "stopped" / "metrics")) == ["step_30.json", "step_40.json"]
+    # Same weights, same optimizer state, same batches after the resume point: same numbers.
+    assert resumed["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-6)
+    assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+
+
+def test_eval_mode_needs_a_checkpoint_and_reads_the_latest(tmp_path, prepared_sample):
+    config = experiment(prepared_sample, "trainer.train_steps=10,trainer.steps_per_loop=10")
+    with pytest.raises(DataError, match="no checkpoint to evaluate"):
+        train_lib.run_experiment(config, "eval", str(tmp_path))
+    trained = train_lib.run_experiment(config, "train_and_eval", str(tmp_path))
+    evaluated = train_lib.run_experiment(config, "eval", str(tmp_path))
+    assert evaluated["step"] == 10
+    assert evaluated["val_loss"] == pytest.approx(trained["val_loss"], rel=1e-5)
+
+
+def test_loop_length_must_divide_train_steps(prepared_sample, tmp_path):
+    with pytest.raises(ConfigError, match="must be a multiple of trainer.steps_per_loop"):
+        train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=25,trainer.steps_per_loop=10"), "train", str(tmp_path))
+
+
+def test_kill_9_then_the_same_command_resumes(tmp_path, prepared_sample):
+    args = ["--experiment=sentence_classification", f"--model_dir={tmp_path}", "--mode=train",
+            f"--params_override=task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=300,trainer.steps_per_loop=10"]
+    executable = shutil.which("llm_train") or os.path.join(os.path.dirname(sys.executable), "llm_train")
+    process = subprocess.Popen([executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    checkpoints = tmp_path / "checkpoints"
+    while time.time() < deadline and not (checkpoints.is_dir() and any(n.startswith("ckpt-30.") for n in os.listdir(checkpoints))):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = max(int(n.split("-")[1].split(".")[0]) for n in os.listdir(checkpoints) if n.endswith(".index"))
+    assert 30 <= saved < 300
+    result = llm_train(*args)
+    assert result.returncode == 0, result.stderr
+    assert f"restored {checkpoints}/ckpt-{saved} at step {saved}" in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 300
+
+
+def test_mirrored_over_two_cpus_matches_one_device(tmp_path, prepared_sample):
+    override = f"task.data.prepared_dir={prepared_sample},{FAST},{NO_DROPOUT},trainer.train_steps=10,trainer.steps_per_loop=10"
+    results = {}
+    for strategy, devices in (("one_device", 1), ("mirrored", 2)):
+        run = llm_train("--experiment=sentence_classification", f"--model_dir={tmp_path / strategy}", f"--strategy={strategy}",
+                        f"--num_devices={devices}", f"--params_override={override}")
+        assert run.returncode == 0, run.stderr
+        results[strategy] = json.loads(run.stdout.strip().splitlines()[-1])
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert results["mirrored"][key] == pytest.approx(results["one_device"][key], rel=1e-4, abs=1e-5), key
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--experiment=ner"], "llm_train: error: unknown experiment 'ner' (valid: sentence_classification)"),
+        (["--experiment=sentence_classification", "--params_override=trainer.steps=1"],
+         "llm_train: error: --params_override: unknown config key 'steps'"),
+        (["--experiment=sentence_classification", "--strategy=tpu"], "llm_train: error: --strategy=tpu needs --tpu=ADDRESS"),
+        (["--experiment=sentence_classification"], "llm_train: error: no prepared data: set task.data.prepared_dir"),
+    ],
+)
+def test_binary_errors_are_one_line(tmp_path, args, message):
+    result = llm_train(*args, f"--model_dir={tmp_path}")
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.strip()] [-1].startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_params_yaml_is_written_and_reusable(tmp_path, prepared_sample):
+    result = llm_train("--experiment=sentence_classification", f"--model_dir={tmp_path}", "--mode=train",
+                       f"--params_override=task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=10,trainer.steps_per_loop=10")
+    assert result.returncode == 0, result.stderr
+    again = configs.apply_overrides(configs.ExperimentConfig(), [str(tmp_path / "params.yaml")], "")
+    assert again.experiment == "sentence_classification" and again.trainer.train_steps == 10
+    assert np.isfinite(json.loads(result.stdout.strip().splitlines()[-1])["loss"])
