@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets>=4.9,<5",
     "ai-edge-litert>=2.0,<3",
     "sentencepiece>=0.2,<0.3",
+    "seqeval>=1.2,<2",
     "absl-py>=1.4",
     "pyyaml>=6.0",
     "tqdm>=4.66",

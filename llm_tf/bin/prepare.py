@@ -80,7 +80,7 @@ def format_summary(result) -> str:
         tokens = stats.get("tokens", {})
         lines.append(
             f"  {split}: {count:,} examples; tokens/example p50 {tokens.get('p50', 0):g}, p95 {tokens.get('p95', 0):g}, "
-            f"max {tokens.get('max', 0)}; truncated {stats.get('truncated_fraction', 0):.1%}; "
+            f"max {tokens.get('max', 0)}; truncated {stats.get('truncated_fraction', 0):.2%}; "
             f"OOV {stats.get('oov_rate', 0):.2%}; duplicates {stats.get('duplicates', 0):,}"
         )
     rejected = result.statistics["rejected"]

@@ -62,4 +62,5 @@ def word_predictions(piece_predictions: tf.Tensor, first_piece_mask: tf.Tensor, 
         :data:`IGNORE_ID`.
     """
     kept = tf.ragged.boolean_mask(tf.cast(piece_predictions, tf.int32), first_piece_mask)
-    return kept.to_tensor(default_value=IGNORE_ID, shape=[None, num_words])
+    shape = tf.stack([tf.cast(kept.nrows(), tf.int64), tf.cast(num_words, tf.int64)])  # num_words may be a tensor
+    return kept.to_tensor(default_value=IGNORE_ID, shape=shape)

@@ -10,6 +10,24 @@ import tensorflow as tf
 from llm_tf.io_utils import atomic_write_json
 
 
+class ExtraEvaluation(keras.callbacks.Callback):
+    """Adds a task's extra metrics (e.g. entity F1) to the logs after each evaluation, as ``val_*``.
+
+    Must come before the callbacks that read the logs (checkpoint saver, metrics writer).
+
+    Args:
+        extra_eval: ``model -> dict`` of metric name to value.
+    """
+
+    def __init__(self, extra_eval):
+        super().__init__()
+        self.extra_eval = extra_eval
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "val_loss" in logs:
+            logs.update({f"val_{k}": v for k, v in self.extra_eval(self.model).items()})
+
+
 class CheckpointSaver(keras.callbacks.Callback):
     """Saves the latest checkpoint after every loop, and the best one by an eval metric.
 

@@ -1,20 +1,17 @@
-"""Tasks in TF Model Garden style: a config plus build_inputs/build_model/loss/metrics.
+"""The experiment registry and what tasks share.
 
-Experiments are registered by name; ``llm_train --experiment=NAME`` starts from the
-registered defaults. Only ``sentence_classification`` exists so far.
+A task, in TF Model Garden style, is a config plus ``build_model``, ``build_inputs``,
+``loss``, ``metrics`` and ``extra_eval`` (metrics Keras cannot compute batch by batch, such as
+entity F1). Experiments are registered by name with their default config and task class;
+``llm_train --experiment=NAME`` starts from those defaults.
 """
 
 from typing import Callable
 
-import keras
 import tensorflow as tf
 
-from llm_tf.data import tfrecords
-from llm_tf.errors import ConfigError, DataError
-from llm_tf.models.classifier import build_classifier
-from llm_tf.models.encoder import build_encoder
+from llm_tf.errors import ConfigError
 from llm_tf.training import configs
-from llm_tf.training.prepared import load_prepared
 
 _EXPERIMENTS: dict[str, tuple[Callable[[], configs.ExperimentConfig], type]] = {}
 
@@ -29,8 +26,14 @@ def register(name: str, task_class: type):
     return decorator
 
 
+def _load_builtin_experiments() -> None:
+    # Importing a task module registers its experiments.
+    from llm_tf.training import sentence_classification, token_classification  # noqa: F401
+
+
 def experiment_names() -> list[str]:
     """Names of the registered experiments."""
+    _load_builtin_experiments()
     return sorted(_EXPERIMENTS)
 
 
@@ -40,6 +43,7 @@ def experiment_config(name: str) -> configs.ExperimentConfig:
     Raises:
         ConfigError: Unknown name (the valid ones are listed).
     """
+    _load_builtin_experiments()
     if name not in _EXPERIMENTS:
         raise ConfigError(f"unknown experiment '{name}' (valid: {', '.join(experiment_names())})")
     config = _EXPERIMENTS[name][0]()
@@ -49,112 +53,42 @@ def experiment_config(name: str) -> configs.ExperimentConfig:
 
 def build_task(config: configs.ExperimentConfig):
     """Instantiates the task that runs ``config``."""
+    _load_builtin_experiments()
     return _EXPERIMENTS[config.experiment][1](config)
 
 
-class SentenceClassificationTask:
-    """Single-text or text-pair classification (SST-2, IMDB) from ``llm_prepare`` output.
-
-    Args:
-        config: The experiment config; ``task.data.prepared_dir`` must point at a directory
-            prepared for ``classification``.
-
-    Raises:
-        DataError: The prepared data is missing, of another task, or has fewer than 2 labels.
-    """
-
-    metric_name = "accuracy"
-
-    def __init__(self, config: configs.ExperimentConfig):
-        self.config = config
-        data = config.task.data
-        self.data = load_prepared(data.prepared_dir, data.seq_length)
-        if self.data.task != "classification":
-            raise DataError(f"{data.prepared_dir}: prepared for '{self.data.task}', not classification")
-        if len(self.data.labels) < 2:
-            raise DataError(f"{data.prepared_dir}: classification needs at least 2 labels, found {len(self.data.labels)}")
-        self.has_pair = "text_pair" in self.data.features
-
-    @property
-    def num_classes(self) -> int:
-        """Number of labels."""
-        return len(self.data.labels)
-
-    def build_model(self) -> keras.Model:
-        """Encoder sized by ``task.model`` plus a classification head."""
-        encoder = build_encoder(self.config.task.model, self.data.tokenizer.vocab_size)
-        return build_classifier(encoder, self.num_classes, self.config.task.head_dropout)
-
-    def build_inputs(self, split: str, training: bool, skip_batches: int = 0) -> tf.data.Dataset:
-        """Batches of (model inputs, label ids), tokenized in the graph.
-
-        Training data is shuffled with the config's seed and repeated; ``skip_batches`` moves
-        to the position a resumed run had reached, so the order is the same as without a stop.
-
-        Args:
-            split: ``train`` or ``eval`` (names from ``task.data``).
-            training: Shuffle, repeat and drop the last partial batch.
-            skip_batches: Batches to skip (resume).
-        """
-        data = self.config.task.data
-        batch_size = data.global_batch_size if training else data.eval_batch_size
-        tokenizer = self.data.tokenizer
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(self.data.labels), tf.range(self.num_classes, dtype=tf.int32)),
-            default_value=-1,
-        )
-        spec = tfrecords.feature_spec(["text", "label"] + (["text_pair"] if self.has_pair else []))
-        has_pair = self.has_pair
-
-        def transform(serialized):
-            parsed = tf.io.parse_example(serialized, spec)
-            inputs = tokenizer(parsed["text"], parsed["text_pair"] if has_pair else None, seq_length=data.seq_length)
-            inputs["padding_mask"] = tf.cast(inputs["padding_mask"], tf.int32)
-            return inputs, table.lookup(parsed["label"])
-
-        dataset = tf.data.TFRecordDataset(self.data.files(split))
-        if training:
-            # One seeded shuffle over the repeated stream: every iterator of this dataset yields the
-            # same sequence (Keras iterates it once to peek and again to train), so skipping
-            # ``skip_batches`` lands exactly where an interrupted run stopped. Epochs still differ
-            # in order because the shuffle buffer slides across epoch boundaries.
-            dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed, reshuffle_each_iteration=False)
-        dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-        count = self.data.count(split)
-        if not training and count:
-            # Known size: Keras shows a total and does not warn when the finite eval split ends.
-            # Eval is not auto-sharded (every worker scores the whole split), which also keeps
-            # the auto-shard rewrite from complaining about assert_cardinality.
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-            dataset = dataset.with_options(options)
-        if skip_batches:
-            dataset = dataset.skip(skip_batches)
-        return dataset.prefetch(tf.data.AUTOTUNE)
-
-    def loss(self) -> keras.losses.Loss:
-        """Cross-entropy on logits, with ``task.label_smoothing``."""
-        smoothing = self.config.task.label_smoothing
-        if not smoothing:
-            return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        num_classes = self.num_classes
-        categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
-
-        def smoothed(labels, logits):
-            return categorical(tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes), logits)
-
-        return smoothed
-
-    def metrics(self) -> list:
-        """Accuracy."""
-        return [keras.metrics.SparseCategoricalAccuracy(name=self.metric_name)]
-
-
-@register("sentence_classification", SentenceClassificationTask)
-def sentence_classification() -> configs.ExperimentConfig:
-    """Defaults for sentence classification: tiny encoder, seq 128, batch 32, lr 1e-4."""
-    return configs.ExperimentConfig(
-        task=configs.TaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=32)),
-        trainer=configs.TrainerConfig(train_steps=2000, steps_per_loop=200, best_metric="accuracy"),
+def label_table(labels: list[str]) -> tf.lookup.StaticHashTable:
+    """Label name -> id (-1 for a name outside the vocabulary)."""
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(labels), tf.range(len(labels), dtype=tf.int32)),
+        default_value=-1,
     )
+
+
+def finish_inputs(dataset: tf.data.Dataset, count: int, batch_size: int, training: bool, skip_batches: int) -> tf.data.Dataset:
+    """Eval: declare the size and turn auto-sharding off; train: skip to the resume position."""
+    if not training and count:
+        # Known size: Keras shows a total and does not warn when the finite eval split ends.
+        # Eval is not auto-sharded (every worker scores the whole split), which also keeps
+        # the auto-shard rewrite from complaining about assert_cardinality.
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def training_records(files: list[str], training: bool, data) -> tf.data.Dataset:
+    """Serialized examples; training data is repeated and shuffled once with the config's seed.
+
+    One seeded shuffle over the repeated stream means every iterator of the dataset yields the
+    same sequence (Keras iterates it once to peek and again to train), so skipping
+    ``skip_batches`` lands exactly where an interrupted run stopped. Epochs still differ in
+    order because the shuffle buffer slides across epoch boundaries.
+    """
+    dataset = tf.data.TFRecordDataset(files)
+    if training:
+        dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed, reshuffle_each_iteration=False)
+    return dataset

@@ -109,6 +109,7 @@ class Trainer:
             return self.evaluate() if evaluate else {"step": start}
         eval_dataset = self._eval_dataset() if evaluate else None
         callbacks = [
+            callbacks_lib.ExtraEvaluation(self.task.extra_eval),
             callbacks_lib.ThroughputLogger(os.path.join(self.root, "logs"), data.global_batch_size, data.seq_length,
                                            trainer.steps_per_loop, self.optimizer.iterations),
             callbacks_lib.CheckpointSaver(self.latest, self.best if eval_dataset is not None else None,
@@ -142,6 +143,7 @@ class Trainer:
             raise DataError(f"{self.config.task.data.prepared_dir}: no '{self.config.task.data.eval_split}' split to evaluate")
         results = self.model.evaluate(dataset, steps=self.config.trainer.eval_steps or None, return_dict=True,
                                       verbose=1 if sys.stdout.isatty() else 2)
+        results.update(self.task.extra_eval(self.model))
         logs = {f"val_{k}": v for k, v in results.items()}
         if self.is_chief:
             return callbacks_lib.write_metrics(self.model_dir, self.step, logs)

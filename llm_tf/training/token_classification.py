@@ -1,0 +1,149 @@
+"""The ``token_classification`` experiment: a tag per word (CoNLL-2003 NER).
+
+Words are split into sub-words in the input pipeline; each word's tag sits on its first
+sub-word and the others are ignored by the loss (:mod:`llm_tf.text.alignment`). Evaluation
+maps predictions back to words and scores entities with seqeval (``val_entity_f1``, the
+default metric for the best checkpoint), as CoNLL does.
+"""
+
+import keras
+import tensorflow as tf
+
+from llm_tf.data import tfrecords
+from llm_tf.errors import DataError
+from llm_tf.models.encoder import build_encoder
+from llm_tf.models.token_tagger import build_token_tagger
+from llm_tf.text.alignment import IGNORE_ID, pack_words, word_predictions
+from llm_tf.training import configs, tasks
+from llm_tf.training.prepared import load_prepared
+
+
+class MaskedAccuracy(keras.metrics.Metric):
+    """Accuracy over positions whose label is not :data:`IGNORE_ID` (first sub-words)."""
+
+    def __init__(self, name: str = "accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = keras.ops.cast(y_true, "int32")
+        mask = keras.ops.cast(y_true != IGNORE_ID, "float32")
+        hits = keras.ops.cast(keras.ops.cast(keras.ops.argmax(y_pred, axis=-1), "int32") == y_true, "float32")
+        self.correct.assign_add(keras.ops.sum(hits * mask))
+        self.total.assign_add(keras.ops.sum(mask))
+
+    def result(self):
+        return self.correct / keras.ops.maximum(self.total, 1.0)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+
+def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Entity-level precision, recall and F1 (seqeval, CoNLL rules) of word tag sequences."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    return {
+        "entity_precision": float(precision_score(gold, predicted, zero_division=0)),
+        "entity_recall": float(recall_score(gold, predicted, zero_division=0)),
+        "entity_f1": float(f1_score(gold, predicted, zero_division=0)),
+    }
+
+
+class TokenClassificationTask:
+    """Tags every word of a sentence, from ``llm_prepare --task=token_classification`` output.
+
+    Args:
+        config: The experiment config.
+
+    Raises:
+        DataError: The prepared data is missing or of another task.
+    """
+
+    metric_name = "accuracy"
+
+    def __init__(self, config: configs.ExperimentConfig):
+        self.config = config
+        data = config.task.data
+        self.data = load_prepared(data.prepared_dir, data.seq_length)
+        if self.data.task != "token_classification":
+            raise DataError(f"{data.prepared_dir}: prepared for '{self.data.task}', not token_classification")
+        self.tags = self.data.labels
+
+    def build_model(self) -> keras.Model:
+        """Encoder sized by ``task.model`` plus a per-token head."""
+        encoder = build_encoder(self.config.task.model, self.data.tokenizer.vocab_size)
+        return build_token_tagger(encoder, len(self.tags), self.config.task.head_dropout)
+
+    def _pack(self, parsed: dict, table) -> dict:
+        tag_ids = parsed["tags"].with_flat_values(table.lookup(parsed["tags"].flat_values))
+        packed = pack_words(self.data.tokenizer, parsed["tokens"], tag_ids, self.config.task.data.seq_length)
+        packed["padding_mask"] = tf.cast(packed["padding_mask"], tf.int32)
+        return packed
+
+    def build_inputs(self, split: str, training: bool, skip_batches: int = 0) -> tf.data.Dataset:
+        """Batches of (model inputs, sub-word label ids with -1 where not scored)."""
+        data = self.config.task.data
+        batch_size = data.global_batch_size if training else data.eval_batch_size
+        table = tasks.label_table(self.tags)
+        spec = tfrecords.feature_spec(["tokens", "tags"])
+
+        def transform(serialized):
+            packed = self._pack(tf.io.parse_example(serialized, spec), table)
+            features = {k: packed[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+            return features, packed["label_ids"]
+
+        dataset = tasks.training_records(self.data.files(split), training, data)
+        dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+        return tasks.finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+
+    def loss(self) -> keras.losses.Loss:
+        """Cross-entropy averaged over first sub-words (others carry -1 and are ignored)."""
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_ID)
+
+    def metrics(self) -> list:
+        """Tag accuracy over scored positions."""
+        return [MaskedAccuracy(name=self.metric_name)]
+
+    def extra_eval(self, model: keras.Model) -> dict:
+        """Entity precision/recall/F1 over the eval split, at word level (seqeval).
+
+        Words cut off by ``seq_length`` count as predicted ``O``, so truncation costs recall
+        instead of hiding entities.
+        """
+        data = self.config.task.data
+        table = tasks.label_table(self.tags)
+        spec = tfrecords.feature_spec(["tokens", "tags"])
+        dataset = tf.data.TFRecordDataset(self.data.files(data.eval_split)).batch(data.eval_batch_size)
+        outside = self.tags.index("O") if "O" in self.tags else 0
+        gold, predicted = [], []
+
+        @tf.function
+        def predict(serialized):
+            parsed = tf.io.parse_example(serialized, spec)
+            packed = self._pack(parsed, table)
+            features = {k: packed[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+            logits = model(features, training=False)
+            num_words = tf.cast(tf.reduce_max(parsed["tokens"].row_lengths()), tf.int32)
+            words = word_predictions(tf.argmax(logits, axis=-1), packed["first_piece_mask"], num_words)
+            return words, parsed["tags"]
+
+        for words, tags in dataset.map(predict):
+            for row, sentence_tags in zip(words.numpy(), tags.to_list()):
+                gold.append([t.decode("utf-8") for t in sentence_tags])
+                ids = [int(i) if i != IGNORE_ID else outside for i in row[: len(sentence_tags)]]
+                predicted.append([self.tags[i] for i in ids])
+        return entity_scores(gold, predicted)
+
+
+@tasks.register("token_classification", TokenClassificationTask)
+def token_classification() -> configs.ExperimentConfig:
+    """Defaults for NER: tiny encoder, seq 128, batch 32, best checkpoint by entity F1."""
+    return configs.ExperimentConfig(
+        task=configs.TaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=32)),
+        trainer=configs.TrainerConfig(train_steps=2000, steps_per_loop=200, best_metric="entity_f1"),
+    )
+
+
