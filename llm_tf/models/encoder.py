@@ -2,6 +2,9 @@
 
 import keras_hub
 
+#: Layer name of the encoder inside every task model (used to export and load its weights).
+ENCODER_NAME = "encoder"
+
 
 def build_encoder(model_config, vocabulary_size: int) -> keras_hub.models.BertBackbone:
     """Builds a randomly initialised BERT encoder.
@@ -28,4 +31,5 @@ def build_encoder(model_config, vocabulary_size: int) -> keras_hub.models.BertBa
         intermediate_dim=dims["intermediate_dim"],
         dropout=model_config.dropout,
         max_sequence_length=model_config.max_sequence_length,
+        name=ENCODER_NAME,
     )

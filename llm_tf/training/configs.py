@@ -92,12 +92,20 @@ class OptimizerConfig(base_config.Config):
 
 @dataclasses.dataclass
 class TaskConfig(base_config.Config):
-    """What is learned: the model, the data and task-level loss settings."""
+    """What is learned: the model, the data and task-level settings.
+
+    ``init_checkpoint`` starts the encoder from an earlier run (its ``model_dir``, or the
+    ``encoder.weights.h5`` in it), e.g. our own ``mlm_pretrain``. ``mask_rate`` and
+    ``max_predictions_per_seq`` apply to masked-LM pre-training.
+    """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    init_checkpoint: str = ""
     label_smoothing: float = 0.0
     head_dropout: float = 0.1
+    mask_rate: float = 0.15
+    max_predictions_per_seq: int = 20
 
 
 @dataclasses.dataclass

@@ -15,30 +15,8 @@ from llm_tf.models.encoder import build_encoder
 from llm_tf.models.token_tagger import build_token_tagger
 from llm_tf.text.alignment import IGNORE_ID, pack_words, word_predictions
 from llm_tf.training import configs, tasks
+from llm_tf.training.metrics import MaskedAccuracy
 from llm_tf.training.prepared import load_prepared
-
-
-class MaskedAccuracy(keras.metrics.Metric):
-    """Accuracy over positions whose label is not :data:`IGNORE_ID` (first sub-words)."""
-
-    def __init__(self, name: str = "accuracy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = keras.ops.cast(y_true, "int32")
-        mask = keras.ops.cast(y_true != IGNORE_ID, "float32")
-        hits = keras.ops.cast(keras.ops.cast(keras.ops.argmax(y_pred, axis=-1), "int32") == y_true, "float32")
-        self.correct.assign_add(keras.ops.sum(hits * mask))
-        self.total.assign_add(keras.ops.sum(mask))
-
-    def result(self):
-        return self.correct / keras.ops.maximum(self.total, 1.0)
-
-    def reset_state(self):
-        self.correct.assign(0.0)
-        self.total.assign(0.0)
 
 
 def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:

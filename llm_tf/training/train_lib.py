@@ -6,6 +6,7 @@ Layout of ``model_dir``::
     checkpoints/ckpt-<step>  latest checkpoints (trainer.max_to_keep)
     best/ckpt-<step>         best checkpoint by trainer.best_metric on eval, best.json
     metrics.json             the latest evaluation; metrics/step_<N>.json one per evaluation
+    encoder.weights.h5       the encoder after training, for another run's task.init_checkpoint
     logs/                    TensorBoard summaries (loss, metrics, learning rate, examples/s, tokens/s)
 
 A run restarted with the same command (after a crash or ``kill -9``) restores the latest
@@ -23,7 +24,7 @@ from absl import logging
 
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.training import callbacks as callbacks_lib
-from llm_tf.training import configs, strategies, tasks
+from llm_tf.training import configs, encoder_weights, strategies, tasks
 from llm_tf.training.optimizers import build_optimizer
 
 MODES = ("train", "eval", "train_and_eval", "continuous_eval")
@@ -76,6 +77,11 @@ class Trainer:
         self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "best"), max_to_keep=1,
                                                step_counter=self.optimizer.iterations)
         self.root = root
+        self.initialized_from = None
+        if config.task.init_checkpoint and not self.latest.latest_checkpoint:
+            # A fresh run starts its encoder from the given checkpoint; a resumed one from its own.
+            self.initialized_from = encoder_weights.load_init_checkpoint(self.model, config.task.init_checkpoint)
+            logging.info("encoder initialised from %s", self.initialized_from)
 
     @property
     def step(self) -> int:
@@ -133,6 +139,8 @@ class Trainer:
             shuffle=False,  # the input pipeline shuffles, with the config's seed
             verbose=1 if sys.stdout.isatty() else 2,
         )
+        if self.is_chief:
+            encoder_weights.export_encoder(self.model, self.model_dir)
         last = {k: float(v[-1]) for k, v in history.history.items()}
         return {"step": self.step, **last}
 

@@ -9,7 +9,8 @@ from llm_tf.data.prepare import PrepareConfig, prepare
 from llm_tf.errors import DataError
 from llm_tf.text.alignment import IGNORE_ID
 from llm_tf.training import configs, strategies, tasks, train_lib
-from llm_tf.training.token_classification import MaskedAccuracy, entity_scores
+from llm_tf.training.metrics import MaskedAccuracy
+from llm_tf.training.token_classification import entity_scores
 from tests.conftest import REPO
 
 CONLL = REPO / "samples" / "conll_sample"
