@@ -25,7 +25,8 @@ flags.DEFINE_enum("format", "auto", ["auto", "tsv", "csv", "jsonl", "text", "con
 flags.DEFINE_enum("text_mode", "line", ["line", "document"], "Plain text: one example a line, or blank-line separated documents.")
 flags.DEFINE_list("column_names", [], "Column names for TSV/CSV without a header, or for CoNLL columns.")
 flags.DEFINE_enum("task", "classification", ["classification", "token_classification", "text"], "What the examples are for.")
-flags.DEFINE_string("text_field", "text", "Field holding the text.")
+flags.DEFINE_string("text_field", "text", "Field holding the text; a comma list gives alternatives (each file uses the "
+                    "first it has). With --task=text, CoNLL files contribute their sentences.")
 flags.DEFINE_string("text_pair_field", "", "Field holding the second text of a pair (sentence-pair tasks).")
 flags.DEFINE_string("label_field", "label", "Field holding the class label.")
 flags.DEFINE_string("tokens_field", "tokens", "Token classification: field holding the words.")

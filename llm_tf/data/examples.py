@@ -22,7 +22,8 @@ class TaskSpec:
 
     Attributes:
         task: One of :data:`TASKS`.
-        text_field: Source field holding the text (classification, text).
+        text_field: Source field holding the text (classification, text); a comma list gives
+            alternatives, of which each file uses the first it has.
         text_pair_field: Source field holding the second text of a pair, or None.
         label_field: Source field holding the label (classification).
         tokens_field: Source field holding the words (token classification).
@@ -52,13 +53,19 @@ class TaskSpec:
             raise DataError("--min_text_chars and --max_text_chars must be >= 0")
 
     @property
+    def text_fields(self) -> tuple[str, ...]:
+        """Alternatives for the text field (``--text_field=sentence,review``): each file uses the
+        first one it has, so one corpus can mix files whose text lives in different columns."""
+        return tuple(name.strip() for name in self.text_field.split(",") if name.strip())
+
+    @property
     def source_fields(self) -> tuple[str, ...]:
-        """The source fields this task reads."""
+        """The source fields this task reads (besides the text, checked by ``check_columns``)."""
         if self.task == "token_classification":
             return (self.tokens_field, self.tags_field)
         if self.task == "text":
-            return (self.text_field,)
-        return tuple(f for f in (self.text_field, self.text_pair_field, self.label_field) if f)
+            return ()
+        return tuple(f for f in (self.text_pair_field, self.label_field) if f)
 
     @property
     def has_pair(self) -> bool:
@@ -80,6 +87,9 @@ class TaskSpec:
         if columns is None:
             return
         missing = [f for f in self.source_fields if f not in columns]
+        if self.task != "token_classification" and not any(f in columns for f in self.text_fields):
+            if not (self.task == "text" and self.tokens_field in columns):  # CoNLL words as text
+                missing.insert(0, "' or '".join(self.text_fields))
         if missing:
             raise DataError(
                 f"{source}: missing column '{missing[0]}' (columns: {', '.join(columns)}; "
@@ -101,7 +111,10 @@ def to_example(row: Row, spec: TaskSpec) -> dict[str, Any] | RowProblem:
     if spec.task == "token_classification":
         return _token_example(row, spec)
     example: dict[str, Any] = {}
-    names = [("text", spec.text_field)]
+    text_field = next((f for f in spec.text_fields if f in fields), spec.text_fields[0])
+    if spec.task == "text" and text_field not in fields and isinstance(fields.get(spec.tokens_field), list):
+        fields = {**fields, text_field: " ".join(fields[spec.tokens_field])}  # a CoNLL sentence as text
+    names = [("text", text_field)]
     if spec.has_pair:
         names.append(("text_pair", spec.text_pair_field))
     for feature, field in names:

@@ -69,3 +69,14 @@ def test_example_key():
     assert example_key({"text": "a", "label": "1"}) == "a"
     assert example_key({"text": "a", "text_pair": "b"}) == "a\tb"
     assert example_key({"tokens": ["a", "b"], "tags": ["O", "O"]}) == "a b"
+
+
+def test_text_field_alternatives_and_conll_sentences_as_text():
+    spec = TaskSpec(task="text", text_field="sentence,review", label_field=None)
+    assert to_example(row(review="a long review"), spec) == {"text": "a long review"}
+    assert to_example(row(sentence="short one", review="ignored"), spec) == {"text": "short one"}
+    assert to_example(row(tokens=["EU", "rejects", "it"], tags=["B-ORG", "O", "O"]), spec) == {"text": "EU rejects it"}
+    spec.check_columns("a.csv", ("review", "sentiment"))
+    spec.check_columns("ner.txt", ("tokens", "pos", "chunk", "tags"))
+    with pytest.raises(DataError, match="missing column 'sentence' or 'review'"):
+        spec.check_columns("b.tsv", ("text", "label"))
