@@ -1,4 +1,4 @@
-"""Metrics shared by tasks."""
+"""Losses and metrics shared by tasks whose labels mark unscored positions with -1."""
 
 import keras
 
@@ -29,3 +29,8 @@ class MaskedAccuracy(keras.metrics.Metric):
     def reset_state(self):
         self.correct.assign(0.0)
         self.total.assign(0.0)
+
+
+def masked_loss() -> keras.losses.Loss:
+    """Cross-entropy on logits averaged over positions whose label is not :data:`IGNORE_ID`."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_ID)

@@ -18,11 +18,10 @@ from llm_tf.models.encoder import build_encoder
 from llm_tf.models.masked_lm import build_masked_lm
 from llm_tf.text.alignment import IGNORE_ID
 from llm_tf.training import configs, tasks
-from llm_tf.training.metrics import MaskedAccuracy
-from llm_tf.training.prepared import load_prepared
+from llm_tf.training.metrics import MaskedAccuracy, masked_loss
 
 
-class MaskedLMTask:
+class MaskedLMTask(tasks.Task):
     """Masked-LM pre-training over a prepared data set's text.
 
     Args:
@@ -33,16 +32,13 @@ class MaskedLMTask:
         DataError: The prepared data is missing.
     """
 
-    metric_name = "accuracy"
-
     def __init__(self, config: configs.ExperimentConfig):
-        self.config = config
         task = config.task
         if not 0 < task.mask_rate < 1:
             raise ConfigError(f"task.mask_rate must be in (0, 1), got {task.mask_rate}")
         if task.max_predictions_per_seq < 1:
             raise ConfigError(f"task.max_predictions_per_seq must be >= 1, got {task.max_predictions_per_seq}")
-        self.data = load_prepared(task.data.prepared_dir, task.data.seq_length)
+        super().__init__(config)
         self.text_features = [f for f in ("text", "text_pair", "tokens") if f in self.data.features]
 
     def build_model(self) -> keras.Model:
@@ -53,7 +49,6 @@ class MaskedLMTask:
         """Batches of (inputs with ``mask_positions``, original ids at those positions, -1 padded)."""
         task = self.config.task
         data = task.data
-        batch_size = data.global_batch_size if training else data.eval_batch_size
         tokenizer = self.data.tokenizer
         spec = tfrecords.feature_spec(self.text_features)
         selector = tft.RandomItemSelector(
@@ -82,21 +77,15 @@ class MaskedLMTask:
             labels = tf.cast(originals.to_tensor(default_value=IGNORE_ID, shape=[None, predictions]), tf.int32)
             return features, labels
 
-        dataset = tasks.training_records(self.data.files(split), training, data)
-        dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-        return tasks.finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+        return self.batched_inputs(split, training, skip_batches, transform)
 
     def loss(self) -> keras.losses.Loss:
         """Cross-entropy averaged over the masked positions (padding predictions carry -1)."""
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_ID)
+        return masked_loss()
 
     def metrics(self) -> list:
         """Masked-token accuracy."""
         return [MaskedAccuracy(name=self.metric_name)]
-
-    def extra_eval(self, model: keras.Model) -> dict:
-        """None beyond loss and accuracy."""
-        return {}
 
 
 @tasks.register("mlm_pretrain", MaskedLMTask)

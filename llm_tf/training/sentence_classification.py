@@ -8,10 +8,9 @@ from llm_tf.errors import DataError
 from llm_tf.models.classifier import build_classifier
 from llm_tf.models.encoder import build_encoder
 from llm_tf.training import configs, tasks
-from llm_tf.training.prepared import load_prepared
 
 
-class SentenceClassificationTask:
+class SentenceClassificationTask(tasks.Task):
     """Single-text or text-pair classification (SST-2, IMDB) from ``llm_prepare`` output.
 
     Args:
@@ -22,14 +21,11 @@ class SentenceClassificationTask:
         DataError: The prepared data is missing, of another task, or has fewer than 2 labels.
     """
 
-    metric_name = "accuracy"
+    prepared_for = "classification"
 
     def __init__(self, config: configs.ExperimentConfig):
-        self.config = config
+        super().__init__(config)
         data = config.task.data
-        self.data = load_prepared(data.prepared_dir, data.seq_length)
-        if self.data.task != "classification":
-            raise DataError(f"{data.prepared_dir}: prepared for '{self.data.task}', not classification")
         if len(self.data.labels) < 2:
             raise DataError(f"{data.prepared_dir}: classification needs at least 2 labels, found {len(self.data.labels)}")
         self.has_pair = "text_pair" in self.data.features
@@ -55,8 +51,7 @@ class SentenceClassificationTask:
             training: Shuffle, repeat and drop the last partial batch.
             skip_batches: Batches to skip (resume).
         """
-        data = self.config.task.data
-        batch_size = data.global_batch_size if training else data.eval_batch_size
+        seq_length = self.config.task.data.seq_length
         tokenizer = self.data.tokenizer
         table = tasks.label_table(self.data.labels)
         spec = tfrecords.feature_spec(["text", "label"] + (["text_pair"] if self.has_pair else []))
@@ -64,13 +59,11 @@ class SentenceClassificationTask:
 
         def transform(serialized):
             parsed = tf.io.parse_example(serialized, spec)
-            inputs = tokenizer(parsed["text"], parsed["text_pair"] if has_pair else None, seq_length=data.seq_length)
+            inputs = tokenizer(parsed["text"], parsed["text_pair"] if has_pair else None, seq_length=seq_length)
             inputs["padding_mask"] = tf.cast(inputs["padding_mask"], tf.int32)
             return inputs, table.lookup(parsed["label"])
 
-        dataset = tasks.training_records(self.data.files(split), training, data)
-        dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-        return tasks.finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+        return self.batched_inputs(split, training, skip_batches, transform)
 
     def loss(self) -> keras.losses.Loss:
         """Cross-entropy on logits, with ``task.label_smoothing``."""
@@ -88,10 +81,6 @@ class SentenceClassificationTask:
     def metrics(self) -> list:
         """Accuracy."""
         return [keras.metrics.SparseCategoricalAccuracy(name=self.metric_name)]
-
-    def extra_eval(self, model: keras.Model) -> dict:
-        """Metrics beyond Keras's (none for classification)."""
-        return {}
 
 
 @tasks.register("sentence_classification", SentenceClassificationTask)

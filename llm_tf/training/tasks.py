@@ -10,8 +10,9 @@ from typing import Callable
 
 import tensorflow as tf
 
-from llm_tf.errors import ConfigError
+from llm_tf.errors import ConfigError, DataError
 from llm_tf.training import configs
+from llm_tf.training.prepared import load_prepared
 
 _EXPERIMENTS: dict[str, tuple[Callable[[], configs.ExperimentConfig], type]] = {}
 
@@ -65,7 +66,7 @@ def label_table(labels: list[str]) -> tf.lookup.StaticHashTable:
     )
 
 
-def finish_inputs(dataset: tf.data.Dataset, count: int, batch_size: int, training: bool, skip_batches: int) -> tf.data.Dataset:
+def _finish_inputs(dataset: tf.data.Dataset, count: int, batch_size: int, training: bool, skip_batches: int) -> tf.data.Dataset:
     """Eval: declare the size and turn auto-sharding off; train: skip to the resume position."""
     if not training and count:
         # Known size: Keras shows a total and does not warn when the finite eval split ends.
@@ -80,7 +81,7 @@ def finish_inputs(dataset: tf.data.Dataset, count: int, batch_size: int, trainin
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def training_records(files: list[str], training: bool, data) -> tf.data.Dataset:
+def _training_records(files: list[str], training: bool, data) -> tf.data.Dataset:
     """Serialized examples; training data is repeated and shuffled once with the config's seed.
 
     One seeded shuffle over the repeated stream means every iterator of the dataset yields the
@@ -92,3 +93,46 @@ def training_records(files: list[str], training: bool, data) -> tf.data.Dataset:
     if training:
         dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed, reshuffle_each_iteration=False)
     return dataset
+
+
+class Task:
+    """Base of the tasks: the config, the prepared data, and the input pipeline's common part.
+
+    Subclasses set ``prepared_for`` (the ``llm_prepare`` task they read, or None for any) and
+    implement ``build_model``, ``loss``, ``metrics`` and a per-batch ``transform`` used by
+    :meth:`batched_inputs`.
+
+    Args:
+        config: The experiment config.
+
+    Raises:
+        DataError: The prepared data is missing or was prepared for another task.
+    """
+
+    prepared_for: str | None = None
+    metric_name = "accuracy"
+
+    def __init__(self, config: configs.ExperimentConfig):
+        self.config = config
+        data = config.task.data
+        self.data = load_prepared(data.prepared_dir, data.seq_length)
+        if self.prepared_for and self.data.task != self.prepared_for:
+            raise DataError(f"{data.prepared_dir}: prepared for '{self.data.task}', not {self.prepared_for}")
+
+    def batched_inputs(self, split: str, training: bool, skip_batches: int, transform) -> tf.data.Dataset:
+        """Serialized records of ``split`` -> batches -> ``transform`` -> ready for Keras.
+
+        Training data is repeated and shuffled once with the config's seed (see
+        :func:`_training_records`) and skips ``skip_batches`` on resume; eval data declares
+        its size.
+        """
+        data = self.config.task.data
+        batch_size = data.global_batch_size if training else data.eval_batch_size
+        dataset = _training_records(self.data.files(split), training, data)
+        dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+        return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+
+    def extra_eval(self, model) -> dict:
+        """Metrics beyond Keras's, computed over the eval split (none by default)."""
+        return {}
+

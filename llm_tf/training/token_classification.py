@@ -10,13 +10,11 @@ import keras
 import tensorflow as tf
 
 from llm_tf.data import tfrecords
-from llm_tf.errors import DataError
 from llm_tf.models.encoder import build_encoder
 from llm_tf.models.token_tagger import build_token_tagger
 from llm_tf.text.alignment import IGNORE_ID, pack_words, word_predictions
 from llm_tf.training import configs, tasks
-from llm_tf.training.metrics import MaskedAccuracy
-from llm_tf.training.prepared import load_prepared
+from llm_tf.training.metrics import MaskedAccuracy, masked_loss
 
 
 def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
@@ -30,7 +28,7 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     }
 
 
-class TokenClassificationTask:
+class TokenClassificationTask(tasks.Task):
     """Tags every word of a sentence, from ``llm_prepare --task=token_classification`` output.
 
     Args:
@@ -40,14 +38,10 @@ class TokenClassificationTask:
         DataError: The prepared data is missing or of another task.
     """
 
-    metric_name = "accuracy"
+    prepared_for = "token_classification"
 
     def __init__(self, config: configs.ExperimentConfig):
-        self.config = config
-        data = config.task.data
-        self.data = load_prepared(data.prepared_dir, data.seq_length)
-        if self.data.task != "token_classification":
-            raise DataError(f"{data.prepared_dir}: prepared for '{self.data.task}', not token_classification")
+        super().__init__(config)
         self.tags = self.data.labels
 
     def build_model(self) -> keras.Model:
@@ -63,8 +57,6 @@ class TokenClassificationTask:
 
     def build_inputs(self, split: str, training: bool, skip_batches: int = 0) -> tf.data.Dataset:
         """Batches of (model inputs, sub-word label ids with -1 where not scored)."""
-        data = self.config.task.data
-        batch_size = data.global_batch_size if training else data.eval_batch_size
         table = tasks.label_table(self.tags)
         spec = tfrecords.feature_spec(["tokens", "tags"])
 
@@ -73,13 +65,11 @@ class TokenClassificationTask:
             features = {k: packed[k] for k in ("token_ids", "segment_ids", "padding_mask")}
             return features, packed["label_ids"]
 
-        dataset = tasks.training_records(self.data.files(split), training, data)
-        dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-        return tasks.finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+        return self.batched_inputs(split, training, skip_batches, transform)
 
     def loss(self) -> keras.losses.Loss:
         """Cross-entropy averaged over first sub-words (others carry -1 and are ignored)."""
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_ID)
+        return masked_loss()
 
     def metrics(self) -> list:
         """Tag accuracy over scored positions."""
