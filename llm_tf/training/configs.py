@@ -96,7 +96,9 @@ class TaskConfig(base_config.Config):
 
     ``init_checkpoint`` starts the encoder from an earlier run (its ``model_dir``, or the
     ``encoder.weights.h5`` in it), e.g. our own ``mlm_pretrain``. ``mask_rate`` and
-    ``max_predictions_per_seq`` apply to masked-LM pre-training.
+    ``max_predictions_per_seq`` apply to masked-LM pre-training. ``lora_rank`` > 0 freezes
+    the encoder and trains LoRA factors (scaled by ``lora_alpha / lora_rank``; 0 means 1) on
+    the ``lora_targets`` projections, plus the task head.
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -106,6 +108,9 @@ class TaskConfig(base_config.Config):
     head_dropout: float = 0.1
     mask_rate: float = 0.15
     max_predictions_per_seq: int = 20
+    lora_rank: int = 0
+    lora_alpha: float = 0.0
+    lora_targets: list[str] = dataclasses.field(default_factory=lambda: ["query", "value"])
 
 
 @dataclasses.dataclass

@@ -22,6 +22,8 @@ class SentenceClassificationTask(tasks.Task):
     """
 
     prepared_for = "classification"
+    #: Encoder layers that belong to the classification head (trainable under LoRA).
+    head_layers_in_encoder = ("pooled_dense",)
 
     def __init__(self, config: configs.ExperimentConfig):
         super().__init__(config)

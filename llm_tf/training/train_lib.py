@@ -24,6 +24,8 @@ from absl import logging
 
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.training import callbacks as callbacks_lib
+from llm_tf.models.encoder import ENCODER_NAME
+from llm_tf.models.lora import apply_lora
 from llm_tf.training import configs, encoder_weights, strategies, tasks
 from llm_tf.training.optimizers import build_optimizer
 
@@ -61,27 +63,35 @@ class Trainer:
         trainer = config.trainer
         keras.mixed_precision.set_global_policy(trainer.mixed_precision or "float32")
         keras.utils.set_random_seed(config.task.data.seed)
+        # Only the chief writes where users look; other workers write to a scratch directory.
+        self.is_chief = strategy.extended.should_checkpoint
+        root = model_dir if self.is_chief else tempfile.mkdtemp(prefix="llm_tf_worker_")
+        self.root = root
+        resuming = tf.train.latest_checkpoint(os.path.join(root, "checkpoints")) is not None
+        self.initialized_from = None
         with strategy.scope():
             self.task = tasks.build_task(config)
             self.model = self.task.build_model()
+            if config.task.init_checkpoint and not resuming:
+                # A fresh run starts its encoder from the given checkpoint; a resumed one from its own.
+                self.initialized_from = encoder_weights.load_init_checkpoint(self.model, config.task.init_checkpoint)
+                logging.info("encoder initialised from %s", self.initialized_from)
+            if config.task.lora_rank:
+                layers = apply_lora(self.model.get_layer(ENCODER_NAME), config.task.lora_rank, config.task.lora_alpha,
+                                    config.task.lora_targets, getattr(self.task, "head_layers_in_encoder", ()))
+                logging.info("LoRA rank %d on %d layers", config.task.lora_rank, layers)
+            self.trainable_params, self.total_params = parameter_counts(self.model)
+            logging.info("parameters: %s trainable of %s (%.2f%%)", f"{self.trainable_params:,}",
+                         f"{self.total_params:,}", 100 * self.trainable_params / self.total_params)
             self.optimizer = build_optimizer(trainer.optimizer, trainer.train_steps)
             self.model.compile(optimizer=self.optimizer, loss=self.task.loss(), metrics=self.task.metrics(),
                                jit_compile=trainer.jit_compile)
             self.optimizer.build(self.model.trainable_variables)
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
-        # Only the chief writes where users look; other workers write to a scratch directory.
-        self.is_chief = strategy.extended.should_checkpoint
-        root = model_dir if self.is_chief else tempfile.mkdtemp(prefix="llm_tf_worker_")
         self.latest = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "checkpoints"),
                                                  max_to_keep=trainer.max_to_keep, step_counter=self.optimizer.iterations)
         self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "best"), max_to_keep=1,
                                                step_counter=self.optimizer.iterations)
-        self.root = root
-        self.initialized_from = None
-        if config.task.init_checkpoint and not self.latest.latest_checkpoint:
-            # A fresh run starts its encoder from the given checkpoint; a resumed one from its own.
-            self.initialized_from = encoder_weights.load_init_checkpoint(self.model, config.task.init_checkpoint)
-            logging.info("encoder initialised from %s", self.initialized_from)
 
     @property
     def step(self) -> int:
@@ -142,7 +152,12 @@ class Trainer:
         if self.is_chief:
             encoder_weights.export_encoder(self.model, self.model_dir)
         last = {k: float(v[-1]) for k, v in history.history.items()}
-        return {"step": self.step, **last}
+        return {"step": self.step, **last, **self.parameter_report()}
+
+    def parameter_report(self) -> dict:
+        """Trainable and total parameter counts, and the trainable share."""
+        return {"trainable_params": self.trainable_params, "total_params": self.total_params,
+                "trainable_fraction": self.trainable_params / self.total_params}
 
     def evaluate(self) -> dict:
         """Evaluates the current weights on the eval split and writes ``metrics.json``."""
@@ -196,10 +211,10 @@ def run_experiment(config: configs.ExperimentConfig, mode: str, model_dir: str, 
     return result
 
 
-def total_parameters(model: keras.Model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(math.prod(v.shape) for v in model.trainable_variables)
-    total = sum(math.prod(v.shape) for v in model.variables if "optimizer" not in v.path)
+def parameter_counts(model: keras.Model) -> tuple[int, int]:
+    """(trainable, total) parameter counts of a model (LoRA factors included in both)."""
+    trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
+    total = sum(math.prod(v.shape) for v in model.weights)
     return int(trainable), int(total)
 
 

@@ -131,3 +131,23 @@ def test_params_yaml_is_written_and_reusable(tmp_path, prepared_sample):
     again = configs.apply_overrides(configs.ExperimentConfig(), [str(tmp_path / "params.yaml")], "")
     assert again.experiment == "sentence_classification" and again.trainer.train_steps == 10
     assert np.isfinite(json.loads(result.stdout.strip().splitlines()[-1])["loss"])
+
+
+def test_lora_trains_only_factors_and_head_and_exports_merged_weights(tmp_path, prepared_sample):
+    from llm_tf.models.encoder import build_encoder
+
+    config = experiment(prepared_sample, "task.lora_rank=4,task.lora_alpha=8,trainer.train_steps=20,trainer.steps_per_loop=10,"
+                                         "trainer.optimizer.learning_rate=0.003")
+    trainer = train_lib.Trainer(config, str(tmp_path), strategies.make_strategy())
+    encoder = trainer.model.get_layer("encoder")
+    frozen = {v.path: v.numpy().copy() for v in encoder.weights if "lora" not in v.path and not v.path.startswith("pooled_dense")}
+    result = trainer.train(evaluate=False)
+    assert all(np.array_equal(frozen[v.path], v.numpy()) for v in encoder.weights if v.path in frozen)
+    assert result["trainable_params"] < result["total_params"]
+    assert result["trainable_fraction"] == pytest.approx(result["trainable_params"] / result["total_params"])
+    # The exported encoder holds merged kernels: a plain encoder loaded from it computes the same.
+    plain = build_encoder(config.task.model, trainer.task.data.tokenizer.vocab_size)
+    plain.load_weights(str(tmp_path / "encoder.weights.h5"))
+    features = next(iter(trainer.task.build_inputs("eval", training=False)))[0]
+    np.testing.assert_allclose(plain(features)["sequence_output"].numpy(), encoder(features)["sequence_output"].numpy(),
+                               rtol=1e-4, atol=1e-4)
