@@ -59,7 +59,13 @@ class ModelConfig(base_config.Config):
 
 @dataclasses.dataclass
 class DataConfig(base_config.Config):
-    """Input: a directory written by ``llm_prepare`` and how to batch it."""
+    """Input: a directory written by ``llm_prepare`` and how to batch it.
+
+    ``bucketing`` groups training examples of similar length into batches and cuts every batch
+    (train and eval) to the smallest bucket boundary that holds its longest example, instead
+    of padding all to ``seq_length``; ``bucket_boundaries`` default to
+    8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384 (those below ``seq_length``).
+    """
 
     prepared_dir: str = ""
     train_split: str = "train"
@@ -69,6 +75,8 @@ class DataConfig(base_config.Config):
     eval_batch_size: int = 64
     shuffle_buffer: int = 10000
     seed: int = 42
+    bucketing: bool = False
+    bucket_boundaries: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

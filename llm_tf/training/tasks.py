@@ -6,6 +6,7 @@ entity F1). Experiments are registered by name with their default config and tas
 ``llm_train --experiment=NAME`` starts from those defaults.
 """
 
+import functools
 from typing import Callable
 
 import tensorflow as tf
@@ -81,6 +82,36 @@ def _finish_inputs(dataset: tf.data.Dataset, count: int, batch_size: int, traini
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+DEFAULT_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
+
+
+def bucket_boundaries(seq_length: int, given: list[int] | None = None) -> list[int]:
+    """Sorted bucket lengths below ``seq_length`` (``seq_length`` itself is the last bucket).
+
+    Raises:
+        ConfigError: A given boundary is not a positive integer below ``seq_length``.
+    """
+    if given:
+        bad = [b for b in given if not 0 < b < seq_length]
+        if bad:
+            raise ConfigError(f"task.data.bucket_boundaries must lie in (0, seq_length={seq_length}), got {bad}")
+        return sorted(set(given))
+    return [b for b in DEFAULT_BUCKETS if b < seq_length]
+
+
+def _cut_to_bucket(features: dict, labels, boundaries: list[int], per_token_labels: bool):
+    """Cuts a padded batch to the smallest boundary (or full length) holding its longest example."""
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1))
+    full = tf.shape(features["token_ids"])[1]
+    candidates = tf.constant(boundaries + [2**30], tf.int32)
+    length = tf.minimum(candidates[tf.argmax(tf.cast(candidates >= longest, tf.int32))], full)
+    sequence_keys = ("token_ids", "segment_ids", "padding_mask")
+    features = {k: (v[:, :length] if k in sequence_keys else v) for k, v in features.items()}
+    if per_token_labels:
+        labels = labels[:, :length]
+    return features, labels
+
+
 def _training_records(files: list[str], training: bool, data) -> tf.data.Dataset:
     """Serialized examples; training data is repeated and shuffled once with the config's seed.
 
@@ -119,17 +150,38 @@ class Task:
         if self.prepared_for and self.data.task != self.prepared_for:
             raise DataError(f"{data.prepared_dir}: prepared for '{self.data.task}', not {self.prepared_for}")
 
+    #: Whether labels have one entry per sequence position (cut with the inputs by bucketing).
+    per_token_labels = False
+
     def batched_inputs(self, split: str, training: bool, skip_batches: int, transform) -> tf.data.Dataset:
         """Serialized records of ``split`` -> batches -> ``transform`` -> ready for Keras.
 
         Training data is repeated and shuffled once with the config's seed (see
         :func:`_training_records`) and skips ``skip_batches`` on resume; eval data declares
-        its size.
+        its size. With ``task.data.bucketing``, training batches group similar lengths and
+        every batch is cut to its bucket boundary (all deterministic, so resume still lands on
+        the same batches).
         """
         data = self.config.task.data
         batch_size = data.global_batch_size if training else data.eval_batch_size
         dataset = _training_records(self.data.files(split), training, data)
-        dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+        if not data.bucketing:
+            dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+            return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+        boundaries = bucket_boundaries(data.seq_length, data.bucket_boundaries)
+        cut = functools.partial(_cut_to_bucket, boundaries=boundaries, per_token_labels=self.per_token_labels)
+        if training:
+            # Tokenize in chunks, then regroup single examples into batches of similar length.
+            dataset = dataset.batch(1024).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+            dataset = dataset.bucket_by_sequence_length(
+                lambda features, labels: tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32)),
+                bucket_boundaries=[b + 1 for b in boundaries],
+                bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+                drop_remainder=True,
+            )
+        else:
+            dataset = dataset.batch(batch_size).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE)
         return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
 
     def extra_eval(self, model) -> dict:

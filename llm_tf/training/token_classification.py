@@ -39,6 +39,7 @@ class TokenClassificationTask(tasks.Task):
     """
 
     prepared_for = "token_classification"
+    per_token_labels = True
 
     def __init__(self, config: configs.ExperimentConfig):
         super().__init__(config)

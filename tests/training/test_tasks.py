@@ -16,3 +16,10 @@ def test_registered_experiments_and_their_defaults():
 def test_unknown_experiment_lists_valid_ones():
     with pytest.raises(ConfigError, match="unknown experiment 'ner' \\(valid: mlm_pretrain, sentence_classification, token_classification\\)"):
         tasks.experiment_config("ner")
+
+
+def test_bucket_boundaries():
+    assert tasks.bucket_boundaries(64) == [8, 16, 24, 32, 48]
+    assert tasks.bucket_boundaries(64, [40, 10, 40]) == [10, 40]
+    with pytest.raises(ConfigError, match="bucket_boundaries must lie in"):
+        tasks.bucket_boundaries(32, [16, 32])
