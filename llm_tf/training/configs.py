@@ -83,7 +83,10 @@ class DataConfig(base_config.Config):
 class OptimizerConfig(base_config.Config):
     """AdamW with linear warm-up, then linear/polynomial decay, and global-norm clipping.
 
-    LayerNorm weights and biases are excluded from weight decay.
+    LayerNorm weights and biases are excluded from weight decay. With
+    ``gradient_accumulation_steps`` = k > 1 the weights change every k steps, with the mean
+    gradient of k batches (an effective batch k times larger); ``trainer.train_steps`` still
+    counts batches.
     """
 
     learning_rate: float = 1e-4
@@ -96,6 +99,7 @@ class OptimizerConfig(base_config.Config):
     beta_2: float = 0.999
     epsilon: float = 1e-6
     clipnorm: float = 1.0
+    gradient_accumulation_steps: int = 1
 
 
 @dataclasses.dataclass

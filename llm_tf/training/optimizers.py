@@ -101,6 +101,8 @@ def build_optimizer(config, train_steps: int) -> keras.optimizers.AdamW:
         raise ConfigError(f"warmup_fraction must be in [0, 1), got {config.warmup_fraction}")
     if config.learning_rate <= 0:
         raise ConfigError(f"learning_rate must be > 0, got {config.learning_rate}")
+    if config.gradient_accumulation_steps < 1:
+        raise ConfigError(f"gradient_accumulation_steps must be >= 1, got {config.gradient_accumulation_steps}")
     schedule = WarmupDecay(
         peak=config.learning_rate,
         total_steps=train_steps,
@@ -116,6 +118,16 @@ def build_optimizer(config, train_steps: int) -> keras.optimizers.AdamW:
         beta_2=config.beta_2,
         epsilon=config.epsilon,
         global_clipnorm=config.clipnorm or None,
+        gradient_accumulation_steps=config.gradient_accumulation_steps if config.gradient_accumulation_steps > 1 else None,
     )
     optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
     return optimizer
+
+
+def global_step(optimizer: keras.optimizers.Optimizer):
+    """The variable counting training batches (micro-batches under gradient accumulation).
+
+    Keras's public ``optimizer.iterations`` counts weight updates when gradients accumulate;
+    checkpoints, metrics and the resume position count batches, which is this variable.
+    """
+    return optimizer._iterations

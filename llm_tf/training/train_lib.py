@@ -27,7 +27,7 @@ from llm_tf.training import callbacks as callbacks_lib
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.lora import apply_lora
 from llm_tf.training import configs, encoder_weights, strategies, tasks
-from llm_tf.training.optimizers import build_optimizer
+from llm_tf.training.optimizers import build_optimizer, global_step
 
 MODES = ("train", "eval", "train_and_eval", "continuous_eval")
 
@@ -84,19 +84,20 @@ class Trainer:
             logging.info("parameters: %s trainable of %s (%.2f%%)", f"{self.trainable_params:,}",
                          f"{self.total_params:,}", 100 * self.trainable_params / self.total_params)
             self.optimizer = build_optimizer(trainer.optimizer, trainer.train_steps)
+            self.global_step = global_step(self.optimizer)
             self.model.compile(optimizer=self.optimizer, loss=self.task.loss(), metrics=self.task.metrics(),
                                jit_compile=trainer.jit_compile)
             self.optimizer.build(self.model.trainable_variables)
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.latest = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "checkpoints"),
-                                                 max_to_keep=trainer.max_to_keep, step_counter=self.optimizer.iterations)
+                                                 max_to_keep=trainer.max_to_keep, step_counter=self.global_step)
         self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "best"), max_to_keep=1,
-                                               step_counter=self.optimizer.iterations)
+                                               step_counter=self.global_step)
 
     @property
     def step(self) -> int:
-        """The global step (optimizer iterations)."""
-        return int(self.optimizer.iterations.numpy())
+        """The global step: training batches so far."""
+        return int(self.global_step.numpy())
 
     def restore(self, path: str | None = None) -> int:
         """Restores ``path`` (default: the latest checkpoint) and returns its step; 0 if none."""
@@ -127,14 +128,14 @@ class Trainer:
         callbacks = [
             callbacks_lib.ExtraEvaluation(self.task.extra_eval),
             callbacks_lib.ThroughputLogger(os.path.join(self.root, "logs"), data.global_batch_size, data.seq_length,
-                                           trainer.steps_per_loop, self.optimizer.iterations),
+                                           trainer.steps_per_loop, self.global_step),
             callbacks_lib.CheckpointSaver(self.latest, self.best if eval_dataset is not None else None,
                                           f"val_{trainer.best_metric}", os.path.join(self.root, "best", "best.json"),
-                                          self.optimizer.iterations),
+                                          self.global_step),
             keras.callbacks.TensorBoard(os.path.join(self.root, "logs"), write_graph=False),
         ]
         if self.is_chief:
-            callbacks.append(callbacks_lib.MetricsWriter(self.model_dir, self.optimizer.iterations))
+            callbacks.append(callbacks_lib.MetricsWriter(self.model_dir, self.global_step))
         if trainer.early_stopping_patience and eval_dataset is not None:
             callbacks.append(keras.callbacks.EarlyStopping(monitor=f"val_{trainer.best_metric}", mode="max",
                                                            patience=trainer.early_stopping_patience))
