@@ -127,7 +127,10 @@ class TaskConfig(base_config.Config):
 
 @dataclasses.dataclass
 class TrainerConfig(base_config.Config):
-    """How long to train, how often to evaluate and checkpoint."""
+    """How long to train, how often to evaluate and checkpoint, and training techniques.
+
+    ``fgm_epsilon`` > 0 adds FGM adversarial training on the token embeddings.
+    """
 
     train_steps: int = 1000
     steps_per_loop: int = 100
@@ -137,6 +140,7 @@ class TrainerConfig(base_config.Config):
     early_stopping_patience: int = 0
     jit_compile: bool = False
     mixed_precision: str = ""
+    fgm_epsilon: float = 0.0
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
 
 

@@ -27,6 +27,7 @@ from llm_tf.training import callbacks as callbacks_lib
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.lora import apply_lora
 from llm_tf.training import configs, encoder_weights, strategies, tasks
+from llm_tf.training.adversarial import FGMModel
 from llm_tf.training.optimizers import build_optimizer, global_step
 
 MODES = ("train", "eval", "train_and_eval", "continuous_eval")
@@ -80,6 +81,11 @@ class Trainer:
                 layers = apply_lora(self.model.get_layer(ENCODER_NAME), config.task.lora_rank, config.task.lora_alpha,
                                     config.task.lora_targets, getattr(self.task, "head_layers_in_encoder", ()))
                 logging.info("LoRA rank %d on %d layers", config.task.lora_rank, layers)
+            if trainer.fgm_epsilon:
+                if trainer.fgm_epsilon < 0:
+                    raise ConfigError(f"trainer.fgm_epsilon must be >= 0, got {trainer.fgm_epsilon}")
+                self.model = FGMModel(self.model.input, self.model.output, trainer.fgm_epsilon, name=self.model.name)
+                self.model._embedding_index()  # fails now, not mid-training, when the embedding is frozen
             self.trainable_params, self.total_params = parameter_counts(self.model)
             logging.info("parameters: %s trainable of %s (%.2f%%)", f"{self.trainable_params:,}",
                          f"{self.total_params:,}", 100 * self.trainable_params / self.total_params)
