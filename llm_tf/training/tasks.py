@@ -123,6 +123,11 @@ def _training_records(files: list[str], training: bool, data) -> tf.data.Dataset
     dataset = tf.data.TFRecordDataset(files)
     if training:
         dataset = dataset.repeat().shuffle(data.shuffle_buffer, seed=data.seed, reshuffle_each_iteration=False)
+        # Multi-worker: shard by data, not files. AUTO picks file sharding for TFRecords and fails
+        # when a split has fewer shards than there are workers (e.g. SST-2's single shard).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
     return dataset
 
 
