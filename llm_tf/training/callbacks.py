@@ -86,7 +86,8 @@ def write_metrics(model_dir: str, step: int, logs: dict) -> dict:
 class ThroughputLogger(keras.callbacks.Callback):
     """Logs examples/s, tokens/s and the learning rate to TensorBoard after every loop.
 
-    Tokens are the packed positions processed (batch x sequence length).
+    ``tokens_per_s`` is examples/s times ``seq_length``: the positions of full-length batches.
+    With ``task.data.bucketing`` batches are shorter, so it is an upper bound there.
     """
 
     def __init__(self, log_dir: str, global_batch_size: int, seq_length: int, steps_per_loop: int, step):

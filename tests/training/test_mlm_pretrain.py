@@ -29,9 +29,24 @@ def test_dynamic_masking(prepared_sample):
     chosen = ids[rows, positions[scored]]
     assert (chosen == tokenizer.mask_id).mean() > 0.5  # 80% [MASK], 10% random, 10% kept
     assert not np.isin(labels[scored], [tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id]).any()
-    # Masking is drawn anew each pass.
-    again = next(iter(task.build_inputs("eval", training=False)))[0]["mask_positions"].numpy()
-    assert not np.array_equal(again, positions)
+
+
+def test_masks_are_drawn_anew_when_a_sentence_comes_back(prepared_sample):
+    import keras
+
+    keras.utils.set_random_seed(7)  # the outcome must not depend on the global seed state
+    task = tasks.build_task(experiment("mlm_pretrain", prepared_sample, "task.max_predictions_per_seq=5"))
+    masks_by_sentence: dict[tuple, set] = {}
+    for features, labels in task.build_inputs("train", training=True).take(12):  # 192 rows: about 3 epochs of 60
+        ids = features["token_ids"].numpy().copy()
+        positions, labels = features["mask_positions"].numpy(), labels.numpy()
+        for row in range(ids.shape[0]):
+            scored = labels[row] != IGNORE_ID
+            ids[row, positions[row][scored]] = labels[row][scored]  # undo the masking
+            key = tuple(ids[row][features["padding_mask"].numpy()[row] == 1])
+            masks_by_sentence.setdefault(key, set()).add(tuple(sorted(positions[row][scored])))
+    assert len(masks_by_sentence) <= 60  # unmasking gave back the 60 training sentences
+    assert sum(len(masks) > 1 for masks in masks_by_sentence.values()) >= 10  # returning sentences got new masks
 
 
 def test_pretrain_then_fine_tune_from_its_encoder(tmp_path, prepared_sample):
