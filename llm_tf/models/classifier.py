@@ -2,6 +2,8 @@
 
 import keras
 
+from llm_tf.models.heads import logits_layer
+
 
 def build_classifier(encoder: keras.Model, num_classes: int, dropout: float = 0.1) -> keras.Model:
     """Puts a classification head on an encoder.
@@ -15,12 +17,5 @@ def build_classifier(encoder: keras.Model, num_classes: int, dropout: float = 0.
         A functional model from the encoder's inputs to float32 ``logits`` [batch, num_classes].
     """
     inputs = encoder.input
-    pooled = encoder(inputs)["pooled_output"]
-    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-    logits = keras.layers.Dense(
-        num_classes,
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-        dtype="float32",
-        name="logits",
-    )(pooled)
+    logits = logits_layer(encoder(inputs)["pooled_output"], num_classes, dropout)
     return keras.Model(inputs, logits, name="classifier")

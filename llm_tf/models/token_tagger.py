@@ -2,6 +2,8 @@
 
 import keras
 
+from llm_tf.models.heads import logits_layer
+
 
 def build_token_tagger(encoder: keras.Model, num_tags: int, dropout: float = 0.1) -> keras.Model:
     """Puts a per-token tagging head on an encoder.
@@ -19,12 +21,5 @@ def build_token_tagger(encoder: keras.Model, num_tags: int, dropout: float = 0.1
     # without a gradient.
     encoder.get_layer("pooled_dense").trainable = False
     inputs = encoder.input
-    sequence = encoder(inputs)["sequence_output"]
-    sequence = keras.layers.Dropout(dropout, name="head_dropout")(sequence)
-    logits = keras.layers.Dense(
-        num_tags,
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-        dtype="float32",
-        name="logits",
-    )(sequence)
+    logits = logits_layer(encoder(inputs)["sequence_output"], num_tags, dropout)
     return keras.Model(inputs, logits, name="token_tagger")
