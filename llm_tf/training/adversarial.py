@@ -66,7 +66,10 @@ class FGMModel(keras.Model):
         r = fgm_perturbation(gradients[index], self.fgm_epsilon)
         with tf.GradientTape() as tape:
             values = [w.value + r if i == index else w.value for i, w in enumerate(weights)]
-            adversarial_pred, _ = self.stateless_call(values, [w.value for w in self.non_trainable_weights], x, training=True)
+            # non_trainable_variables, not _weights: it also holds the dropout seed-generator states.
+            # Their advanced values are not written back: the next clean pass draws new masks anyway.
+            state = [v.value for v in self.non_trainable_variables]
+            adversarial_pred, _ = self.stateless_call(values, state, x, training=True)
             adversarial_loss = self._compute_loss(x=x, y=y, y_pred=adversarial_pred, sample_weight=sample_weight, training=True)
             adversarial_scaled = self.optimizer.scale_loss(adversarial_loss)
         adversarial_gradients = tape.gradient(adversarial_scaled, weights)

@@ -44,3 +44,11 @@ def test_fgm_needs_a_trainable_embedding(tmp_path, prepared_sample):
         train_lib.Trainer(config, str(tmp_path), strategies.make_strategy())
     with pytest.raises(ConfigError, match="fgm_epsilon must be >= 0"):
         train_lib.Trainer(experiment(prepared_sample, "trainer.fgm_epsilon=-1.0"), str(tmp_path / "b"), strategies.make_strategy())
+
+
+def test_fgm_with_dropout_on(tmp_path, prepared_sample):
+    # Dropout layers carry seed-generator state, which the perturbed pass must be given too.
+    config = experiment(prepared_sample, "task.model.dropout=0.1,task.head_dropout=0.1,trainer.fgm_epsilon=1.0,"
+                                         "trainer.train_steps=5,trainer.steps_per_loop=5")
+    result = train_lib.run_experiment(config, "train", str(tmp_path))
+    assert result["step"] == 5 and np.isfinite(result["loss"])
