@@ -1,6 +1,5 @@
 """Helpers shared by the benchmarks: machine facts, repeated timing, result files."""
 
-import json
 import os
 import platform
 import statistics
@@ -57,8 +56,3 @@ def write_results(name: str, result: dict, markdown: str) -> None:
     atomic_write_text(os.path.join(RESULTS, f"{name}.md"), markdown)
     print(markdown)
     print(f"wrote {os.path.join(RESULTS, name)}.json/.md", file=sys.stderr)
-
-
-def dumps(obj) -> str:
-    """Compact JSON for command lines in result files."""
-    return json.dumps(obj, sort_keys=True)

@@ -19,17 +19,15 @@ from llm_tf.data import readers
 from llm_tf.data.bad_rows import BadRowHandler
 from llm_tf.data.examples import TaskSpec, to_example
 from llm_tf.data.rows import Row, RowProblem
+from llm_tf.data.tfrecords import FEATURES
 
 
 def output_signature(spec: TaskSpec) -> dict[str, tf.TensorSpec]:
     """The element spec of :func:`files_dataset` for a task (canonical feature names)."""
-    if spec.task == "token_classification":
-        return {"tokens": tf.TensorSpec([None], tf.string), "tags": tf.TensorSpec([None], tf.string)}
-    signature = {"text": tf.TensorSpec([], tf.string)}
-    if spec.has_pair:
-        signature["text_pair"] = tf.TensorSpec([], tf.string)
-    if spec.task == "classification":
-        signature["label"] = tf.TensorSpec([], tf.string)
+    signature = {}
+    for name in spec.features:
+        dtype, is_list = FEATURES[name]
+        signature[name] = tf.TensorSpec([None] if is_list else [], dtype)
     return signature
 
 

@@ -73,6 +73,15 @@ class TaskSpec:
         return self.task == "classification" and bool(self.text_pair_field)
 
     @property
+    def features(self) -> list[str]:
+        """The canonical features of this task's examples, in record order."""
+        if self.task == "token_classification":
+            return ["tokens", "tags"]
+        if self.task == "text":
+            return ["text"]
+        return ["text", "text_pair", "label"] if self.has_pair else ["text", "label"]
+
+    @property
     def label_feature(self) -> str | None:
         """The canonical feature holding labels (``label`` or ``tags``), or None."""
         return {"classification": "label", "token_classification": "tags"}.get(self.task)

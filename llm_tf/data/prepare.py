@@ -228,17 +228,9 @@ def _progress(rows: Iterable, enabled: bool | None, description: str) -> Iterato
                      mininterval=0.5, leave=False))
 
 
-def _features(spec: examples_lib.TaskSpec) -> list[str]:
-    if spec.task == "token_classification":
-        return ["tokens", "tags"]
-    if spec.task == "text":
-        return ["text"]
-    return ["text", "text_pair", "label"] if spec.has_pair else ["text", "label"]
-
-
 def _vocab_corpus(examples_dir: str, spec: examples_lib.TaskSpec) -> tf.data.Dataset:
     """The training split's text, one string per element, for vocabulary training."""
-    features = [f for f in _features(spec) if f in ("text", "text_pair", "tokens")]
+    features = [f for f in spec.features if f in ("text", "text_pair", "tokens")]
     dataset = tfrecords.read_tfrecords(tfrecords.split_files(examples_dir, "train"), features)
     if spec.task == "token_classification":
         return dataset.map(lambda x: tf.strings.reduce_join(x["tokens"], separator=" "))
@@ -297,7 +289,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
     _check_config(config)
     spec = task_spec(config)
     sources = _sources(config, spec)
-    features = _features(spec)
+    features = spec.features
     eval_fraction = config.eval_percent / 100.0
     with atomic_directory(config.output_dir, overwrite=config.overwrite) as work:
         staging = os.path.join(work, ".staging")

@@ -80,3 +80,10 @@ def test_text_field_alternatives_and_conll_sentences_as_text():
     spec.check_columns("ner.txt", ("tokens", "pos", "chunk", "tags"))
     with pytest.raises(DataError, match="missing column 'sentence' or 'review'"):
         spec.check_columns("b.tsv", ("text", "label"))
+
+
+def test_canonical_features_per_task():
+    assert TaskSpec().features == ["text", "label"]
+    assert TaskSpec(text_pair_field="b").features == ["text", "text_pair", "label"]
+    assert TaskSpec(task="token_classification").features == ["tokens", "tags"]
+    assert TaskSpec(task="text", label_field=None).features == ["text"]
