@@ -22,6 +22,10 @@ INSTALL_REQUIRES = [
     "pyyaml>=6.0",
     "tqdm>=4.66",
     "numpy>=1.26",
+    # Serving: gRPC (TF Serving's API), REST (a real WSGI framework), Prometheus metrics.
+    "grpcio>=1.60",
+    "werkzeug>=3.0",
+    "prometheus-client>=0.20",
 ]
 
 EXTRAS_REQUIRE = {
@@ -34,6 +38,10 @@ EXTRAS_REQUIRE = {
 CONSOLE_SCRIPTS = [
     "llm_prepare=llm_tf.bin.prepare:run",
     "llm_train=llm_tf.bin.train:run",
+    "llm_export=llm_tf.bin.export:run",
+    "llm_serve=llm_tf.bin.serve:run",
+    "llm_predict=llm_tf.bin.predict:run",
+    "llm_serving_config=llm_tf.bin.serving_config:run",
 ]
 
 setuptools.setup(

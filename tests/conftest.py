@@ -65,3 +65,54 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+SST2_SAMPLE = REPO / "samples" / "sst2_sample"
+CONLL_SAMPLE = REPO / "samples" / "conll_sample"
+
+
+@pytest.fixture(scope="session")
+def prepared_sample(tmp_path_factory) -> str:
+    """The shipped SST-2-style sample prepared by llm_prepare's library call (train 60, eval 16)."""
+    from llm_tf.data.prepare import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "sst2"
+    prepare(PrepareConfig(output_dir=str(out), inputs=[str(SST2_SAMPLE / "train.tsv")],
+                          eval_inputs=[str(SST2_SAMPLE / "dev.tsv")], text_field="sentence", vocab_size=300))
+    return str(out)
+
+
+def train_tiny(prepared_dir: str, model_dir: str, experiment: str = "sentence_classification", override: str = "") -> str:
+    """Trains a tiny model for a few steps on a prepared directory; returns ``model_dir``."""
+    from llm_tf.training import configs, tasks, train_lib
+
+    config = tasks.experiment_config(experiment)
+    settings = (f"task.data.prepared_dir={prepared_dir},task.model.size=tiny,task.data.seq_length=32,"
+                "task.data.global_batch_size=16,task.data.eval_batch_size=16,trainer.train_steps=30,"
+                "trainer.steps_per_loop=15,trainer.optimizer.learning_rate=0.003")
+    configs.apply_overrides(config, [], settings + ("," + override if override else ""))
+    train_lib.run_experiment(config, "train_and_eval", model_dir)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(prepared_sample, tmp_path_factory) -> str:
+    """model_dir of a tiny sentence classifier trained for a few steps on the sample."""
+    return train_tiny(prepared_sample, str(tmp_path_factory.mktemp("runs") / "classifier"))
+
+
+@pytest.fixture(scope="session")
+def prepared_conll_sample(tmp_path_factory) -> str:
+    """The shipped CoNLL-style sample, prepared for token classification."""
+    from llm_tf.data.prepare import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "conll"
+    prepare(PrepareConfig(output_dir=str(out), task="token_classification", inputs=[str(CONLL_SAMPLE / "train.txt")],
+                          eval_inputs=[str(CONLL_SAMPLE / "dev.txt")], lower_case=False, vocab_size=300))
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def trained_tagger(prepared_conll_sample, tmp_path_factory) -> str:
+    """model_dir of a tiny NER tagger trained for a few steps on the CoNLL sample."""
+    return train_tiny(prepared_conll_sample, str(tmp_path_factory.mktemp("runs") / "tagger"), "token_classification")

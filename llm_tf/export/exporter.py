@@ -1,0 +1,186 @@
+"""``llm_export``'s library call: a training ``model_dir`` to ``<model_base_path>/<version>/``.
+
+The version directory is written beside its final path under a dot-name that TF Serving
+ignores and renamed into place at the end, so a polling server never sees half a model.
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+import time
+
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from llm_tf.data import tfrecords
+from llm_tf.errors import ConfigError, DataError
+from llm_tf.export import restore, signatures, warmup
+from llm_tf.io_utils import atomic_directory, atomic_write_bytes, atomic_write_json
+
+#: Export metadata beside the warm-up file: where the model came from (lineage).
+EXPORT_INFO_FILE = os.path.join("assets.extra", "llm_tf_export.json")
+#: Label vocabulary in id order, for apps and tools that read the SavedModel directory.
+LABELS_FILE = os.path.join("assets.extra", "labels.txt")
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What :func:`export_saved_model` wrote.
+
+    Attributes:
+        path: The version directory.
+        version: Its integer version.
+        signatures: Signature names saved.
+        checkpoint: The checkpoint exported.
+        step: Its training step.
+    """
+
+    path: str
+    version: int
+    signatures: list[str]
+    checkpoint: str
+    step: int
+
+
+def existing_versions(model_base_path: str) -> list[int]:
+    """Integer version directories under a model base path, sorted (TF Serving's view)."""
+    if not os.path.isdir(model_base_path):
+        return []
+    return sorted(int(name) for name in os.listdir(model_base_path)
+                  if name.isdigit() and os.path.isdir(os.path.join(model_base_path, name)))
+
+
+def next_version(model_base_path: str) -> int:
+    """One more than the highest existing version, or 1."""
+    versions = existing_versions(model_base_path)
+    return versions[-1] + 1 if versions else 1
+
+
+def build_serving_module(trained: restore.TrainedModel) -> tf.Module:
+    """The serving module for a restored model's task.
+
+    Raises:
+        ConfigError: The experiment has no serving export (e.g. ``mlm_pretrain``).
+    """
+    task = trained.task
+    seq_length = trained.config.task.data.seq_length
+    name = trained.config.experiment
+    if name == "sentence_classification":
+        return signatures.ClassifierServing(trained.model, task.data.tokenizer, task.data.labels, seq_length, task.has_pair)
+    if name == "token_classification":
+        return signatures.TaggerServing(trained.model, task.data.tokenizer, task.data.labels, seq_length)
+    raise ConfigError(f"experiment '{name}' has no serving export (export sentence_classification or "
+                      "token_classification runs; mlm_pretrain's encoder is exported by training as encoder.weights.h5)")
+
+
+def sample_texts(trained: restore.TrainedModel, count: int) -> tuple[list[str], list[str] | None]:
+    """Up to ``count`` texts (and pairs) from the prepared eval split (train if none), for warm-up."""
+    data = trained.task.data
+    pair = "text_pair" in data.features
+    if "tokens" in data.features:
+        features, joined = ["tokens"], True
+    else:
+        features, joined = ["text"] + (["text_pair"] if pair else []), False
+    for split in (trained.config.task.data.eval_split, trained.config.task.data.train_split):
+        try:
+            files = data.files(split)
+        except DataError:
+            continue
+        texts, pairs = [], []
+        for example in itertools.islice(tfrecords.read_tfrecords(files, features), count):
+            if joined:
+                texts.append(" ".join(t.decode("utf-8") for t in example["tokens"].numpy()))
+            else:
+                texts.append(example["text"].numpy().decode("utf-8"))
+                if pair:
+                    pairs.append(example["text_pair"].numpy().decode("utf-8"))
+        if texts:
+            return texts, (pairs if pair else None)
+    raise DataError(f"{data.directory}: no examples to draw warm-up requests from")
+
+
+def _set_method_names(version_dir: str, methods: dict[str, str]) -> None:
+    """Rewrites SignatureDef method names in saved_model.pb (TF2's saver writes 'predict' for all)."""
+    path = os.path.join(version_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        for name, method in methods.items():
+            if name in meta_graph.signature_def:
+                meta_graph.signature_def[name].method_name = method
+    atomic_write_bytes(path, saved_model.SerializeToString())
+    # fingerprint.pb checksums saved_model.pb: recompute it so the two agree.
+    from tensorflow.python.saved_model import fingerprinting_utils
+
+    if os.path.exists(os.path.join(version_dir, "fingerprint.pb")):
+        os.remove(os.path.join(version_dir, "fingerprint.pb"))
+        fingerprinting_utils.write_fingerprint(version_dir)
+
+
+def export_saved_model(model_dir: str, model_base_path: str, version: int | None = None, checkpoint: str = "best",
+                       model_name: str = "", warmup_count: int = 8, prepared_dir: str | None = None) -> ExportResult:
+    """Exports a trained model as a new TF Serving version with raw-text signatures.
+
+    Args:
+        model_dir: The training directory (``params.yaml`` + checkpoints).
+        model_base_path: The serving model base path; the version goes in a sub-directory.
+        version: Version number; default: the next integer.
+        checkpoint: ``best``, ``latest`` or a checkpoint prefix.
+        model_name: Model name in the warm-up requests (default: the base path's name).
+        warmup_count: Sample texts in the warm-up requests (0: no warm-up file).
+        prepared_dir: Where the prepared data is, if it moved since training.
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        ConfigError: The version exists, is not positive, or the experiment cannot be served.
+        DataError: Missing training directory, checkpoint or prepared data.
+    """
+    if version is not None and version < 1:
+        raise ConfigError(f"--version must be a positive integer, got {version}")
+    version = version or next_version(model_base_path)
+    final = os.path.join(model_base_path, str(version))
+    if os.path.exists(final):
+        raise ConfigError(f"{final}: version {version} already exists (versions are immutable; pick another)")
+    trained = restore.restore_trained_model(model_dir, checkpoint, prepared_dir)
+    module = build_serving_module(trained)
+    functions = module.signatures()
+    with atomic_directory(final) as tmp:
+        tf.saved_model.save(module, tmp, signatures=functions)
+        methods = {name: signatures.PREDICT_METHOD for name in functions}
+        if signatures.CLASSIFY_SIGNATURE in functions:
+            methods[signatures.CLASSIFY_SIGNATURE] = signatures.CLASSIFY_METHOD
+        _set_method_names(tmp, methods)
+        if warmup_count:
+            texts, pairs = sample_texts(trained, warmup_count)
+            logs = warmup.warmup_logs(model_name or os.path.basename(os.path.abspath(model_base_path)), texts, pairs,
+                                      with_classify=signatures.CLASSIFY_SIGNATURE in functions)
+            warmup.write_warmup(tmp, logs)
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
+            f.write("".join(label + "\n" for label in trained.task.data.labels))
+        atomic_write_json(os.path.join(tmp, EXPORT_INFO_FILE), {
+            "experiment": trained.config.experiment,
+            "model_dir": os.path.abspath(model_dir),
+            "checkpoint": os.path.abspath(trained.checkpoint),
+            "step": trained.step,
+            "prepared_dir": os.path.abspath(trained.task.data.directory),
+            "seq_length": trained.config.task.data.seq_length,
+            "labels": trained.task.data.labels,
+            "signatures": sorted(functions),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "config": trained.config.as_dict(),
+        })
+    return ExportResult(final, version, sorted(functions), trained.checkpoint, trained.step)
+
+
+def load_export_info(version_dir: str) -> dict:
+    """Reads the export metadata of a version directory written by :func:`export_saved_model`."""
+    path = os.path.join(version_dir, EXPORT_INFO_FILE)
+    if not os.path.isfile(path):
+        raise DataError(f"{version_dir}: not exported by llm_export (no {EXPORT_INFO_FILE})")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
