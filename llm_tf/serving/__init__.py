@@ -1,0 +1,1 @@
+"""TF Serving configs, the embedded TF-Serving-compatible server and its client."""
