@@ -1,0 +1,165 @@
+"""llm_serve: serve exported models over TF Serving's gRPC and REST APIs.
+
+With ``--backend=auto`` (default) it runs the real ``tensorflow_model_server`` when one is
+installed (``TF_SERVING_BIN`` or on ``PATH``), with the same flags, and otherwise the embedded
+TF-Serving-compatible server of ``llm_tf.serving``.
+
+Example:
+    llm_serve --model_name=sst2 --model_base_path=/models/sst2 --port=8500 --rest_api_port=8501
+    llm_serve --model_config_file=serving/models.config --enable_batching \\
+        --batching_parameters_file=serving/batching_parameters.txt
+"""
+
+import os
+import shutil
+import sys
+
+from absl import flags
+
+from llm_tf.bin.common import run_main
+from llm_tf.errors import ConfigError
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum("backend", "auto", ["auto", "embedded", "tf_serving"],
+                  "auto: tensorflow_model_server when installed (TF_SERVING_BIN or PATH), else embedded; "
+                  "embedded: the in-process server; tf_serving: the real binary or an error.")
+flags.DEFINE_string("host", "localhost", "Interface to bind gRPC and REST to (embedded; 0.0.0.0 for all). "
+                    "tensorflow_model_server always binds all interfaces.")
+flags.DEFINE_integer("port", 8500, "gRPC port (0: a free port, embedded only).")
+flags.DEFINE_integer("rest_api_port", 8501, "REST API port; 0 disables REST.")
+flags.DEFINE_string("model_name", "default", "Name of the model (with --model_base_path).")
+flags.DEFINE_string("model_base_path", None, "Directory of integer version subdirectories of one model.")
+flags.DEFINE_string("model_config_file", None, "ModelServerConfig text proto (several models, policies, labels).")
+flags.DEFINE_bool("enable_batching", False, "Batch concurrent requests server-side.")
+flags.DEFINE_string("batching_parameters_file", None, "BatchingParameters text proto (with --enable_batching).")
+flags.DEFINE_float("file_system_poll_wait_seconds", 1, "Seconds between polls for new versions; 0 loads once.")
+flags.DEFINE_string("monitoring_config_file", None, "MonitoringConfig text proto (Prometheus metrics on REST).")
+flags.DEFINE_integer("grpc_max_threads", 16, "gRPC worker threads.")
+flags.DEFINE_integer("max_message_bytes", 64 * 1024 * 1024, "Largest gRPC message and REST body (bytes).")
+
+TF_SERVING_ENV = "TF_SERVING_BIN"
+TF_SERVING_BINARY = "tensorflow_model_server"
+
+
+def find_tf_serving() -> str | None:
+    """Returns the ``tensorflow_model_server`` to run: ``$TF_SERVING_BIN``, else ``PATH``, else None.
+
+    Raises:
+        ConfigError: ``TF_SERVING_BIN`` is set but names no executable file.
+    """
+    path = os.environ.get(TF_SERVING_ENV)
+    if path:
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise ConfigError(f"{TF_SERVING_ENV}={path} is not an executable file")
+        return path
+    return shutil.which(TF_SERVING_BINARY)
+
+
+def tf_serving_argv(binary: str) -> list[str]:
+    """Translates our flags to ``tensorflow_model_server`` flags.
+
+    Args:
+        binary: The binary (argv[0]).
+
+    Returns:
+        The argv to exec.
+    """
+    argv = [binary, f"--port={FLAGS.port}", f"--rest_api_port={FLAGS.rest_api_port}"]
+    if FLAGS.model_config_file:
+        argv.append(f"--model_config_file={FLAGS.model_config_file}")
+    else:
+        argv += [f"--model_name={FLAGS.model_name}", f"--model_base_path={os.path.abspath(FLAGS.model_base_path)}"]
+    if FLAGS.enable_batching or FLAGS.batching_parameters_file:
+        argv.append("--enable_batching=true")
+    if FLAGS.batching_parameters_file:
+        argv.append(f"--batching_parameters_file={FLAGS.batching_parameters_file}")
+    argv.append(f"--file_system_poll_wait_seconds={int(round(FLAGS.file_system_poll_wait_seconds))}")
+    if FLAGS.monitoring_config_file:
+        argv.append(f"--monitoring_config_file={FLAGS.monitoring_config_file}")
+    if FLAGS["grpc_max_threads"].present:
+        argv.append(f"--grpc_max_threads={FLAGS.grpc_max_threads}")
+    if FLAGS["max_message_bytes"].present:
+        size = FLAGS.max_message_bytes
+        argv.append(f"--grpc_channel_arguments=grpc.max_send_message_length={size},"
+                    f"grpc.max_receive_message_length={size}")
+    return argv
+
+
+def options_from_flags():
+    """Builds the embedded server's :class:`~llm_tf.serving.server.ServerOptions` from the flags."""
+    from llm_tf.serving.server import ServerOptions
+
+    return ServerOptions(
+        host=FLAGS.host,
+        port=FLAGS.port,
+        rest_api_port=FLAGS.rest_api_port,
+        model_name=FLAGS.model_name,
+        model_base_path=FLAGS.model_base_path,
+        model_config_file=FLAGS.model_config_file,
+        enable_batching=FLAGS.enable_batching,
+        batching_parameters_file=FLAGS.batching_parameters_file,
+        file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
+        monitoring_config_file=FLAGS.monitoring_config_file,
+        max_message_bytes=FLAGS.max_message_bytes,
+        grpc_max_threads=FLAGS.grpc_max_threads,
+    )
+
+
+def check_flags() -> None:
+    """Checks what both backends need before starting either.
+
+    Raises:
+        ConfigError: No model, both ways of naming models, a missing base path or config file.
+    """
+    if FLAGS.model_config_file and FLAGS.model_base_path:
+        raise ConfigError("give either --model_config_file or --model_base_path, not both")
+    if not FLAGS.model_config_file and not FLAGS.model_base_path:
+        raise ConfigError("no model to serve: pass --model_base_path (with --model_name) or --model_config_file")
+    if FLAGS.model_base_path and not os.path.isdir(FLAGS.model_base_path):
+        raise ConfigError(f"--model_base_path: {FLAGS.model_base_path} does not exist or is not a directory")
+    for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file"):
+        path = getattr(FLAGS, flag)
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"--{flag}: {path} does not exist")
+    for flag in ("port", "rest_api_port"):
+        if not 0 <= getattr(FLAGS, flag) <= 65535:
+            raise ConfigError(f"--{flag}: {getattr(FLAGS, flag)} is not a port number (0-65535)")
+
+
+def serving_line(server) -> str:
+    """The one line printed once serving: models, versions and addresses."""
+    models = ", ".join(f"{name} versions {server.manager.available_versions(name)}"
+                       for name in server.manager.model_names())
+    host = server.options.host
+    rest = f", REST {host}:{server.rest_port}" if server.rest_port else ""
+    return f"serving {models} on gRPC {host}:{server.grpc_port}{rest}"
+
+
+def main(argv) -> int:
+    """Runs the chosen backend until SIGTERM/SIGINT."""
+    check_flags()
+    binary = None if FLAGS.backend == "embedded" else find_tf_serving()
+    if FLAGS.backend == "tf_serving" and binary is None:
+        raise ConfigError(f"--backend=tf_serving: {TF_SERVING_BINARY} not found (set {TF_SERVING_ENV} or put it "
+                          "on PATH), or use --backend=embedded")
+    if binary is not None:
+        args = tf_serving_argv(binary)
+        print(f"llm_serve: exec {' '.join(args)}", file=sys.stderr, flush=True)
+        os.execv(binary, args)
+    from llm_tf.serving.server import EmbeddedServer
+
+    server = EmbeddedServer(options_from_flags())
+    server.start()
+    print(serving_line(server), flush=True)
+    server.wait()
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()

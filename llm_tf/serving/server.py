@@ -1,0 +1,230 @@
+"""The embedded TF-Serving-compatible server: model manager + gRPC + REST in one process.
+
+Example:
+    >>> server = EmbeddedServer(ServerOptions(model_name="sst2", model_base_path="/models/sst2",
+    ...                                       port=0, rest_api_port=0))  # doctest: +SKIP
+    >>> server.start(); print(server.grpc_port, server.rest_port)      # doctest: +SKIP
+    >>> server.stop()                                                    # doctest: +SKIP
+"""
+
+import dataclasses
+import os
+import signal
+import threading
+
+from absl import logging
+
+from llm_tf.errors import ConfigError
+from llm_tf.serving import config as config_lib
+from llm_tf.serving.grpc_server import check_port_free, make_grpc_server
+from llm_tf.serving.inference import InferenceService
+from llm_tf.serving.model_manager import ModelManager
+from llm_tf.serving.monitoring import ServingMetrics
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class ServerOptions:
+    """What ``llm_serve`` (embedded backend) serves and how; names follow ``tensorflow_model_server``.
+
+    Attributes:
+        host: Interface for gRPC and REST (``localhost`` by default; ``0.0.0.0`` for all).
+        port: gRPC port; 0 picks a free one.
+        rest_api_port: REST port; 0 means no REST API (as in TF Serving). Use -1 to pick a free one.
+        model_name: Single-model mode: the model's name (default ``default``, as TF Serving).
+        model_base_path: Single-model mode: its base path.
+        model_config_file: A ``ModelServerConfig`` text proto instead of the two above.
+        enable_batching: Batch requests server-side.
+        batching_parameters_file: ``BatchingParameters`` text proto (implies batching).
+        file_system_poll_wait_seconds: Seconds between version polls; 0 loads once.
+        monitoring_config_file: ``MonitoringConfig`` text proto (Prometheus endpoint on REST).
+        max_message_bytes: Largest gRPC message and REST body.
+        grpc_max_threads: gRPC worker threads.
+        ready_timeout: Seconds :meth:`EmbeddedServer.start` waits for every model to have a
+            version AVAILABLE (0: do not wait).
+    """
+
+    host: str = "localhost"
+    port: int = 8500
+    rest_api_port: int = 8501
+    model_name: str | None = None
+    model_base_path: str | None = None
+    model_config_file: str | None = None
+    enable_batching: bool = False
+    batching_parameters_file: str | None = None
+    file_system_poll_wait_seconds: float = 1.0
+    monitoring_config_file: str | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    grpc_max_threads: int = 16
+    ready_timeout: float = 300.0
+
+
+def model_specs(options: ServerOptions) -> list:
+    """Returns the ``ModelSpec`` list the options describe.
+
+    Args:
+        options: The server options.
+
+    Returns:
+        The specs: from ``model_config_file``, or the single model.
+
+    Raises:
+        ConfigError: Neither or both ways given; a missing base path; a bad config file.
+    """
+    if options.model_config_file and options.model_base_path:
+        raise ConfigError("give either --model_config_file or --model_base_path, not both")
+    if options.model_config_file:
+        return config_lib.load_model_config(options.model_config_file)
+    if not options.model_base_path:
+        raise ConfigError("no model to serve: pass --model_base_path (with --model_name) or --model_config_file")
+    base_path = os.path.abspath(options.model_base_path)
+    if not os.path.isdir(base_path):
+        raise ConfigError(f"--model_base_path: {options.model_base_path} does not exist or is not a directory")
+    name = options.model_name or "default"
+    specs = [config_lib.ModelSpec(name=name, base_path=base_path)]
+    config_lib.validate_model_specs(specs, "--model_name")
+    return specs
+
+
+def batching_spec(options: ServerOptions):
+    """Returns the ``BatchingSpec`` to use, or None without batching.
+
+    Raises:
+        ConfigError: A bad batching parameters file.
+    """
+    if options.batching_parameters_file:
+        return config_lib.load_batching_parameters(options.batching_parameters_file)
+    if options.enable_batching:
+        return config_lib.BatchingSpec()
+    return None
+
+
+class EmbeddedServer:
+    """Serves TF Serving's gRPC API (and REST when ``rest_api_port`` != 0) from this process.
+
+    Args:
+        options: What to serve; see :class:`ServerOptions`.
+
+    Attributes:
+        options: As given.
+        metrics: The ``ServingMetrics``.
+        monitoring: The ``MonitoringSpec`` from ``monitoring_config_file``, or None.
+        manager: The ``ModelManager`` (after :meth:`start`).
+        service: The ``InferenceService`` (after :meth:`start`).
+        grpc_port, rest_port: The bound ports (after :meth:`start`; ``rest_port`` 0 without REST).
+
+    Raises:
+        ConfigError: Invalid options or config files (checked here, before anything starts).
+    """
+
+    def __init__(self, options: ServerOptions):
+        self.options = options
+        self.specs = model_specs(options)
+        self.batching = batching_spec(options)
+        self.monitoring = (config_lib.load_monitoring_config(options.monitoring_config_file)
+                           if options.monitoring_config_file else None)
+        self.metrics = ServingMetrics()
+        self.manager = None
+        self.service = None
+        self.grpc_port = 0
+        self.rest_port = 0
+        self._grpc = None
+        self._rest = None
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        """Starts loading models, binds the ports and waits until every model has a version.
+
+        Raises:
+            ConfigError: A port cannot be bound; no loadable version within ``ready_timeout``;
+                a version label names a version that is not available.
+        """
+        options = self.options
+        if options.port:
+            check_port_free(options.host, options.port, "gRPC")
+        if options.rest_api_port > 0:
+            check_port_free(options.host, options.rest_api_port, "REST")
+        self.manager = ModelManager(self.specs, options.file_system_poll_wait_seconds,
+                                    batching=self.batching, metrics=self.metrics)
+        self.service = InferenceService(self.manager, self.metrics)
+        try:
+            self._grpc, self.grpc_port = make_grpc_server(
+                self.service, options.host, options.port, options.grpc_max_threads, options.max_message_bytes)
+            if options.rest_api_port:
+                self._rest = self._make_rest()
+                self.rest_port = self._rest.port if self._rest is not None else 0
+            if options.ready_timeout > 0 and not self.manager.wait_until_ready(options.ready_timeout):
+                raise ConfigError(self._not_ready_message())
+            for name, label, version in self.manager.pending_labels():
+                raise ConfigError(f"model {name}: version label {label!r} names version {version}, which is not "
+                                  "available for inference")
+            self._grpc.start()
+            if self._rest is not None:
+                self._rest.start()
+        except BaseException:
+            self.stop(grace=0)
+            raise
+        logging.info("serving %s on gRPC %s:%d%s", ", ".join(self.manager.model_names()), options.host,
+                     self.grpc_port, f", REST {options.host}:{self.rest_port}" if self._rest else "")
+
+    def _not_ready_message(self) -> str:
+        """Names the models without a version and why (the last load error, if any)."""
+        parts = []
+        for spec in self.specs:
+            if self.manager.available_versions(spec.name):
+                continue
+            failures = [(v, s.error) for v, s in sorted(self.manager.version_statuses(spec.name).items()) if s.error]
+            if failures:
+                version, error = failures[-1]
+                parts.append(f"model {spec.name}: version {version} failed to load: {error.message}")
+            else:
+                parts.append(f"model {spec.name}: no loadable version under {spec.base_path} "
+                             f"after {self.options.ready_timeout:g}s")
+        return "; ".join(parts)
+
+    def _make_rest(self):
+        """Builds the REST server (None, with a warning, when the REST module is missing)."""
+        try:
+            from llm_tf.serving import rest_server
+        except ImportError as e:
+            logging.warning("REST API disabled: %s", e)
+            return None
+        app = rest_server.make_rest_app(self.service, self.metrics, self.monitoring,
+                                        max_body_bytes=self.options.max_message_bytes)
+        port = 0 if self.options.rest_api_port < 0 else self.options.rest_api_port
+        return rest_server.RestServer(app, self.options.host, port)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stops accepting calls, lets in-flight calls finish (up to ``grace`` s), unloads models.
+
+        Args:
+            grace: Seconds in-flight gRPC calls get to finish.
+        """
+        if self._rest is not None:
+            self._rest.stop()
+        if self._grpc is not None:
+            self._grpc.stop(grace).wait(grace + 1)
+        if self.manager is not None:
+            self.manager.close()
+        self._stopped.set()
+
+    def wait(self) -> None:
+        """Blocks until :meth:`stop`, or until SIGTERM/SIGINT, which stop gracefully."""
+        if threading.current_thread() is threading.main_thread():
+            previous = {}
+
+            def handler(signum, frame):
+                logging.info("signal %d: stopping gracefully", signum)
+                threading.Thread(target=self.stop, name="graceful-stop", daemon=True).start()
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, handler)
+            try:
+                while not self._stopped.wait(0.5):
+                    pass
+            finally:
+                for sig, old in previous.items():
+                    signal.signal(sig, old)
+        else:
+            self._stopped.wait()
