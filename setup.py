@@ -42,6 +42,7 @@ CONSOLE_SCRIPTS = [
     "llm_serve=llm_tf.bin.serve:run",
     "llm_predict=llm_tf.bin.predict:run",
     "llm_serving_config=llm_tf.bin.serving_config:run",
+    "llm_quantize=llm_tf.bin.quantize:run",
 ]
 
 setuptools.setup(
