@@ -18,6 +18,10 @@ from typing import Callable, Sequence
 import grpc
 import numpy as np
 import tensorflow as tf
+# Registers tensorflow-text's ops (tokenizers, normalizers) in this process: SavedModels
+# exported by llm_export tokenize inside the graph and cannot load without them. The real
+# tensorflow_model_server links the same ops into its binary.
+import tensorflow_text  # noqa: F401
 from absl import logging
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2

@@ -131,3 +131,32 @@ def test_ner_model_served_and_printed_as_word_tags(trained_tagger, tmp_path):
         assert printed.stdout.strip() == " ".join(f"{w}/{t}" for w, t in zip(result["words"], result["tags"]))
     finally:
         server.stop()
+
+
+def test_llm_serve_process_loads_an_exported_model(trained_classifier, tmp_path):
+    """A fresh llm_serve process (nothing imported beforehand) serves tokenizer-in-graph models."""
+    from tests.serving.conftest import free_port
+
+    base = str(tmp_path / "sst2")
+    exporter.export_saved_model(trained_classifier, base)
+    port = free_port()
+    binary = os.path.join(os.path.dirname(sys.executable), "llm_serve")
+    process = subprocess.Popen([binary, "--backend=embedded", f"--port={port}", "--rest_api_port=0", "--model_name=sst2",
+                                f"--model_base_path={base}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with ServingClient(f"localhost:{port}", timeout=120, retries=0) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, process.stderr.read()[-2000:]
+                try:
+                    if client.status("sst2")[0]["state"] == "AVAILABLE":
+                        break
+                except Exception:  # noqa: BLE001 - not listening yet
+                    assert time.monotonic() < deadline, "llm_serve did not become ready"
+                time.sleep(0.3)
+            [result] = client.predict_texts("sst2", ["a fine film"])
+        assert result["labels"] in ("0", "1") and abs(sum(result["scores"]) - 1) < 1e-5
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert process.returncode == 0
