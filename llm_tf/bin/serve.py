@@ -35,7 +35,8 @@ flags.DEFINE_bool("enable_batching", False, "Batch concurrent requests server-si
 flags.DEFINE_string("batching_parameters_file", None, "BatchingParameters text proto (with --enable_batching).")
 flags.DEFINE_float("file_system_poll_wait_seconds", 1, "Seconds between polls for new versions; 0 loads once.")
 flags.DEFINE_string("monitoring_config_file", None, "MonitoringConfig text proto (Prometheus metrics on REST).")
-flags.DEFINE_integer("grpc_max_threads", 16, "gRPC worker threads.")
+flags.DEFINE_integer("grpc_max_threads", 64, "gRPC worker threads; each request in flight holds one, so this caps "
+                     "concurrent requests (and batch sizes under --enable_batching).")
 flags.DEFINE_integer("max_message_bytes", 64 * 1024 * 1024, "Largest gRPC message and REST body (bytes).")
 
 TF_SERVING_ENV = "TF_SERVING_BIN"

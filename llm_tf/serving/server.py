@@ -40,7 +40,8 @@ class ServerOptions:
         file_system_poll_wait_seconds: Seconds between version polls; 0 loads once.
         monitoring_config_file: ``MonitoringConfig`` text proto (Prometheus endpoint on REST).
         max_message_bytes: Largest gRPC message and REST body.
-        grpc_max_threads: gRPC worker threads.
+        grpc_max_threads: gRPC worker threads. Each request in flight holds one (a batched request
+            waits for its batch in it), so this caps concurrent requests and thus batch sizes.
         ready_timeout: Seconds :meth:`EmbeddedServer.start` waits for every model to have a
             version AVAILABLE (0: do not wait).
     """
@@ -56,7 +57,7 @@ class ServerOptions:
     file_system_poll_wait_seconds: float = 1.0
     monitoring_config_file: str | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    grpc_max_threads: int = 16
+    grpc_max_threads: int = 64
     ready_timeout: float = 300.0
 
 
