@@ -43,6 +43,7 @@ CONSOLE_SCRIPTS = [
     "llm_predict=llm_tf.bin.predict:run",
     "llm_serving_config=llm_tf.bin.serving_config:run",
     "llm_quantize=llm_tf.bin.quantize:run",
+    "llm_pipeline=llm_tf.bin.pipeline:run",
 ]
 
 setuptools.setup(
