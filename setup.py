@@ -44,6 +44,7 @@ CONSOLE_SCRIPTS = [
     "llm_serving_config=llm_tf.bin.serving_config:run",
     "llm_quantize=llm_tf.bin.quantize:run",
     "llm_pipeline=llm_tf.bin.pipeline:run",
+    "llm_generate=llm_tf.bin.generate:run",
 ]
 
 setuptools.setup(

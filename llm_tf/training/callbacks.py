@@ -28,13 +28,23 @@ class ExtraEvaluation(keras.callbacks.Callback):
             logs.update({f"val_{k}": v for k, v in self.extra_eval(self.model).items()})
 
 
+#: Metric name endings for which lower values are better (all others: higher is better).
+LOWER_IS_BETTER = ("loss", "perplexity")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (False for losses and perplexity)."""
+    return not metric.endswith(LOWER_IS_BETTER)
+
+
 class CheckpointSaver(keras.callbacks.Callback):
     """Saves the latest checkpoint after every loop, and the best one by an eval metric.
 
     Args:
         latest: Manager of the latest checkpoints (keeps N).
         best: Manager of the best checkpoint (keeps 1), or None.
-        metric: Log key compared for "best" (e.g. ``val_accuracy``); higher is better.
+        metric: Log key compared for "best" (e.g. ``val_accuracy``); higher is better, except
+            for losses and perplexity (see :func:`higher_is_better`).
         best_file: JSON file holding the best value so far (survives restarts).
         step: Variable with the global step (the optimizer's iterations).
     """
@@ -48,6 +58,7 @@ class CheckpointSaver(keras.callbacks.Callback):
         self.best_file = best_file
         self.step = step
         self.best_value = None
+        self.sign = 1.0 if higher_is_better(metric) else -1.0
         if os.path.isfile(best_file):
             with open(best_file, encoding="utf-8") as f:
                 self.best_value = json.load(f)["value"]
@@ -56,7 +67,7 @@ class CheckpointSaver(keras.callbacks.Callback):
         step = int(self.step.numpy())
         self.latest.save(checkpoint_number=step)
         value = (logs or {}).get(self.metric)
-        if self.best is not None and value is not None and (self.best_value is None or value > self.best_value):
+        if self.best is not None and value is not None and (self.best_value is None or self.sign * value > self.sign * self.best_value):
             self.best_value = float(value)
             path = self.best.save(checkpoint_number=step)
             atomic_write_json(self.best_file, {"metric": self.metric, "value": self.best_value, "step": step, "checkpoint": path})

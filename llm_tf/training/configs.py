@@ -103,6 +103,24 @@ class OptimizerConfig(base_config.Config):
 
 
 @dataclasses.dataclass
+class GenerationConfig(base_config.Config):
+    """Text generation defaults of a causal LM (``causal_lm``): see ``llm_tf.models.generation``.
+
+    ``strategy`` is ``greedy``, ``top_k`` (sample among the ``top_k`` best) or ``top_p``
+    (sample from the nucleus of mass ``top_p``, capped at ``top_k`` tokens when > 0); the
+    logits are divided by ``temperature`` before sampling; ``seed`` makes sampling
+    reproducible; a prompt's continuation ends at ``[SEP]`` or after ``max_new_tokens``.
+    """
+
+    strategy: str = "greedy"
+    max_new_tokens: int = 32
+    top_k: int = 0
+    top_p: float = 1.0
+    temperature: float = 1.0
+    seed: int = 0
+
+
+@dataclasses.dataclass
 class TaskConfig(base_config.Config):
     """What is learned: the model, the data and task-level settings.
 
@@ -110,7 +128,8 @@ class TaskConfig(base_config.Config):
     ``encoder.weights.h5`` in it), e.g. our own ``mlm_pretrain``. ``mask_rate`` and
     ``max_predictions_per_seq`` apply to masked-LM pre-training. ``lora_rank`` > 0 freezes
     the encoder and trains LoRA factors (scaled by ``lora_alpha / lora_rank``; 0 means 1) on
-    the ``lora_targets`` projections, plus the task head.
+    the ``lora_targets`` projections, plus the task head. ``generation`` holds the text
+    generation defaults of a causal LM.
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -123,6 +142,7 @@ class TaskConfig(base_config.Config):
     lora_rank: int = 0
     lora_alpha: float = 0.0
     lora_targets: list[str] = dataclasses.field(default_factory=lambda: ["query", "value"])
+    generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
 
 
 @dataclasses.dataclass

@@ -30,7 +30,7 @@ def register(name: str, task_class: type):
 
 def _load_builtin_experiments() -> None:
     # Importing a task module registers its experiments.
-    from llm_tf.training import mlm_pretrain, sentence_classification, token_classification  # noqa: F401
+    from llm_tf.training import causal_lm, mlm_pretrain, sentence_classification, token_classification  # noqa: F401
 
 
 def experiment_names() -> list[str]:

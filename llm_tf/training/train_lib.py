@@ -143,7 +143,8 @@ class Trainer:
         if self.is_chief:
             callbacks.append(callbacks_lib.MetricsWriter(self.model_dir, self.global_step))
         if trainer.early_stopping_patience and eval_dataset is not None:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor=f"val_{trainer.best_metric}", mode="max",
+            callbacks.append(keras.callbacks.EarlyStopping(monitor=f"val_{trainer.best_metric}",
+                                                           mode="max" if callbacks_lib.higher_is_better(trainer.best_metric) else "min",
                                                            patience=trainer.early_stopping_patience))
         history = self.model.fit(
             self.task.build_inputs(data.train_split, training=True, skip_batches=start),

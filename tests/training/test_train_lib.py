@@ -110,7 +110,7 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path, prepared_sample):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--experiment=ner"], "llm_train: error: unknown experiment 'ner' (valid: mlm_pretrain, sentence_classification, token_classification)"),
+        (["--experiment=ner"], "llm_train: error: unknown experiment 'ner' (valid: causal_lm, mlm_pretrain, sentence_classification, token_classification)"),
         (["--experiment=sentence_classification", "--params_override=trainer.steps=1"],
          "llm_train: error: --params_override: unknown config key 'steps'"),
         (["--experiment=sentence_classification", "--strategy=tpu"], "llm_train: error: --strategy=tpu needs --tpu=ADDRESS"),
