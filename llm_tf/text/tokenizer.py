@@ -129,6 +129,7 @@ class TextTokenizer(tf.Module):
                 token_out_type=tf.int32,
                 unknown_token=UNK,
                 lower_case_nfd_strip_accents=lower_case,
+                support_detokenization=True,  # detokenize() fails without it
             )
         else:
             self.vocab, model = _load_sentencepiece(vocab_path)

@@ -97,3 +97,8 @@ def test_config_round_trip_and_errors(tmp_path, write):
         load_vocab(write("v2.txt", "\n".join(SPECIAL_TOKENS + ("a", "a")) + "\n"))
     with pytest.raises(ConfigError, match="unknown tokenizer kind"):
         TextTokenizer(write("v3.txt", "\n".join(SPECIAL_TOKENS)), kind="bpe")
+
+
+def test_wordpiece_detokenize_joins_pieces_back(text_tokenizer):
+    ids = text_tokenizer.tokenize(tf.constant(["the movie was great", "an unflinching look"]))
+    assert text_tokenizer.detokenize(ids).numpy().tolist() == [b"the movie was great", b"an unflinching look"]
