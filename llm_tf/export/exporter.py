@@ -70,8 +70,10 @@ def build_serving_module(trained: restore.TrainedModel) -> tf.Module:
         return signatures.ClassifierServing(trained.model, task.data.tokenizer, task.data.labels, seq_length, task.has_pair)
     if name == "token_classification":
         return signatures.TaggerServing(trained.model, task.data.tokenizer, task.data.labels, seq_length)
-    raise ConfigError(f"experiment '{name}' has no serving export (export sentence_classification or "
-                      "token_classification runs; mlm_pretrain's encoder is exported by training as encoder.weights.h5)")
+    if name == "causal_lm":
+        return signatures.GeneratorServing(trained.model, task.data.tokenizer, trained.config.task.generation)
+    raise ConfigError(f"experiment '{name}' has no serving export (export sentence_classification, token_classification "
+                      "or causal_lm runs; mlm_pretrain's encoder is exported by training as encoder.weights.h5)")
 
 
 def sample_texts(trained: restore.TrainedModel, count: int) -> tuple[list[str], list[str] | None]:

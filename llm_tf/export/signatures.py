@@ -10,6 +10,9 @@ Signatures (names are the export contract; see the README's export section):
 * ``predict_tokens``: ``token_ids``, ``segment_ids``, ``padding_mask`` (int32
   [batch, length]) -> ``logits``, ``scores``, ``label_ids`` (per position for NER), for
   callers that tokenize themselves.
+* Causal LM: ``serving_default``: ``text`` (prompts) -> ``text`` (continuations) with the
+  run's ``task.generation`` settings; ``generate``: ``text`` plus scalar ``max_new_tokens``,
+  ``strategy`` (``greedy``/``top_k``/``top_p``), ``top_k``, ``top_p``, ``temperature``, ``seed``.
 * ``classify`` (classification only): serialized ``tf.Example`` (feature ``text``, and
   ``text_pair``) -> ``classes`` [batch, classes] (label names), ``scores`` [batch, classes],
   the shape TF Serving's Classify API expects.
@@ -28,6 +31,7 @@ CLASSIFY_METHOD = "tensorflow/serving/classify"
 DEFAULT_SIGNATURE = "serving_default"
 TOKENS_SIGNATURE = "predict_tokens"
 CLASSIFY_SIGNATURE = "classify"
+GENERATE_SIGNATURE = "generate"
 
 
 def _trim_to_longest(inputs: dict) -> dict:
@@ -157,3 +161,41 @@ class TaggerServing(tf.Module):
 
 def _token_specs() -> list[tf.TensorSpec]:
     return [tf.TensorSpec([None, None], tf.int32, name=name) for name in ("token_ids", "segment_ids", "padding_mask")]
+
+
+class GeneratorServing(tf.Module):
+    """Serving module for a causal LM: prompts in, continuations out (decoding in the graph).
+
+    Args:
+        model: The causal LM (``llm_tf.models.causal_lm.build_causal_lm``).
+        tokenizer: The tokenizer it was trained with.
+        defaults: The run's ``task.generation`` config (used by ``serving_default``).
+    """
+
+    def __init__(self, model: keras.Model, tokenizer: TextTokenizer, defaults):
+        super().__init__(name="generator_serving")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.defaults = defaults.as_dict()
+
+    def signatures(self) -> dict:
+        """The concrete functions to save, by signature name."""
+        from llm_tf.models import generation
+
+        def generate(text, max_new_tokens, strategy, top_k, top_p, temperature, seed):
+            return {"text": generation.generate(self.model, self.tokenizer, text, max_new_tokens, strategy, top_k, top_p,
+                                                temperature, seed)}
+
+        d = self.defaults
+
+        def serve(text):
+            return generate(text, d["max_new_tokens"], d["strategy"], d["top_k"], d["top_p"], d["temperature"], d["seed"])
+
+        scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
+        return {
+            DEFAULT_SIGNATURE: tf.function(serve).get_concrete_function(tf.TensorSpec([None], tf.string, name="text")),
+            GENERATE_SIGNATURE: tf.function(generate).get_concrete_function(
+                tf.TensorSpec([None], tf.string, name="text"), scalar(tf.int32, "max_new_tokens"),
+                scalar(tf.string, "strategy"), scalar(tf.int32, "top_k"), scalar(tf.float32, "top_p"),
+                scalar(tf.float32, "temperature"), scalar(tf.int32, "seed")),
+        }

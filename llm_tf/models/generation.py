@@ -306,9 +306,8 @@ def detokenize(tokenizer, ids: tf.RaggedTensor) -> tf.Tensor:
     """Token ids -> text, in-graph.
 
     WordPiece pieces are looked up in the vocabulary and joined with spaces, ``##`` pieces
-    glued to the piece before (``TextTokenizer.detokenize`` cannot be used for WordPiece: its
-    ``FastBertTokenizer`` is built without detokenization support); SentencePiece uses its
-    own detokenizer.
+    glued to the piece before (a plain vocabulary lookup, which also converts to TFLite);
+    SentencePiece uses its own detokenizer.
 
     Args:
         tokenizer: A :class:`llm_tf.text.tokenizer.TextTokenizer`.

@@ -95,6 +95,33 @@ def test_a_failed_export_leaves_nothing(tmp_path, trained_classifier, monkeypatc
     assert os.listdir(tmp_path / "m") == []
 
 
+def test_causal_lm_export_generates_like_the_library(prepared_sample, tmp_path):
+    from llm_tf.models import generation
+    from tests.conftest import train_tiny
+
+    run = train_tiny(prepared_sample, str(tmp_path / "clm"), "causal_lm",
+                     "trainer.train_steps=4,trainer.steps_per_loop=2,task.generation.max_new_tokens=5")
+    result = exporter.export_saved_model(run, str(tmp_path / "clm_models"), warmup_count=2)
+    assert result.signatures == ["generate", "serving_default"]
+    loaded = tf.saved_model.load(result.path)
+    prompts = tf.constant(["the movie", "a dull , lifeless"])
+    served = loaded.signatures["serving_default"](text=prompts)["text"].numpy().tolist()
+    trained = restore.restore_trained_model(run)
+    expected = generation.generate(trained.model, trained.task.data.tokenizer, prompts, 5).numpy().tolist()
+    assert served == expected
+    sampled = loaded.signatures["generate"](text=prompts, max_new_tokens=tf.constant(3), strategy=tf.constant("top_k"),
+                                            top_k=tf.constant(4), top_p=tf.constant(1.0), temperature=tf.constant(1.0),
+                                            seed=tf.constant(7))["text"].numpy().tolist()
+    again = loaded.signatures["generate"](text=prompts, max_new_tokens=tf.constant(3), strategy=tf.constant("top_k"),
+                                          top_k=tf.constant(4), top_p=tf.constant(1.0), temperature=tf.constant(1.0),
+                                          seed=tf.constant(7))["text"].numpy().tolist()
+    assert sampled == again and all(len(t.split()) <= 3 for t in sampled)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        loaded.signatures["generate"](text=prompts, max_new_tokens=tf.constant(3), strategy=tf.constant("beam"),
+                                      top_k=tf.constant(4), top_p=tf.constant(1.0), temperature=tf.constant(1.0),
+                                      seed=tf.constant(7))
+
+
 def test_mlm_runs_have_no_serving_export(tmp_path, prepared_sample):
     from tests.conftest import train_tiny
 
