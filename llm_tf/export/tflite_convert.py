@@ -1,0 +1,502 @@
+"""An exported SavedModel to TFLite variants: two input forms, four numeric precisions.
+
+Forms:
+
+* ``text``: raw strings in (the tokenizer inside, as tensorflow-text custom ops; run with
+  :func:`llm_tf.export.tflite_runtime.make_interpreter`). Signatures ``classify`` (``text``
+  [batch] -> ``scores``, ``logits``, ``label_ids``, ``labels``) and ``tokenize`` (``text`` ->
+  ``token_ids``, ``segment_ids``, ``padding_mask``, int32 [batch, seq_length]).
+* ``tokens``: token ids in, for runtimes without the tensorflow-text ops. One signature,
+  ``serving_default``: ``token_ids``, ``segment_ids``, ``padding_mask`` (int32
+  [batch, seq_length]) -> ``scores``, ``logits``, ``label_ids``.
+
+Variants: ``float32``; ``float16`` (weights stored as float16); ``dynamic_int8`` (int8
+weights, float activations); ``full_int8`` (int8 weights and activations calibrated on a
+representative dataset; inputs and outputs stay int32/float32 and strings, and the tokenizer
+stays as it is: only the model part is quantized).
+
+The model part is the SavedModel's own ``predict_tokens`` function; the tokenizer of the
+``text`` form is rebuilt from the SavedModel's vocabulary asset and checked against the
+SavedModel's ``serving_default`` on sample texts before conversion.
+"""
+
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from llm_tf.errors import ConfigError, DataError, LlmTfError
+
+FORMS = ("text", "tokens")
+VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
+#: TFLite signature names of each form (the first is the classifier).
+TEXT_SIGNATURES = ("classify", "tokenize")
+TOKENS_SIGNATURE = "serving_default"
+#: ``float_ops`` presets. ``attention``: the self-attention path (scores, mask, softmax, head
+#: reshapes) and the position-embedding broadcast stay float32; measured on the tiny SST-2
+#: model it takes full_int8 from -7 points to +0.1 at 2% more bytes (docs/quantize.md).
+FLOAT_OPS_PRESETS = {"attention": ("BATCH_MATMUL", "SOFTMAX", "SELECT_V2", "TRANSPOSE", "RESHAPE", "BROADCAST_TO")}
+#: Texts used to check the rebuilt tokenizer against the SavedModel.
+CHECK_TEXTS = ("a gripping , funny film", "the worst movie of the year !",
+               "Ça n'a rien à voir : 1999's über-long, un-FUNNY mess...", "")
+
+
+class UnsupportedOpsError(LlmTfError):
+    """The converter cannot express some ops of the graph in TFLite.
+
+    Attributes:
+        ops: The op names the converter named.
+    """
+
+    def __init__(self, message: str, ops: list[str]):
+        super().__init__(message)
+        self.ops = ops
+
+
+@dataclasses.dataclass
+class ExportedModel:
+    """An ``llm_export`` version directory, loaded for conversion.
+
+    Attributes:
+        path: The version directory.
+        info: Its ``llm_tf_export.json``.
+        labels: Label names in id order.
+        seq_length: Packed length the TFLite models take.
+        vocab_path: The vocabulary asset inside the SavedModel.
+        tokenizer: The in-graph tokenizer rebuilt over ``vocab_path``.
+        loaded: The loaded SavedModel.
+    """
+
+    path: str
+    info: dict
+    labels: list[str]
+    seq_length: int
+    vocab_path: str
+    tokenizer: object
+    loaded: object
+    _functions: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def prepared_dir(self) -> str | None:
+        """The prepared data set the model was trained on (may have moved)."""
+        return self.info.get("prepared_dir")
+
+    def predict_tokens(self, token_ids, segment_ids, padding_mask) -> dict:
+        """Runs the SavedModel's ``predict_tokens`` signature.
+
+        Args:
+            token_ids: int32 [batch, length].
+            segment_ids: int32 [batch, length].
+            padding_mask: int32 [batch, length].
+
+        Returns:
+            Dict of ``logits``, ``scores``, ``label_ids`` tensors.
+        """
+        return self.loaded.signatures["predict_tokens"](token_ids=token_ids, segment_ids=segment_ids,
+                                                        padding_mask=padding_mask)
+
+    def serve(self, texts: list[str]) -> dict:
+        """Runs the SavedModel's ``serving_default`` on raw strings.
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            Dict of numpy ``scores``, ``label_ids``, ``labels``.
+        """
+        out = self.loaded.signatures["serving_default"](text=tf.constant(texts, tf.string))
+        return {k: v.numpy() for k, v in out.items()}
+
+    def tokenize(self, texts: list[str]) -> dict:
+        """Packs texts with the rebuilt tokenizer.
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            Dict of numpy int32 [batch, seq_length] ``token_ids``, ``segment_ids``, ``padding_mask``.
+        """
+        packed = self.tokenizer(tf.constant(texts, tf.string), seq_length=self.seq_length)
+        return {k: tf.cast(v, tf.int32).numpy() for k, v in packed.items()}
+
+
+def _tokenizer_config(path: str, info: dict, prepared_dir: str | None):
+    from llm_tf.text.tokenizer import TokenizerConfig
+
+    directory = os.path.join(prepared_dir or info.get("prepared_dir") or "", "tokenizer")
+    if os.path.isfile(os.path.join(directory, "tokenizer_config.json")):
+        return TokenizerConfig.load(directory)
+    assets = os.path.join(path, "assets")
+    if os.path.isfile(os.path.join(assets, "vocab.txt")):
+        # The prepared data moved: WordPiece with llm_prepare's default lower-casing. The check
+        # against serving_default below catches a wrong guess.
+        return TokenizerConfig(kind="wordpiece", vocab_file="vocab.txt", lower_case=True)
+    models = [n for n in os.listdir(assets) if n.endswith(".model")] if os.path.isdir(assets) else []
+    if models:
+        return TokenizerConfig(kind="sentencepiece", vocab_file=models[0])
+    raise DataError(f"{path}: no vocabulary asset in assets/ (not an llm_export SavedModel?)")
+
+
+def load_exported(path: str, prepared_dir: str | None = None) -> ExportedModel:
+    """Loads an ``llm_export`` version directory and rebuilds its tokenizer.
+
+    Args:
+        path: The version directory (``<model_base_path>/<version>``).
+        prepared_dir: The prepared data directory, if it moved since export (for the
+            tokenizer's settings and the representative/eval splits).
+
+    Returns:
+        An :class:`ExportedModel`.
+
+    Raises:
+        DataError: Not a SavedModel / not exported by ``llm_export``.
+        ConfigError: The SavedModel lacks the expected signatures, or is not a single-text
+            sentence classifier, or the rebuilt tokenizer does not reproduce it.
+    """
+    from llm_tf.export.exporter import load_export_info
+    from llm_tf.text.tokenizer import TextTokenizer
+
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise DataError(f"{path}: not a SavedModel version directory (no saved_model.pb)")
+    loaded = tf.saved_model.load(path)
+    expected = {"serving_default": {"text"}, "predict_tokens": {"token_ids", "segment_ids", "padding_mask"}}
+    for name, inputs in expected.items():
+        if name not in loaded.signatures:
+            raise ConfigError(f"{path}: SavedModel has no '{name}' signature (has: "
+                              f"{', '.join(sorted(loaded.signatures)) or 'none'}); export it with llm_export")
+        have = set(loaded.signatures[name].structured_input_signature[1])
+        if have != inputs:
+            raise ConfigError(f"{path}: signature '{name}' takes {', '.join(sorted(have))}; llm_quantize supports "
+                              f"single-text classifiers ({', '.join(sorted(inputs))})")
+    outputs = set(loaded.signatures["predict_tokens"].structured_outputs)
+    if not {"logits", "scores", "label_ids"} <= outputs:
+        raise ConfigError(f"{path}: 'predict_tokens' returns {', '.join(sorted(outputs))}; "
+                          "expected logits, scores, label_ids")
+    info = load_export_info(path)
+    if info.get("experiment") != "sentence_classification":
+        raise ConfigError(f"{path}: experiment '{info.get('experiment')}' is not supported by llm_quantize "
+                          "(sentence_classification only)")
+    if prepared_dir:
+        info = dict(info, prepared_dir=os.path.abspath(prepared_dir))
+    config = _tokenizer_config(path, info, prepared_dir)
+    vocab_path = os.path.join(path, "assets", config.vocab_file)
+    seq_length = int(info["seq_length"])
+    tokenizer = TextTokenizer(vocab_path, config.kind, config.lower_case, seq_length)
+    exported = ExportedModel(path, info, list(info["labels"]), seq_length, vocab_path, tokenizer, loaded)
+    check_tokenizer(exported)
+    return exported
+
+
+def check_tokenizer(exported: ExportedModel, texts: tuple[str, ...] = CHECK_TEXTS, atol: float = 1e-4) -> None:
+    """Checks that the rebuilt tokenizer + ``predict_tokens`` reproduce ``serving_default``.
+
+    Args:
+        exported: The loaded export.
+        texts: Texts to compare on.
+        atol: Largest allowed score difference.
+
+    Raises:
+        ConfigError: Scores differ by more than ``atol`` (the tokenizer settings do not match).
+    """
+    served = exported.serve(list(texts))["scores"]
+    ours = exported.predict_tokens(**{k: tf.constant(v) for k, v in exported.tokenize(list(texts)).items()})["scores"]
+    diff = float(np.max(np.abs(served - ours.numpy())))
+    if diff > atol:
+        raise ConfigError(f"{exported.path}: the tokenizer rebuilt from assets/ does not reproduce serving_default "
+                          f"(max score difference {diff:.3g}); pass --prepared_dir with the training tokenizer")
+
+
+def _functions(exported: ExportedModel, form: str) -> list:
+    """The concrete functions of a form, traced once per export (tracing costs seconds)."""
+    if form not in exported._functions:
+        exported._functions[form] = _trace_functions(exported, form)
+    return exported._functions[form]
+
+
+def _trace_functions(exported: ExportedModel, form: str) -> list:
+    length = exported.seq_length
+    label_names = tf.constant(exported.labels)
+
+    def classify_tokens(inputs: dict) -> dict:
+        out = exported.predict_tokens(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"])
+        label_ids = tf.cast(out["label_ids"], tf.int32)
+        return {"scores": out["scores"], "logits": out["logits"], "label_ids": label_ids}
+
+    if form == "tokens":
+        specs = [tf.TensorSpec([None, length], tf.int32, name=n) for n in ("token_ids", "segment_ids", "padding_mask")]
+
+        @tf.function(input_signature=specs)
+        def serving_default(token_ids, segment_ids, padding_mask):
+            return classify_tokens({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})
+
+        return [serving_default.get_concrete_function()]
+
+    text_spec = [tf.TensorSpec([None], tf.string, name="text")]
+
+    def packed(text):
+        inputs = exported.tokenizer(text, seq_length=length)
+        return {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
+
+    @tf.function(input_signature=text_spec)
+    def classify(text):
+        out = classify_tokens(packed(text))
+        out["labels"] = tf.gather(label_names, out["label_ids"])
+        return out
+
+    @tf.function(input_signature=text_spec)
+    def tokenize(text):
+        return packed(text)
+
+    # The classifier first: it becomes subgraph 0, what a single-signature runtime runs.
+    return [classify.get_concrete_function(), tokenize.get_concrete_function()]
+
+
+def representative_dataset(exported: ExportedModel, form: str, texts: list[str]):
+    """A converter ``representative_dataset``: one example a step, keyed by signature input name.
+
+    Args:
+        exported: The loaded export (its tokenizer packs the texts for the ``tokens`` form).
+        form: ``text`` or ``tokens``.
+        texts: Calibration texts.
+
+    Returns:
+        A generator function yielding input dicts (``(signature, dict)`` for the ``text`` form).
+
+    Raises:
+        DataError: ``texts`` is empty.
+    """
+    if not texts:
+        raise DataError("representative dataset is empty: no texts to calibrate full_int8 with")
+
+    def generate():
+        for text in texts:
+            if form == "text":
+                # Two signatures: the calibrator needs to know which one each sample feeds.
+                yield TEXT_SIGNATURES[0], {"text": np.array([text.encode("utf-8")], dtype=object)}
+            else:
+                yield exported.tokenize([text])
+
+    return generate
+
+
+_OPS_PATTERNS = (
+    re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op"),
+    re.compile(r"Some ops are not supported by the native TFLite runtime[^\n]*\n?(?:.*?)tf\.(\w+)"),
+    re.compile(r"unresolved custom ops?: \[([^\]]+)\]"),
+    re.compile(r"Encountered unresolved custom op: (\w+)"),
+    re.compile(r"(?:Flex|TF Select|select TF|Custom) ops?: ([\w, ]+)"),
+    re.compile(r"Op type not registered '(\w+)'"),
+    re.compile(r"'tfl\.(\w+)' op (?:is not|isn't) (?:supported|quantizable)"),
+)
+
+
+def unsupported_ops(message: str) -> list[str]:
+    """The op names a TFLite converter/calibrator error message complains about.
+
+    Args:
+        message: The converter's or calibrator's error text.
+
+    Returns:
+        Op names, sorted and unique (empty when none is recognised).
+    """
+    found: set[str] = set()
+    for pattern in _OPS_PATTERNS:
+        for match in pattern.findall(message):
+            for name in re.split(r"[,\s]+", match):
+                if name and name not in ("tf", "and"):
+                    found.add(name.split(".")[-1])
+    return sorted(found)
+
+
+def _converter(exported: ExportedModel, form: str, variant: str, texts: list[str] | None,
+               strict_int8: bool) -> tf.lite.TFLiteConverter:
+    from tensorflow_text import tflite_registrar
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(_functions(exported, form), exported.loaded)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.allow_custom_ops = form == "text"
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "full_int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset(exported, form, texts or [])
+        converter.target_spec.supported_ops = (
+            [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] if strict_int8
+            else [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS])
+        # The calibrator runs the model in an interpreter: it needs the tensorflow-text ops
+        # too (TF reads this private list when it builds the calibrator; no public API).
+        converter.target_spec._experimental_custom_op_registerers = list(tflite_registrar.SELECT_TFTEXT_OPS)
+    return converter
+
+
+def expand_float_ops(float_ops: list[str]) -> list[str]:
+    """Expands presets (:data:`FLOAT_OPS_PRESETS`) in a list of op types.
+
+    Args:
+        float_ops: Op type names and preset names.
+
+    Returns:
+        Op type names in order of first appearance, without repeats.
+    """
+    out: list[str] = []
+    for op in float_ops:
+        for name in FLOAT_OPS_PRESETS.get(op, (op,)):
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _selective_int8(exported: ExportedModel, form: str, texts: list[str], float_ops: list[str], name: str) -> bytes:
+    """Full-int8 with some op types left in float: calibrate, then quantize with a denylist.
+
+    This is what ``tf.lite.experimental.QuantizationDebugger.get_nondebug_quantized_model``
+    does with ``denylisted_ops``, without the debugger's float/quantized interpreters (which
+    cannot load the tensorflow-text custom ops).
+    """
+    from tensorflow.lite.python import convert as lite_convert
+
+    float_ops = expand_float_ops(float_ops)
+    bad = [op for op in float_ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
+    if bad:
+        raise ConfigError(f"float ops must be TFLite op type names such as SOFTMAX or BATCH_MATMUL, got {', '.join(bad)}")
+    converter = _converter(exported, form, "full_int8", texts, False)
+    converter._experimental_calibrate_only = True
+    calibrated = run_converter(converter, name)
+    try:
+        return lite_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
+                                          denylisted_ops=list(float_ops))
+    except Exception as e:
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise LlmTfError(f"{name}: quantization with float ops {', '.join(float_ops)} failed: {first[:300]}") from None
+
+
+def run_converter(converter: tf.lite.TFLiteConverter, name: str) -> bytes:
+    """Runs a TFLite converter; its failures become one-line errors naming the unsupported ops.
+
+    Args:
+        converter: A configured converter.
+        name: What is converted (starts the error message).
+
+    Returns:
+        The ``.tflite`` bytes.
+
+    Raises:
+        UnsupportedOpsError: The message names ops the converter or calibrator cannot handle.
+        LlmTfError: Any other conversion failure (the converter's first line).
+    """
+    try:
+        return converter.convert()
+    except Exception as e:  # ConverterError, RuntimeError/ValueError from the calibrator, ...
+        message = str(e)
+        ops = unsupported_ops(message)
+        first = next((line.strip() for line in message.splitlines() if line.strip()), type(e).__name__)
+        if ops:
+            raise UnsupportedOpsError(f"{name}: the TFLite converter does not support op(s) {', '.join(ops)} "
+                                      "(neither TFLite builtins nor the tensorflow-text custom ops)", ops) from None
+        raise LlmTfError(f"{name}: TFLite conversion failed: {first[:300]}") from None
+
+
+@dataclasses.dataclass
+class Conversion:
+    """One converted variant.
+
+    Attributes:
+        name: ``<form>_<variant>``, e.g. ``tokens_full_int8``.
+        form: ``text`` or ``tokens``.
+        variant: One of :data:`VARIANTS`.
+        content: The ``.tflite`` bytes (before metadata).
+        notes: What the conversion had to settle for, in words (empty: nothing).
+    """
+
+    name: str
+    form: str
+    variant: str
+    content: bytes
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def convert_variant(exported: ExportedModel, form: str, variant: str, texts: list[str] | None = None,
+                    float_ops: list[str] | None = None) -> Conversion:
+    """Converts one form and precision to TFLite.
+
+    ``full_int8`` of the ``tokens`` form is tried with int8-only builtins first; if an op has
+    no int8 kernel it falls back to int8 with float kernels where needed (said in ``notes``).
+    The ``text`` form always keeps its string and tokenizer ops as they are.
+
+    Args:
+        exported: From :func:`load_exported`.
+        form: ``text`` or ``tokens``.
+        variant: One of :data:`VARIANTS`.
+        texts: Representative texts (``full_int8`` only).
+        float_ops: ``full_int8`` only: TFLite op types (``SOFTMAX``, ``BATCH_MATMUL``, ...) or
+            presets (``attention``) to keep in float32; the rest is int8 (selective
+            quantization). None: none.
+
+    Returns:
+        A :class:`Conversion`.
+
+    Raises:
+        ConfigError: Unknown form or variant.
+        DataError: ``full_int8`` without representative texts.
+        UnsupportedOpsError: The converter cannot express some ops (named in the message).
+    """
+    if form not in FORMS:
+        raise ConfigError(f"unknown form '{form}' (expected one of: {', '.join(FORMS)})")
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown variant '{variant}' (expected one of: {', '.join(VARIANTS)})")
+    if variant == "full_int8" and not texts:
+        raise DataError("representative dataset is empty: full_int8 needs calibration texts")
+    name = f"{form}_{variant}"
+    notes: list[str] = []
+    if variant == "full_int8" and float_ops:
+        content = _selective_int8(exported, form, texts or [], float_ops, name)
+        notes.append(f"op types kept in float32: {', '.join(expand_float_ops(float_ops))}")
+    elif variant == "full_int8" and form == "tokens":
+        try:
+            content = run_converter(_converter(exported, form, variant, texts, True), name)
+        except LlmTfError as e:
+            ops = getattr(e, "ops", [])
+            notes.append("int8-only builtins failed" + (f" ({', '.join(ops)})" if ops else "")
+                         + "; float kernels allowed where int8 has none")
+            content = run_converter(_converter(exported, form, variant, texts, False), name)
+    else:
+        content = run_converter(_converter(exported, form, variant, texts, False), name)
+    if form == "text" and variant == "full_int8":
+        notes.append("model part int8; tokenizer (tensorflow-text custom ops) and string input/output kept as is")
+    return Conversion(name, form, variant, content, notes)
+
+
+def export_info_json(exported: ExportedModel, conversion: Conversion) -> str:
+    """The JSON embedded in a variant's metadata: what it is and where it came from.
+
+    Args:
+        exported: The loaded export.
+        conversion: The converted variant.
+
+    Returns:
+        Indented, key-sorted JSON text.
+    """
+    info = exported.info
+    signatures = ({"classify": {"inputs": ["text"], "outputs": ["label_ids", "labels", "logits", "scores"]},
+                   "tokenize": {"inputs": ["text"], "outputs": ["padding_mask", "segment_ids", "token_ids"]}}
+                  if conversion.form == "text" else
+                  {TOKENS_SIGNATURE: {"inputs": ["padding_mask", "segment_ids", "token_ids"],
+                                      "outputs": ["label_ids", "logits", "scores"]}})
+    return json.dumps({
+        "name": conversion.name, "form": conversion.form, "variant": conversion.variant,
+        "labels": exported.labels, "seq_length": exported.seq_length,
+        "tokenizer": {"kind": exported.tokenizer.kind, "lower_case": bool(exported.tokenizer.lower_case),
+                      "cls_id": exported.tokenizer.cls_id, "sep_id": exported.tokenizer.sep_id,
+                      "pad_id": exported.tokenizer.pad_id, "unk_id": exported.tokenizer.unk_id},
+        "signatures": signatures,
+        "needs_tensorflow_text_ops": conversion.form == "text",
+        "saved_model": os.path.abspath(exported.path),
+        "checkpoint": info.get("checkpoint"), "step": info.get("step"), "model_dir": info.get("model_dir"),
+        "notes": conversion.notes,
+    }, indent=2, sort_keys=True)
