@@ -1,0 +1,135 @@
+"""llm_pipeline: run a TFX-style pipeline locally, or print a pushed model's lineage.
+
+Examples:
+    llm_pipeline --pipeline=pipelines/sst2_sentiment.py                   # sample data, minutes
+    llm_pipeline --pipeline=pipelines/sst2_sentiment.py --data_dir=../shared/data/sst2 \\
+        --pipeline_root=runs/pipelines/sst2 --serving_model_base_path=runs/serving/sst2
+    llm_pipeline --pipeline=pipelines/sst2_sentiment.py --dry_run          # print the DAG
+    llm_pipeline lineage --model_version=1 --serving_model_base_path=runs/serving/sst2
+"""
+
+import importlib.util
+import os
+
+from absl import flags
+
+from llm_tf.bin.common import run_main
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("pipeline", None, "Pipeline definition file (defines create_pipeline(...)).")
+flags.DEFINE_string("data_dir", None, "Raw data directory passed to the pipeline (default: its shipped sample).")
+flags.DEFINE_string("pipeline_root", None, "Artifacts and metadata (default: runs/pipelines/<file name>).")
+flags.DEFINE_string("serving_model_base_path", None, "Where blessed models are pushed (default: runs/serving/<file name>).")
+flags.DEFINE_string("params_override", "", "Overrides of the (fine-tuning) Trainer's config, as llm_train's.")
+flags.DEFINE_list("options", [], "Pipeline options key=value (see the pipeline file's docstring).")
+flags.DEFINE_bool("no_cache", False, "Run every component even when a cached result exists.")
+flags.DEFINE_bool("dry_run", False, "Print the DAG and exit.")
+flags.DEFINE_integer("model_version", None, "lineage: the pushed version to trace.")
+flags.DEFINE_string("metadata", None, "lineage: the metadata store (default: <pipeline_root>/metadata.sqlite, or "
+                    "found from the pushed version).")
+
+
+def load_pipeline_module(path: str):
+    """Imports a pipeline definition file.
+
+    Raises:
+        PipelineError: Missing file, or no ``create_pipeline`` in it.
+    """
+    from llm_tf.pipeline.errors import PipelineError
+
+    if not os.path.isfile(path):
+        raise PipelineError(f"{path}: no such pipeline file")
+    name = "llm_pipeline_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "create_pipeline"):
+        raise PipelineError(f"{path}: defines no create_pipeline(pipeline_root, serving_model_base_path, ...)")
+    return module
+
+
+def _default(flag_value: str | None, kind: str) -> str:
+    if flag_value:
+        return flag_value
+    stem = os.path.splitext(os.path.basename(FLAGS.pipeline or "pipeline"))[0]
+    return os.path.join("runs", kind, stem)
+
+
+def _options() -> dict:
+    from llm_tf.errors import ConfigError
+
+    options = {}
+    for item in FLAGS.options:
+        if "=" not in item:
+            raise ConfigError(f"--options: expected key=value, got '{item}'")
+        key, value = item.split("=", 1)
+        options[key.strip()] = value.strip()
+    return options
+
+
+def run_pipeline() -> int:
+    """Builds the pipeline from --pipeline and runs it (or prints it with --dry_run)."""
+    from llm_tf.errors import ConfigError
+    from llm_tf.pipeline.runner import LocalRunner
+
+    if not FLAGS.pipeline:
+        raise ConfigError("--pipeline is required (e.g. --pipeline=pipelines/sst2_sentiment.py)")
+    module = load_pipeline_module(FLAGS.pipeline)
+    pipeline = module.create_pipeline(pipeline_root=_default(FLAGS.pipeline_root, "pipelines"),
+                                      serving_model_base_path=_default(FLAGS.serving_model_base_path, "serving"),
+                                      data_dir=FLAGS.data_dir, params_override=FLAGS.params_override,
+                                      options=_options())
+    if FLAGS.dry_run:
+        print(pipeline.describe())
+        return 0
+    result = LocalRunner(enable_cache=not FLAGS.no_cache).run(pipeline)
+    return 0 if result.succeeded else 1
+
+
+def run_lineage() -> int:
+    """Prints the lineage of --model_version."""
+    from llm_tf.errors import ConfigError
+    from llm_tf.pipeline import lineage
+    from llm_tf.pipeline.components.pusher import pushed_info
+    from llm_tf.pipeline.dag import METADATA_FILE
+    from llm_tf.pipeline.metadata import MetadataStore
+
+    if FLAGS.model_version is None:
+        raise ConfigError("lineage needs --model_version=N")
+    path = FLAGS.metadata
+    base = FLAGS.serving_model_base_path
+    if not path and base:
+        info = pushed_info(os.path.join(base, str(FLAGS.model_version)))
+        if info:
+            path = os.path.join(info["pipeline_root"], METADATA_FILE)
+    if not path:
+        path = os.path.join(_default(FLAGS.pipeline_root, "pipelines"), METADATA_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no metadata store (pass --metadata, --pipeline_root or --serving_model_base_path)")
+    with MetadataStore(path) as store:
+        print(lineage.format_lineage(store, FLAGS.model_version, base))
+    return 0
+
+
+def main(argv) -> int:
+    """``llm_pipeline [run|lineage|dag]``; the default command is ``run``."""
+    from llm_tf.errors import ConfigError
+
+    command = argv[1] if len(argv) > 1 else "run"
+    if len(argv) > 2 or command not in ("run", "lineage", "dag"):
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])} (commands: run, lineage, dag)")
+    if command == "lineage":
+        return run_lineage()
+    if command == "dag":
+        FLAGS.dry_run = True
+    return run_pipeline()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    run_main(main, allow_args=True)
+
+
+if __name__ == "__main__":
+    run()

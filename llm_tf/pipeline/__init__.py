@@ -1,0 +1,14 @@
+"""A TFX-style pipeline: typed components, immutable artifacts, SQLite metadata, a local runner.
+
+Modules (one job each):
+
+* :mod:`~llm_tf.pipeline.artifacts`: the :class:`Artifact` record.
+* :mod:`~llm_tf.pipeline.component`: component spec (inputs, outputs, properties) + executor.
+* :mod:`~llm_tf.pipeline.dag`: a :class:`Pipeline` (components in dependency order, the DAG).
+* :mod:`~llm_tf.pipeline.metadata`: the SQLite metadata store.
+* :mod:`~llm_tf.pipeline.fingerprint`: code version and cache fingerprints.
+* :mod:`~llm_tf.pipeline.runner`: the local runner (caching, resume, progress, summary).
+* :mod:`~llm_tf.pipeline.lineage`: what produced a pushed model version.
+* :mod:`~llm_tf.pipeline.components`: ExampleGen ... Pusher, each calling the library the
+  binaries call.
+"""

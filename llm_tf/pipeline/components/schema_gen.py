@@ -1,0 +1,67 @@
+"""SchemaGen: a schema inferred from the train split's statistics, or a curated one."""
+
+import json
+import os
+import shutil
+
+from llm_tf.data import schema as schema_lib
+from llm_tf.io_utils import atomic_write_json
+from llm_tf.pipeline import artifacts
+from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
+from llm_tf.pipeline.errors import PipelineError
+
+SCHEMA_FILE = "schema.json"
+
+
+class SchemaGen(Component):
+    """Infers the schema with ``llm_tf.data.schema.infer_schema`` (label domain: train labels).
+
+    ``prepare``'s own ``schema.json`` takes its label domain from train and eval together;
+    for validation the domain must be what training saw, so it is re-inferred from the
+    train statistics here (same library function).
+
+    Args:
+        statistics: StatisticsGen's ``statistics``.
+        examples: ExampleGen's ``examples`` (for the feature list).
+        schema_file: A curated ``schema.json`` to use instead (TFX's ImportSchemaGen).
+        name: Component name.
+    """
+
+    INPUTS = {"statistics": artifacts.STATISTICS, "examples": artifacts.EXAMPLES}
+    OUTPUTS = {"schema": artifacts.SCHEMA}
+
+    def __init__(self, statistics: OutputRef, examples: OutputRef, schema_file: str = "", name: str | None = None):
+        super().__init__(name, {"statistics": statistics, "examples": examples},
+                         {"schema_file": os.path.abspath(schema_file) if schema_file else ""})
+
+    def extra_fingerprint(self) -> dict:
+        """The curated schema's contents, when one is given."""
+        path = self.properties["schema_file"]
+        if path and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return {"schema_file": f.read()}
+        return {}
+
+    def execute(self, context: ExecutionContext) -> ExecutionResult:
+        """Writes ``schema.json``."""
+        target = os.path.join(context.output_dirs["schema"], SCHEMA_FILE)
+        curated = context.properties["schema_file"]
+        if curated:
+            if not os.path.isfile(curated):
+                raise PipelineError(f"component SchemaGen: schema_file {curated} does not exist")
+            shutil.copyfile(curated, target)
+            with open(target, encoding="utf-8") as f:
+                schema = json.load(f)
+        else:
+            with open(os.path.join(context.inputs["statistics"].uri, "statistics.json"), encoding="utf-8") as f:
+                train = json.load(f)["train"]
+            examples = context.inputs["examples"].properties
+            labels = None
+            if examples.get("labels"):
+                seen = set(train.get("labels", {}))
+                labels = [label for label in examples["labels"] if label in seen]
+            schema = schema_lib.infer_schema(train, examples["features"], labels)
+            atomic_write_json(target, schema)
+        domain = next((spec["domain"] for spec in schema["features"].values() if "domain" in spec), None)
+        return ExecutionResult({"schema": {"task": schema["task"], "label_domain": domain, "curated": bool(curated)}},
+                               {"labels": len(domain) if domain else 0})

@@ -1,0 +1,126 @@
+"""Evaluates an exported SavedModel on a prepared eval split, overall and in slices.
+
+Classification: accuracy overall, per true label and per length bucket (words). Token
+classification (NER): seqeval entity F1 overall, per entity type, and per length bucket.
+The model is called through its ``serving_default`` raw-text signature, exactly as served.
+"""
+
+import itertools
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from llm_tf.errors import DataError
+
+DEFAULT_BUCKETS = (8, 16, 32)
+
+
+def bucket_name(words: int, boundaries: tuple[int, ...]) -> str:
+    """The length bucket of a text of ``words`` words (``<=8``, ``9-16``, ..., ``>32``)."""
+    low = 1
+    for bound in boundaries:
+        if words <= bound:
+            return f"{low}-{bound}" if low > 1 else f"<={bound}"
+        low = bound + 1
+    return f">{boundaries[-1]}"
+
+
+def _load(version_dir: str):
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+
+    loaded = tf.saved_model.load(version_dir)
+    return loaded, loaded.signatures["serving_default"]
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def read_eval_split(prepared_dir: str, task: str, limit: int | None = None) -> tuple[list[str], list[Any]]:
+    """Texts and gold labels (classification) or tag lists (NER) of the prepared eval split.
+
+    Raises:
+        DataError: No eval split.
+    """
+    from llm_tf.data import tfrecords
+    from llm_tf.export.representative import read_prepared_split
+
+    if task != "token_classification":
+        text_set = read_prepared_split(prepared_dir, "eval", limit)
+        return text_set.texts, list(text_set.labels or [])
+    files = tfrecords.split_files(os.path.join(prepared_dir, "examples"), "eval")
+    texts, tags = [], []
+    for example in itertools.islice(tfrecords.read_tfrecords(files, ["tokens", "tags"]), limit):
+        texts.append(" ".join(t.decode("utf-8") for t in example["tokens"].numpy()))
+        tags.append([t.decode("utf-8") for t in example["tags"].numpy()])
+    return texts, tags
+
+
+def evaluate_saved_model(version_dir: str, texts: list[str], gold: list[Any], task: str,
+                         buckets: tuple[int, ...] = DEFAULT_BUCKETS, batch_size: int = 64) -> dict[str, Any]:
+    """Runs ``serving_default`` on ``texts`` and scores it against ``gold``.
+
+    Args:
+        version_dir: A SavedModel version directory written by ``llm_export``.
+        texts: Raw texts (NER: words joined by spaces).
+        gold: Gold label names, or per-text tag lists for NER.
+        task: ``classification`` or ``token_classification``.
+        buckets: Length bucket upper bounds, in words.
+        batch_size: Texts per call.
+
+    Returns:
+        ``{"metric": name, "value": v, "count": n, "by_label": {...}, "by_length": {...}}``,
+        each slice ``{"count", "value"}``.
+
+    Raises:
+        DataError: No texts.
+    """
+    if not texts:
+        raise DataError(f"{version_dir}: nothing to evaluate (empty eval split)")
+    _, serve = _load(version_dir)
+    predictions: list[Any] = []
+    for chunk in _batches(texts, batch_size):
+        out = serve(text=tf.constant(chunk))
+        if task == "token_classification":
+            for row in out["tags"].numpy():
+                predictions.append([t.decode("utf-8") for t in row])
+        else:
+            predictions.extend(label.decode("utf-8") for label in out["labels"].numpy())
+    lengths = [bucket_name(len(t.split()), tuple(buckets)) for t in texts]
+    if task == "token_classification":
+        return _ner_metrics(predictions, gold, lengths)
+    return _classification_metrics(predictions, gold, lengths)
+
+
+def _classification_metrics(predicted: list[str], gold: list[str], lengths: list[str]) -> dict[str, Any]:
+    correct = np.array([p == g for p, g in zip(predicted, gold)], dtype=np.float64)
+
+    def slices(keys: list[str]) -> dict[str, dict[str, float]]:
+        result = {}
+        for key in sorted(set(keys)):
+            mask = np.array([k == key for k in keys])
+            result[key] = {"count": int(mask.sum()), "value": float(correct[mask].mean())}
+        return result
+
+    return {"metric": "accuracy", "value": float(correct.mean()), "count": len(gold),
+            "by_label": slices(gold), "by_length": slices(lengths)}
+
+
+def _ner_metrics(predicted: list[list[str]], gold: list[list[str]], lengths: list[str]) -> dict[str, Any]:
+    from seqeval.metrics import classification_report, f1_score
+
+    pred = [(p + ["O"] * len(g))[:len(g)] for p, g in zip(predicted, gold)]
+    pred = [[t or "O" for t in p] for p in pred]
+    report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    by_label = {name: {"count": int(v["support"]), "value": float(v["f1-score"])} for name, v in report.items()
+                if "avg" not in name}
+    by_length = {}
+    for key in sorted(set(lengths)):
+        idx = [i for i, k in enumerate(lengths) if k == key]
+        by_length[key] = {"count": len(idx), "value": float(f1_score([gold[i] for i in idx], [pred[i] for i in idx],
+                                                                     zero_division=0))}
+    return {"metric": "entity_f1", "value": float(f1_score(gold, pred, zero_division=0)), "count": len(gold),
+            "by_label": by_label, "by_length": by_length}
