@@ -16,7 +16,7 @@ import keras
 import keras_hub
 
 from llm_tf.errors import ConfigError
-from llm_tf.models.encoder import ENCODER_NAME
+from llm_tf.models.encoder import ENCODER_NAME, backbone_arguments
 
 
 def build_decoder(model_config, vocabulary_size: int) -> keras_hub.models.GPT2Backbone:
@@ -37,17 +37,7 @@ def build_decoder(model_config, vocabulary_size: int) -> keras_hub.models.GPT2Ba
     """
     if vocabulary_size < 1:
         raise ConfigError(f"vocabulary_size must be >= 1, got {vocabulary_size}")
-    dims = model_config.dimensions()
-    return keras_hub.models.GPT2Backbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=dims["num_layers"],
-        num_heads=dims["num_heads"],
-        hidden_dim=dims["hidden_dim"],
-        intermediate_dim=dims["intermediate_dim"],
-        dropout=model_config.dropout,
-        max_sequence_length=model_config.max_sequence_length,
-        name=ENCODER_NAME,
-    )
+    return keras_hub.models.GPT2Backbone(**backbone_arguments(model_config, vocabulary_size))
 
 
 def build_causal_lm(backbone: keras_hub.models.GPT2Backbone) -> keras.Model:

@@ -22,14 +22,24 @@ def build_encoder(model_config, vocabulary_size: int) -> keras_hub.models.BertBa
         >>> encoder.num_layers
         2
     """
+    return keras_hub.models.BertBackbone(**backbone_arguments(model_config, vocabulary_size))
+
+
+def backbone_arguments(model_config, vocabulary_size: int) -> dict:
+    """Keyword arguments shared by the keras-hub backbones we build (BERT, GPT-2), by size.
+
+    Args:
+        model_config: A ``ModelConfig`` (size, dropout, max_sequence_length).
+        vocabulary_size: Rows of the token embedding.
+    """
     dims = model_config.dimensions()
-    return keras_hub.models.BertBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=dims["num_layers"],
-        num_heads=dims["num_heads"],
-        hidden_dim=dims["hidden_dim"],
-        intermediate_dim=dims["intermediate_dim"],
-        dropout=model_config.dropout,
-        max_sequence_length=model_config.max_sequence_length,
-        name=ENCODER_NAME,
-    )
+    return {
+        "vocabulary_size": vocabulary_size,
+        "num_layers": dims["num_layers"],
+        "num_heads": dims["num_heads"],
+        "hidden_dim": dims["hidden_dim"],
+        "intermediate_dim": dims["intermediate_dim"],
+        "dropout": model_config.dropout,
+        "max_sequence_length": model_config.max_sequence_length,
+        "name": ENCODER_NAME,
+    }
