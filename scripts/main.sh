@@ -18,7 +18,7 @@ for arg in "$@"; do
   esac
 done
 case "$OUTPUT_DIR" in /*) ;; *) OUTPUT_DIR="$PWD/$OUTPUT_DIR" ;; esac
-source "$ROOT/scripts/_venv.sh"
+source "$ROOT/scripts/_venv.sh" ""   # no extras (do not pass this script's arguments on)
 BASE="$OUTPUT_DIR/serving/sst2"
 llm_pipeline --pipeline="$ROOT/pipelines/sst2_sentiment.py" --pipeline_root="$OUTPUT_DIR/pipeline" \
   --serving_model_base_path="$BASE" ${PIPELINE_ARGS[@]+"${PIPELINE_ARGS[@]}"}
