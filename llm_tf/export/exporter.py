@@ -102,8 +102,13 @@ def sample_texts(trained: restore.TrainedModel, count: int) -> tuple[list[str], 
     raise DataError(f"{data.directory}: no examples to draw warm-up requests from")
 
 
-def _set_method_names(version_dir: str, methods: dict[str, str]) -> None:
-    """Rewrites SignatureDef method names in saved_model.pb (TF2's saver writes 'predict' for all)."""
+def set_method_names(version_dir: str, methods: dict[str, str]) -> None:
+    """Rewrites SignatureDef method names in saved_model.pb (TF2's saver writes 'predict' for all).
+
+    Args:
+        version_dir: A SavedModel directory (saved_model.pb and fingerprint.pb are rewritten).
+        methods: Signature name -> method name (e.g. ``tensorflow/serving/classify``).
+    """
     path = os.path.join(version_dir, "saved_model.pb")
     saved_model = saved_model_pb2.SavedModel()
     with open(path, "rb") as f:
@@ -155,7 +160,7 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
         methods = {name: signatures.PREDICT_METHOD for name in functions}
         if signatures.CLASSIFY_SIGNATURE in functions:
             methods[signatures.CLASSIFY_SIGNATURE] = signatures.CLASSIFY_METHOD
-        _set_method_names(tmp, methods)
+        set_method_names(tmp, methods)
         if warmup_count:
             texts, pairs = sample_texts(trained, warmup_count)
             logs = warmup.warmup_logs(model_name or os.path.basename(os.path.abspath(model_base_path)), texts, pairs,

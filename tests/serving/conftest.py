@@ -32,6 +32,8 @@ import time
 import grpc
 import pytest
 
+from llm_tf.export.exporter import set_method_names
+
 LABELS = ("negative", "positive")
 MODEL_NAME = "tiny"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -89,21 +91,6 @@ def _build_module(bias: float):
     return TinyTextModel()
 
 
-def _set_method_names(path: str, methods: dict) -> None:
-    """Rewrites signature method names in ``saved_model.pb`` (what the exporter does)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    pb = os.path.join(path, "saved_model.pb")
-    saved = saved_model_pb2.SavedModel()
-    with open(pb, "rb") as f:
-        saved.ParseFromString(f.read())
-    for meta_graph in saved.meta_graphs:
-        for name, method in methods.items():
-            meta_graph.signature_def[name].method_name = method
-    with open(pb, "wb") as f:
-        f.write(saved.SerializeToString())
-
-
 def example_bytes(text: str) -> bytes:
     """A serialized ``tf.Example`` with the bytes feature ``text``."""
     from tensorflow.core.example import example_pb2
@@ -144,7 +131,7 @@ def save_tiny_model(path: str, bias: float = 0.0, warmup: bool = True) -> str:
         "regress": module.regress,
     }
     tf.saved_model.save(module, path, signatures=signatures)
-    _set_method_names(path, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
+    set_method_names(path, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
     if warmup:
         _write_warmup(path)
     return path
