@@ -185,12 +185,9 @@ class EmbeddedServer:
         return "; ".join(parts)
 
     def _make_rest(self):
-        """Builds the REST server (None, with a warning, when the REST module is missing)."""
-        try:
-            from llm_tf.serving import rest_server
-        except ImportError as e:
-            logging.warning("REST API disabled: %s", e)
-            return None
+        """Builds the REST server."""
+        from llm_tf.serving import rest_server
+
         app = rest_server.make_rest_app(self.service, self.metrics, self.monitoring,
                                         max_body_bytes=self.options.max_message_bytes)
         port = 0 if self.options.rest_api_port < 0 else self.options.rest_api_port
