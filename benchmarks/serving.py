@@ -6,10 +6,18 @@ One run measures, interleaved round by round (so ratios are taken side by side):
   sentence per call from C threads; ``inprocess_batched``: one thread, 32 sentences a call
   (the throughput ceiling server-side batching aims at);
 * ``grpc`` / ``rest``: ``llm_serve`` (embedded backend) in its own process, one sentence per
-  request from C client threads, without and with server-side batching.
+  request, C requests in flight from a separate load-generator process
+  (``benchmarks/serving_load.py``: ``grpc.aio`` with pre-serialized requests, asyncio HTTP),
+  without and with server-side batching (``--batching_parameters_file``, repeatable to compare
+  several; by default the shipped ``serving/batching_parameters.txt``);
+* ``grpc_batching_nullmodel``: the same batching server on a model with (almost) no compute
+  (the test suite's string-length model, same signature): its server CPU per request is what
+  the serving stack itself costs, the rest of ``grpc_batching``'s is the model's.
 
-QPS counts sentences per second; latencies are per request. Results go to
-``benchmarks/results/serving.{json,md,png}``.
+QPS counts sentences per second; latencies are per request. Every measurement also records the
+CPU it cost (server, client, this process) and how much CPU the rest of the machine used
+meanwhile (``others_cores``: busy CPU from ``/proc/stat`` minus ours), because the machine is
+shared. Results go to ``benchmarks/results/serving.{json,md,png}``.
 
 Usage:
     python -m benchmarks.serving --model_dir=runs/sst2_real/tiny [--seconds=5 --rounds=3]
@@ -17,22 +25,37 @@ Usage:
 
 import argparse
 import csv
-import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, serving_load
 
-SHARED_DEV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "sst2", "dev.tsv")
-SAMPLE_DEV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "samples", "sst2_sample", "dev.tsv")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+SHARED_DEV = os.path.join(ROOT, "..", "shared", "data", "sst2", "dev.tsv")
+SAMPLE_DEV = os.path.join(ROOT, "samples", "sst2_sample", "dev.tsv")
+SHIPPED_BATCHING = os.path.join(ROOT, "serving", "batching_parameters.txt")
+MONITORING = os.path.join(ROOT, "serving", "monitoring.config")
+METRICS_PATH = "/monitoring/prometheus/metrics"
 BATCH = 32
+MODEL = "sst2"
+CONFIGS = ("inprocess", "grpc", "grpc_batching", "rest", "rest_batching", "grpc_batching_nullmodel")
+BUSY_LOAD = 1.5  # load average (from others) above which timings are flagged as disturbed
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def load_sentences() -> tuple[list[str], str]:
@@ -42,8 +65,53 @@ def load_sentences() -> tuple[list[str], str]:
         return [row["sentence"] for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)], os.path.abspath(path)
 
 
-def run_load(call, concurrency: int, seconds: float, sentences_per_call: int = 1) -> dict:
-    """Runs ``call(i)`` from ``concurrency`` threads for ``seconds``; returns QPS and latencies."""
+# ------------------------------------------------------------------------------ CPU accounting
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores have been busy since boot (``/proc/stat``, all but idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        values = [int(v) for v in f.readline().split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / _TICK
+
+
+class CpuMeter:
+    """CPU used by our processes and by everyone else over one measurement.
+
+    Args:
+        pids: Our other processes (servers, load generator); this process is always counted.
+    """
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+
+    def _ours(self) -> dict[str, float]:
+        usage = os.times()
+        values = {"self": usage.user + usage.system}
+        for pid in self.pids:
+            values[str(pid)] = process_cpu(pid)
+        return values
+
+    def __enter__(self) -> "CpuMeter":
+        self._start = (time.perf_counter(), machine_busy(), self._ours())
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        began, busy, ours = self._start
+        elapsed = time.perf_counter() - began
+        after = self._ours()
+        self.by_process = {key: after[key] - ours[key] for key in ours}
+        self.others_cores = max(0.0, (machine_busy() - busy - sum(self.by_process.values())) / elapsed)
+
+
+# ---------------------------------------------------------------------------------- load
+def run_threads(call, concurrency: int, seconds: float, sentences_per_call: int = 1) -> dict:
+    """Runs ``call(i)`` from ``concurrency`` threads of this process for ``seconds``."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -81,78 +149,10 @@ def run_load(call, concurrency: int, seconds: float, sentences_per_call: int = 1
     }
 
 
-def start_server(model_base_path: str, batching_file: str | None) -> tuple[subprocess.Popen, int, int]:
-    """Starts ``llm_serve --backend=embedded`` on free ports; returns (process, gRPC port, REST port)."""
-    from tests.serving.conftest import free_port
-
-    grpc_port, rest_port = free_port(), free_port()
-    binary = os.path.join(os.path.dirname(sys.executable), "llm_serve")
-    argv = [binary, "--backend=embedded", f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--model_name=sst2",
-            f"--model_base_path={model_base_path}", "--file_system_poll_wait_seconds=0"]
-    if batching_file:
-        argv += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    from llm_tf.serving.client import ServingClient
-
-    with ServingClient(f"localhost:{grpc_port}", timeout=5, retries=0) as client:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llm_serve exited: {process.stderr.read()[-2000:]}")
-            try:
-                if any(s["state"] == "AVAILABLE" for s in client.status("sst2")):
-                    break
-            except Exception:  # noqa: BLE001 - not up yet
-                pass
-            if time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("llm_serve did not become ready in 180 s")
-            time.sleep(0.3)
-    return process, grpc_port, rest_port
-
-
-def grpc_caller(port: int, sentences: list[str]):
-    """A function sending request ``i`` (one sentence) over one shared gRPC channel."""
-    import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    channel = grpc.insecure_channel(f"localhost:{port}")
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    requests_ = []
-    for sentence in sentences:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "sst2"
-        request.inputs["text"].CopyFrom(tf.make_tensor_proto([sentence]))
-        requests_.append(request)
-
-    def call(i: int):
-        stub.Predict(requests_[i % len(requests_)], timeout=30)
-
-    return call
-
-
-def rest_caller(port: int, sentences: list[str]):
-    """A function posting request ``i`` (one sentence, row format) with a session per thread."""
-    import requests
-
-    local = threading.local()
-    url = f"http://localhost:{port}/v1/models/sst2:predict"
-    bodies = [json.dumps({"instances": [s]}) for s in sentences]
-
-    def call(i: int):
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
-        response = session.post(url, data=bodies[i % len(bodies)], timeout=30)
-        if response.status_code != 200:
-            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
-
-    return call
-
-
 def inprocess_callers(version_dir: str, sentences: list[str]):
     """(one sentence a call, BATCH sentences a call) against the loaded SavedModel."""
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401 - registers the tokenizer ops the SavedModel uses
 
     function = tf.saved_model.load(version_dir).signatures["serving_default"]
     singles = [tf.constant([s]) for s in sentences]
@@ -161,52 +161,132 @@ def inprocess_callers(version_dir: str, sentences: list[str]):
             lambda i: function(text=batches[i % len(batches)]))
 
 
+# ------------------------------------------------------------------------------- servers
+class Server:
+    """``llm_serve --backend=embedded`` on free ports, with the Prometheus page on REST.
+
+    Args:
+        model_base_path: The model's base path.
+        batching_file: A ``BatchingParameters`` file, or None for no batching.
+    """
+
+    def __init__(self, model_base_path: str, batching_file: str | None):
+        from tests.serving.conftest import free_port
+
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        binary = os.path.join(os.path.dirname(sys.executable), "llm_serve")
+        argv = [binary, "--backend=embedded", f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}",
+                f"--model_name={MODEL}", f"--model_base_path={model_base_path}", "--file_system_poll_wait_seconds=0",
+                f"--monitoring_config_file={MONITORING}"]
+        if batching_file:
+            argv.append(f"--batching_parameters_file={batching_file}")
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Waits until the model is AVAILABLE over REST; raises RuntimeError if the server died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llm_serve exited: {self.process.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://localhost:{self.rest_port}/v1/models/{MODEL}", timeout=5) as r:
+                    if b"AVAILABLE" in r.read():
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"llm_serve did not become ready in {timeout:g} s")
+            time.sleep(0.5)
+
+    def batch_stats(self) -> tuple[float, float]:
+        """(rows, batches) run so far, from the ``batch_size`` histogram of the metrics page."""
+        with urllib.request.urlopen(f"http://localhost:{self.rest_port}{METRICS_PATH}", timeout=10) as r:
+            page = r.read().decode("utf-8")
+        values = {}
+        for kind in ("sum", "count"):
+            match = re.search(rf"^:tensorflow:serving:batch_size_{kind}{{[^}}]*}} (\S+)$", page, re.MULTILINE)
+            values[kind] = float(match.group(1)) if match else 0.0
+        return values["sum"], values["count"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# ------------------------------------------------------------------------------- results
 def summarize(runs: list[dict]) -> dict:
-    """Median and spread over rounds."""
+    """Median and spread over rounds of every numeric field."""
     def stat(key):
-        values = [r[key] for r in runs if r[key] is not None]
+        values = [r[key] for r in runs if r.get(key) is not None]
         return {"median": statistics.median(values), "min": min(values), "max": max(values)} if values else None
 
-    return {"qps": stat("qps"), "p50_ms": stat("p50_ms"), "p99_ms": stat("p99_ms"),
-            "errors": sum(r["errors"] for r in runs), "rounds": runs}
+    keys = ["qps", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "client_cpu_ms_per_request",
+            "cpu_ms_per_sentence", "mean_batch_size", "others_cores"]
+    summary = {key: stat(key) for key in keys if any(r.get(key) is not None for r in runs)}
+    summary.update(errors=sum(r["errors"] for r in runs), rounds=runs)
+    return summary
 
 
-def plot(results: dict, concurrency: list[int], path: str) -> None:
+def plot(results: dict, names: list[str], concurrency: list[int], path: str) -> None:
     """Bar chart of median QPS per configuration and concurrency."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ["inprocess", "grpc", "grpc_batching", "rest", "rest_batching"]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(max(9, 1.6 * len(names)), 4.5))
     width = 0.8 / len(concurrency)
     for k, c in enumerate(concurrency):
-        values = [results[f"{n}_c{c}"]["qps"]["median"] for n in names]
+        values = [results[f"{n}_c{c}"]["qps"]["median"] if f"{n}_c{c}" in results else 0 for n in names]
         ax.bar(np.arange(len(names)) + k * width, values, width, label=f"concurrency {c}")
     ceiling = results["inprocess_batched"]["qps"]["median"]
     ax.axhline(ceiling, color="black", linestyle="--", label=f"in-process batch {BATCH}")
     ax.axhline(0.8 * ceiling, color="grey", linestyle=":", label="80% target")
-    ax.set_xticks(np.arange(len(names)) + width * (len(concurrency) - 1) / 2, names)
+    ax.set_xticks(np.arange(len(names)) + width * (len(concurrency) - 1) / 2, names, fontsize=8)
     ax.set_ylabel("sentences / s (median of rounds)")
-    ax.set_title("Tiny SST-2 model: in-process vs embedded server")
+    ax.set_title("Tiny SST-2 model: in-process vs embedded server (separate load-generator process)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path + ".tmp.png", dpi=110)
     os.replace(path + ".tmp.png", path)
 
 
+def batching_label(path: str, index: int, count: int) -> str:
+    """``grpc_batching`` for a single file, else ``grpc_batching[<file stem>]``."""
+    return "" if count == 1 else f"[{os.path.splitext(os.path.basename(path))[0] or index}]"
+
+
 def main() -> None:
-    """Exports, starts the servers, measures round by round, writes the results."""
+    """Exports, starts the servers and the load generator, measures round by round, writes results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", required=True, help="llm_train model_dir of a sentence classifier")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--batch_timeout_micros", type=int, default=2000)
-    parser.add_argument("--num_batch_threads", type=int, default=2)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"subset of {','.join(CONFIGS)}")
+    parser.add_argument("--batching_parameters_file", action="append",
+                        help="BatchingParameters file(s) for the batching servers (repeat to compare; "
+                             "default: the shipped serving/batching_parameters.txt)")
+    parser.add_argument("--output", default="serving", help="results/<output>.{json,md,png}")
     args = parser.parse_args()
     concurrency = [int(c) for c in args.concurrency.split(",")]
+    configs = [c for c in args.configs.split(",") if c]
+    unknown = set(configs) - set(CONFIGS)
+    if unknown:
+        parser.error(f"--configs: unknown {sorted(unknown)}; choose from {CONFIGS}")
+    batching_files = [os.path.abspath(p) for p in (args.batching_parameters_file or [SHIPPED_BATCHING])]
+    for path in batching_files:
+        if not os.path.isfile(path):
+            parser.error(f"--batching_parameters_file: {path} does not exist")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from llm_tf.export import exporter
@@ -214,74 +294,181 @@ def main() -> None:
 
     sentences, source = load_sentences()
     work = tempfile.mkdtemp(prefix="serving_bench_")
-    base = os.path.join(work, "sst2")
+    base = os.path.join(work, MODEL)
     export = exporter.export_saved_model(args.model_dir, base, version=1)
-    batching = config_lib.BatchingSpec(max_batch_size=BATCH, batch_timeout_micros=args.batch_timeout_micros,
-                                       num_batch_threads=args.num_batch_threads, max_enqueued_batches=1000)
-    batching_file = os.path.join(work, "batching_parameters.txt")
-    config_lib.write_batching_parameters(batching_file, batching)
-    plain, plain_grpc, plain_rest = start_server(base, None)
-    batched, batched_grpc, batched_rest = start_server(base, batching_file)
+    spec_path = os.path.join(work, "load_spec.json")
+    serving_load.write_spec(spec_path, serving_load.make_spec(MODEL, sentences, ["label_ids", "labels", "scores"]))
+    batchings = {path: config_lib.load_batching_parameters(path) for path in batching_files}
+    null_base = os.path.join(work, "null")
+    if "grpc_batching_nullmodel" in configs:
+        from tests.serving.conftest import save_tiny_model
+
+        save_tiny_model(os.path.join(null_base, "1"), warmup=False)
+
+    # Server key: "" without batching, else the batching label ("" too for a single file).
+    servers: dict[tuple[bool, str], Server] = {}
+    if {"grpc", "rest"} & set(configs):
+        servers[(False, "")] = Server(base, None)
+    if {"grpc_batching", "rest_batching"} & set(configs):
+        for k, path in enumerate(batching_files):
+            servers[(True, batching_label(path, k, len(batching_files)))] = Server(base, path)
+    if "grpc_batching_nullmodel" in configs:
+        servers[(True, "_nullmodel")] = Server(null_base, batching_files[0])
+    load = serving_load.LoadProcess(spec_path)
+    load_before = load_average()
     try:
+        for server in servers.values():
+            server.wait_ready()
         single, batch = inprocess_callers(export.path, sentences)
-        callers = {
-            "inprocess": (single, 1),
-            "grpc": (grpc_caller(plain_grpc, sentences), 1),
-            "grpc_batching": (grpc_caller(batched_grpc, sentences), 1),
-            "rest": (rest_caller(plain_rest, sentences), 1),
-            "rest_batching": (rest_caller(batched_rest, sentences), 1),
-        }
-        plan = [("inprocess_batched", batch, 1, BATCH)]
-        plan += [(f"{name}_c{c}", call, c, n) for c in concurrency for name, (call, n) in callers.items()]
-        for _, call, _, _ in plan:  # warm every path once
-            run_load(call, 1, 0.5)
+        pids = [s.pid for s in servers.values()] + [load.pid]
+
+        def server_call(kind: str, batched: bool, label: str):
+            server = servers[(batched, label)]
+
+            def call(c: int, seconds: float) -> dict:
+                port = server.grpc_port if kind == "grpc" else server.rest_port
+                before = server.batch_stats() if batched else None
+                with CpuMeter(pids) as meter:
+                    result = load.run(kind, f"localhost:{port}", c, seconds)
+                n = max(1, result["requests"])
+                result["server_cpu_ms_per_request"] = 1000 * meter.by_process[str(server.pid)] / n
+                result["client_cpu_ms_per_request"] = 1000 * result["client_cpu_s"] / n
+                result["others_cores"] = meter.others_cores
+                if batched:
+                    rows, batches = (a - b for a, b in zip(server.batch_stats(), before))
+                    result["mean_batch_size"] = rows / batches if batches else None
+                return result
+
+            return call
+
+        def local_call(fn, rows: int):
+            def call(c: int, seconds: float) -> dict:
+                with CpuMeter(pids) as meter:
+                    result = run_threads(fn, c, seconds, rows)
+                result["cpu_ms_per_sentence"] = 1000 * meter.by_process["self"] / max(1, result["requests"] * rows)
+                result["others_cores"] = meter.others_cores
+                return result
+
+            return call
+
+        plan = [("inprocess_batched", local_call(batch, BATCH), 1)]
+        for c in concurrency:
+            for config in configs:
+                if config == "inprocess":
+                    plan.append((f"inprocess_c{c}", local_call(single, 1), c))
+                    continue
+                if config == "grpc_batching_nullmodel":
+                    plan.append((f"{config}_c{c}", server_call("grpc", True, "_nullmodel"), c))
+                    continue
+                kind, _, batching = config.partition("_")
+                for batched, label in servers:
+                    if batched == bool(batching) and label != "_nullmodel":
+                        plan.append((f"{config}{label}_c{c}", server_call(kind, batched, label), c))
+        for _, call, _ in plan:  # warm every path once
+            call(1, 0.5)
         rounds: dict[str, list] = {name: [] for name, *_ in plan}
+        loads: list[list[float]] = []
         for r in range(args.rounds):
-            for name, call, c, n in plan:
-                rounds[name].append(run_load(call, c, args.seconds, n))
-                print(f"round {r + 1} {name}: {rounds[name][-1]['qps']:.1f} qps", file=sys.stderr)
+            loads.append(load_average())
+            for name, call, c in plan:
+                rounds[name].append(call(c, args.seconds))
+                result = rounds[name][-1]
+                print(f"round {r + 1} {name}: {result['qps']:.1f} qps, others {result['others_cores']:.2f} cores",
+                      file=sys.stderr)
     finally:
-        for process in (plain, batched):
-            process.terminate()
-            process.wait(30)
+        load.close()
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    write_report(args, rounds, plan, loads, load_before, batchings, sentences, source, concurrency)
+
+
+def write_report(args, rounds, plan, loads, load_before, batchings, sentences, source, concurrency) -> None:
+    """Writes results/<output>.{json,md,png}."""
     results = {name: summarize(runs) for name, runs in rounds.items()}
-    ceiling = results["inprocess_batched"]["qps"]["median"]
-    target = results[f"grpc_batching_c{max(concurrency)}"]["qps"]["median"] / ceiling
-    per_round = [g["qps"] / b["qps"] for g, b in zip(rounds[f"grpc_batching_c{max(concurrency)}"], rounds["inprocess_batched"])]
+    top = max(concurrency)
+    ratios = {}
+    for name in rounds:
+        if name.startswith("grpc_batching") and name.endswith(f"_c{top}") and "nullmodel" not in name:
+            per_round = [g["qps"] / b["qps"] for g, b in zip(rounds[name], rounds["inprocess_batched"])]
+            ratios[name] = {"median_of_rounds": statistics.median(per_round), "per_round": per_round,
+                            "median_qps_ratio": results[name]["qps"]["median"] / results["inprocess_batched"]["qps"]["median"],
+                            "target": 0.8, "met": statistics.median(per_round) >= 0.8}
+    others = [r["others_cores"] for runs in rounds.values() for r in runs]
+    busy = {"load_average_before": load_before, "load_average_per_round": loads,
+            "others_cores_median": statistics.median(others), "others_cores_max": max(others),
+            "busy": max([load_before[0]] + [l[0] for l in loads]) > BUSY_LOAD or statistics.median(others) > 0.5}
     report = {
         "machine": common.machine_info(),
         "command": "python -m benchmarks.serving " + " ".join(sys.argv[1:]),
         "model_dir": os.path.abspath(args.model_dir),
         "sentences": {"source": source, "count": len(sentences)},
-        "batching": vars(batching) if hasattr(batching, "__dict__") else str(batching),
+        "load_generator": "benchmarks/serving_load.py in its own process: grpc.aio, pre-serialized requests; "
+                          "REST over asyncio HTTP/1.1",
+        "batching": {path: vars(spec) for path, spec in batchings.items()},
         "seconds_per_measurement": args.seconds,
         "rounds": args.rounds,
+        "machine_load": busy,
         "results": results,
-        "grpc_batching_vs_inprocess_batched": {"median_of_medians": target, "per_round": per_round,
-                                               "target": 0.8, "met": target >= 0.8},
+        "grpc_batching_vs_inprocess_batched": ratios,
     }
-    rows = ["| configuration | concurrency | QPS (median, min-max) | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+
+    def fmt(res, key, digits=2):
+        value = res.get(key)
+        return "" if value is None else f"{value['median']:.{digits}f}"
+
+    rows = ["| configuration | concurrency | QPS (median, min-max) | p50 ms | p99 ms | server CPU ms/req | "
+            "client CPU ms/req | mean batch | others' cores | errors |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, *_ in plan:
         res = results[name]
         label, _, c = name.rpartition("_c") if name != "inprocess_batched" else (name, "", "1")
+        cpu = fmt(res, "server_cpu_ms_per_request") or (f"({fmt(res, 'cpu_ms_per_sentence')}/sentence)"
+                                                       if res.get("cpu_ms_per_sentence") else "")
         rows.append(f"| {label} | {c} | {res['qps']['median']:.1f} ({res['qps']['min']:.1f}-{res['qps']['max']:.1f}) | "
-                    f"{res['p50_ms']['median']:.2f} | {res['p99_ms']['median']:.2f} | {res['errors']} |")
+                    f"{fmt(res, 'p50_ms')} | {fmt(res, 'p99_ms')} | {cpu} | {fmt(res, 'client_cpu_ms_per_request')} | "
+                    f"{fmt(res, 'mean_batch_size', 1)} | {fmt(res, 'others_cores')} | {res['errors']} |")
+    lines = []
+    for name, ratio in ratios.items():
+        verdict = "met" if ratio["met"] else "NOT met"
+        lines.append(f"{name.rpartition('_c')[0]} at concurrency {top} / in-process batched: **{ratio['median_of_rounds']:.2f}** "
+                     f"median of rounds (per round: {', '.join(f'{x:.2f}' for x in ratio['per_round'])}; ratio of "
+                     f"medians {ratio['median_qps_ratio']:.2f}; target >= 0.80: {verdict}).")
+    load_line = (f"Machine load: load average {', '.join(f'{x:g}' for x in load_before)} (1/5/15 min) before the run, "
+                 f"1-min {', '.join(f'{l[0]:g}' for l in loads)} at the start of each round; other processes used "
+                 f"{busy['others_cores_median']:.2f} cores (median over measurements, max {busy['others_cores_max']:.2f}) "
+                 "of the 2.")
+    if busy["busy"]:
+        load_line += (" **The machine was busy with other work during this run: absolute numbers are low and noisy; "
+                      "the interleaved per-round ratios are the figures to compare.**")
+    batching_text = "; ".join(
+        f"`{os.path.relpath(path, ROOT)}`: max_batch_size {s.max_batch_size}, batch_timeout_micros "
+        f"{s.batch_timeout_micros}, num_batch_threads {s.num_batch_threads}, allowed_batch_sizes "
+        f"{list(s.allowed_batch_sizes) or 'any'}" for path, s in batchings.items())
     markdown = "\n".join([
         "# Serving: in-process SavedModel vs embedded server (tiny SST-2 model)", "",
         f"Command: `{report['command']}`  ",
         f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, TF {report['machine']['tensorflow']}, "
         f"commit {report['machine']['commit']}, {report['machine']['date']}  ",
-        f"Requests: one sentence each, from {len(sentences)} sentences of {os.path.basename(os.path.dirname(source))} dev; "
-        f"`inprocess_batched` calls the SavedModel with {BATCH} sentences. QPS = sentences/s. {args.rounds} rounds of "
-        f"{args.seconds:g} s, configurations interleaved within each round. Batching: max_batch_size {BATCH}, "
-        f"batch_timeout_micros {args.batch_timeout_micros}, num_batch_threads {args.num_batch_threads}.", "",
+        load_line, "",
+        f"Requests: one sentence each, from {len(sentences)} sentences of {os.path.basename(os.path.dirname(source))} dev, "
+        f"sent by a separate load-generator process ({report['load_generator']}) keeping C requests in flight; "
+        f"`inprocess*` run in the benchmark process (threads; `inprocess_batched` calls the SavedModel with {BATCH} "
+        f"sentences). QPS = sentences/s. {args.rounds} rounds of {args.seconds:g} s, configurations interleaved within "
+        f"each round. Batching: {batching_text}. CPU columns: CPU time of the server (or, in brackets, of the "
+        "benchmark process per sentence in-process) and of the load generator per request; others' cores: CPU "
+        "the rest of the machine used during the measurement.", "",
         *rows, "",
-        f"gRPC with batching at concurrency {max(concurrency)} / in-process batched: **{target:.2f}** "
-        f"(per round: {', '.join(f'{x:.2f}' for x in per_round)}; target >= 0.80: {'met' if target >= 0.8 else 'NOT met'}).", "",
-        "![serving](serving.png)", "",
+        *lines, "",
+        f"![serving]({args.output}.png)", "",
     ])
-    common.write_results("serving", report, markdown)
-    plot(results, concurrency, os.path.join(common.RESULTS, "serving.png"))
+    common.write_results(args.output, report, markdown)
+    names = []
+    for name in rounds:
+        base = name.rpartition("_c")[0] if name != "inprocess_batched" else None
+        if base and base not in names:
+            names.append(base)
+    plot(results, names, concurrency, os.path.join(common.RESULTS, f"{args.output}.png"))
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def predict_on(servable: Servable, request: predict_pb2.PredictRequest) -> predi
     response = predict_pb2.PredictResponse()
     make_model_spec(response.model_spec, request.model_spec.name or servable.name, signature_name, servable.version)
     for alias, value in outputs.items():
-        response.outputs[alias].CopyFrom(tensors.to_proto(value))
+        tensors.to_proto(value, out=response.outputs[alias])
     return response
 
 

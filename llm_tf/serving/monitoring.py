@@ -91,6 +91,12 @@ class ServingMetrics:
         self._loaded_versions = prometheus_client.Gauge(
             LOADED_VERSIONS, "Number of versions of the model loaded and serving.", ["model_name"], registry=self.registry
         )
+        # Labelled children by label values: ``labels()`` validates and locks on every call,
+        # which costs as much as the rest of recording a request. A child, once made, is the
+        # same object ``labels()`` would return, so caching it changes nothing exported.
+        self._count_children: dict[tuple, prometheus_client.Counter] = {}
+        self._latency_children: dict[tuple, prometheus_client.Histogram] = {}
+        self._batch_children: dict[str, prometheus_client.Histogram] = {}
 
     def record_request(self, model: str, api: str, status: str, seconds: float, entrypoint: str = "GRPC") -> None:
         """Counts one finished request; records its latency when it succeeded.
@@ -104,12 +110,19 @@ class ServingMetrics:
             seconds: Wall time of the request.
             entrypoint: ``"GRPC"`` or ``"REST"``.
         """
-        self._request_count.labels(model_name=model, status=status).inc()
+        counter = self._count_children.get((model, status))
+        if counter is None:
+            counter = self._count_children.setdefault(
+                (model, status), self._request_count.labels(model_name=model, status=status))
+        counter.inc()
         if status == "OK":
-            label = _API_LABELS.get(api, api)
-            self._request_latency.labels(model_name=model, API=label, entrypoint=entrypoint).observe(
-                max(0.0, seconds) * 1e6
-            )
+            histogram = self._latency_children.get((model, api, entrypoint))
+            if histogram is None:
+                label = _API_LABELS.get(api, api)
+                histogram = self._latency_children.setdefault(
+                    (model, api, entrypoint),
+                    self._request_latency.labels(model_name=model, API=label, entrypoint=entrypoint))
+            histogram.observe(max(0.0, seconds) * 1e6)
 
     def record_batch(self, model: str, size: int) -> None:
         """Records one batch run of ``size`` rows for ``model``.
@@ -119,7 +132,10 @@ class ServingMetrics:
             size: Rows in the batch (after padding).
         """
         self._wrapped_run_count.inc()
-        self._batch_size.labels(model_name=model).observe(size)
+        histogram = self._batch_children.get(model)
+        if histogram is None:
+            histogram = self._batch_children.setdefault(model, self._batch_size.labels(model_name=model))
+        histogram.observe(size)
 
     def set_loaded_versions(self, model: str, versions: list[int]) -> None:
         """Sets how many versions of ``model`` are loaded now.

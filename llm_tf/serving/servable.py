@@ -102,6 +102,15 @@ class Servable:
         except (ValueError, OSError, RuntimeError) as e:
             raise errors.internal(f"{path}: failed to load SavedModel: {e}") from None
         self._functions = dict(self._model.signatures)
+        # Per signature, what every request is checked against, read from the protos once:
+        # (input aliases, [(alias, dtype, shape)], all output aliases sorted).
+        self._checks = {
+            sig_name: (frozenset(signature.inputs),
+                       [(alias, info.dtype, tensors.shape_of(info.tensor_shape))
+                        for alias, info in sorted(signature.inputs.items())],
+                       sorted(signature.outputs))
+            for sig_name, signature in self.signature_defs.items()
+        }
         self._lock = threading.Condition()
         self._in_flight = 0
         self._closing = False
@@ -215,8 +224,9 @@ class Servable:
         """
         name = signature_name or DEFAULT_SIGNATURE
         signature = self.predict_signature(name)
-        self._check_inputs(signature, inputs)
-        outputs_wanted = self._check_output_filter(signature, output_filter)
+        expected, checks, all_outputs = self._checks[name]
+        self._check_inputs(expected, checks, inputs)
+        outputs_wanted = self._check_output_filter(signature, output_filter) if output_filter else all_outputs
         scheduler = self._schedulers.get(name)
         if scheduler is not None and tensors.batch_size(inputs) is not None:
             outputs = scheduler.submit(inputs)
@@ -225,17 +235,17 @@ class Servable:
         return {alias: outputs[alias] for alias in outputs_wanted}
 
     @staticmethod
-    def _check_inputs(signature: meta_graph_pb2.SignatureDef, inputs: dict[str, np.ndarray]) -> None:
-        expected, sent = set(signature.inputs), set(inputs)
+    def _check_inputs(expected: frozenset, checks: list, inputs: dict[str, np.ndarray]) -> None:
+        """Checks input keys, then each input's dtype and shape (``checks``: alias, dtype, shape)."""
+        sent = set(inputs)
         if expected != sent:
             raise errors.invalid_argument(
                 f"input size does not match signature: {len(sent)}!={len(expected)} len({{{_join(sent)}}}) != "
                 f"len({{{_join(expected)}}}). Sent extra: {{{_join(sent - expected)}}}. "
                 f"Missing but required: {{{_join(expected - sent)}}}.")
-        for alias in sorted(expected):
-            info = signature.inputs[alias]
-            tensors.check_dtype(alias, inputs[alias], info.dtype)
-            tensors.check_shape(alias, inputs[alias], tensors.shape_of(info.tensor_shape))
+        for alias, dtype, shape in checks:
+            tensors.check_dtype(alias, inputs[alias], dtype)
+            tensors.check_shape(alias, inputs[alias], shape)
 
     @staticmethod
     def _check_output_filter(signature: meta_graph_pb2.SignatureDef, output_filter: Sequence[str]) -> list[str]:

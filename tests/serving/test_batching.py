@@ -262,3 +262,40 @@ def test_invalid_parameters_are_rejected():
         BatchScheduler(Recorder(), Spec(max_batch_size=0))
     with pytest.raises(ValueError, match="num_batch_threads"):
         BatchScheduler(Recorder(), Spec(num_batch_threads=0))
+
+
+def test_requests_joining_an_open_batch_wake_no_worker():
+    model = Recorder()
+    spec = Spec(max_batch_size=8, batch_timeout_micros=30_000_000, num_batch_threads=4)
+    with BatchScheduler(model, spec) as scheduler:
+        wakeups = []
+        notify, notify_all = scheduler._wake.notify, scheduler._wake.notify_all
+        scheduler._wake.notify = lambda n=1: (wakeups.append(n), notify(n))
+        scheduler._wake.notify_all = lambda: (wakeups.append("all"), notify_all())
+        results = submit_concurrently(scheduler, [{"x": np.array([i])} for i in range(8)])
+        assert [r["y"].item() for r in results] == [2 * i for i in range(8)]
+        # One wake-up when the batch opens, one when it is full: not one per request per worker.
+        assert len(model.batches) == 1
+        assert wakeups == [1, 1]
+
+
+def test_a_busy_worker_hands_the_next_deadline_to_an_idle_one():
+    release = threading.Event()
+
+    def model(inputs):
+        if inputs["x"].dtype == np.int64:
+            release.wait(10)  # the int batch keeps its worker busy until the test releases it
+        return {"y": inputs["x"] * 2}
+
+    spec = Spec(max_batch_size=8, batch_timeout_micros=50_000, num_batch_threads=2)
+    with BatchScheduler(model, spec) as scheduler:
+        slow = threading.Thread(target=scheduler.submit, args=({"x": np.array([1], dtype=np.int64)},))
+        slow.start()
+        time.sleep(0.01)  # a second batch (other dtype) opens while the first one waits for its deadline
+        start = time.monotonic()
+        result = scheduler.submit({"x": np.array([1.5], dtype=np.float32)})
+        elapsed = time.monotonic() - start
+        release.set()
+        slow.join(5)
+    assert result["y"].tolist() == [3.0]
+    assert elapsed < 5.0  # ran at its own deadline on the idle worker, not after the busy one

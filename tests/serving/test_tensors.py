@@ -96,3 +96,14 @@ def test_dtype_helpers():
     with pytest.raises(errors.ServingError, match="no TensorFlow counterpart"):
         tensors.data_type_of(np.array(["2020-01-01"], dtype="datetime64[D]"))
     assert tensors.shape_of(tensors.to_proto(np.zeros((2, 3))).tensor_shape) == (2, 3)
+
+
+def test_to_proto_fills_a_given_proto_in_place():
+    from tensorflow_serving.apis import predict_pb2
+
+    response = predict_pb2.PredictResponse()
+    array = np.array([[0.25, 0.75]], np.float32)
+    returned = tensors.to_proto(array, out=response.outputs["scores"])
+    assert returned is response.outputs["scores"]
+    assert response.outputs["scores"] == tensors.to_proto(array)
+    assert (tensors.to_numpy(response.outputs["scores"]) == array).all()
