@@ -2,7 +2,9 @@
 
 Example:
     llm_export --model_dir=runs/sst2_tiny --model_base_path=/models/sst2
-    # -> /models/sst2/<next version>/ with serving_default, predict_tokens, classify
+    # -> /models/sst2/<next version>/ with serving_default, predict_tokens, classify; the JSON line
+    #    it prints (and assets.extra/llm_tf_export.json) gives "weights": the variables' size,
+    #    gzip size and share of zeros (how much a pruned model gains when compressed)
 """
 
 import json
@@ -35,7 +37,7 @@ def main(argv) -> int:
     result = export_saved_model(FLAGS.model_dir, FLAGS.model_base_path, FLAGS.version, FLAGS.checkpoint,
                                 FLAGS.model_name, FLAGS.warmup_requests, FLAGS.prepared_dir)
     print(json.dumps({"path": result.path, "version": result.version, "signatures": result.signatures,
-                      "checkpoint": result.checkpoint, "step": result.step}, sort_keys=True))
+                      "checkpoint": result.checkpoint, "step": result.step, "weights": result.weights}, sort_keys=True))
     sys.stdout.flush()
     return 0
 

@@ -16,7 +16,10 @@ from llm_tf.bin.common import run_main
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("experiment", None, "Registered experiment name (e.g. sentence_classification).")
-flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval", "continuous_eval"], "What to run.")
+flags.DEFINE_enum("mode", "train_and_eval",
+                  ["train", "eval", "train_and_eval", "continuous_eval", "precompute_teacher_logits"],
+                  "What to run. precompute_teacher_logits (experiment distillation): write the prepared records with "
+                  "the teacher's logits to --model_dir, for task.distillation.teacher_logits_dir.")
 flags.DEFINE_string("model_dir", None, "Directory for checkpoints, metrics, summaries and params.yaml.")
 flags.DEFINE_multi_string("config_file", [], "YAML config file(s); repeatable, later files win.")
 flags.DEFINE_string("params_override", "", "Dotted overrides applied last: 'a.b=1,c.d=x' or a YAML/JSON string.")
@@ -42,9 +45,12 @@ def resolve_config():
 
 def main(argv) -> int:
     """Resolves the config, runs the mode and prints the final metrics as one JSON line."""
-    from llm_tf.training import train_lib
+    from llm_tf.training import teacher_logits, train_lib
 
-    metrics = train_lib.run_experiment(resolve_config(), FLAGS.mode, FLAGS.model_dir, FLAGS.eval_timeout)
+    if FLAGS.mode == teacher_logits.MODE:
+        metrics = teacher_logits.precompute_from_config(resolve_config(), FLAGS.model_dir)
+    else:
+        metrics = train_lib.run_experiment(resolve_config(), FLAGS.mode, FLAGS.model_dir, FLAGS.eval_timeout)
     print(json.dumps({"model_dir": FLAGS.model_dir, "mode": FLAGS.mode, **metrics}, sort_keys=True))
     sys.stdout.flush()
     return 0

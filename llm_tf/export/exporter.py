@@ -15,7 +15,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from llm_tf.data import tfrecords
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import restore, signatures, warmup
+from llm_tf.export import compression, restore, signatures, warmup
 from llm_tf.io_utils import atomic_directory, atomic_write_bytes, atomic_write_json
 
 #: Export metadata beside the warm-up file: where the model came from (lineage).
@@ -34,6 +34,7 @@ class ExportResult:
         signatures: Signature names saved.
         checkpoint: The checkpoint exported.
         step: Its training step.
+        weights: Size and sparsity of the variables (see ``compression.variables_report``).
     """
 
     path: str
@@ -41,6 +42,7 @@ class ExportResult:
     signatures: list[str]
     checkpoint: str
     step: int
+    weights: dict = dataclasses.field(default_factory=dict)
 
 
 def existing_versions(model_base_path: str) -> list[int]:
@@ -66,7 +68,7 @@ def build_serving_module(trained: restore.TrainedModel) -> tf.Module:
     task = trained.task
     seq_length = trained.config.task.data.seq_length
     name = trained.config.experiment
-    if name == "sentence_classification":
+    if name in ("sentence_classification", "distillation"):  # a distilled student is a sentence classifier
         return signatures.ClassifierServing(trained.model, task.data.tokenizer, task.data.labels, seq_length, task.has_pair)
     if name == "token_classification":
         return signatures.TaggerServing(trained.model, task.data.tokenizer, task.data.labels, seq_length)
@@ -169,6 +171,7 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
         with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
             f.write("".join(label + "\n" for label in trained.task.data.labels))
+        weights = compression.variables_report(tmp)
         atomic_write_json(os.path.join(tmp, EXPORT_INFO_FILE), {
             "experiment": trained.config.experiment,
             "model_dir": os.path.abspath(model_dir),
@@ -178,10 +181,11 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
             "seq_length": trained.config.task.data.seq_length,
             "labels": trained.task.data.labels,
             "signatures": sorted(functions),
+            "weights": weights,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "config": trained.config.as_dict(),
         })
-    return ExportResult(final, version, sorted(functions), trained.checkpoint, trained.step)
+    return ExportResult(final, version, sorted(functions), trained.checkpoint, trained.step, weights)
 
 
 def load_export_info(version_dir: str) -> dict:

@@ -176,9 +176,9 @@ def load_exported(path: str, prepared_dir: str | None = None) -> ExportedModel:
         raise ConfigError(f"{path}: 'predict_tokens' returns {', '.join(sorted(outputs))}; "
                           "expected logits, scores, label_ids")
     info = load_export_info(path)
-    if info.get("experiment") != "sentence_classification":
+    if info.get("experiment") not in ("sentence_classification", "distillation"):
         raise ConfigError(f"{path}: experiment '{info.get('experiment')}' is not supported by llm_quantize "
-                          "(sentence_classification only)")
+                          "(sentence classifiers only: sentence_classification, distillation)")
     if prepared_dir:
         info = dict(info, prepared_dir=os.path.abspath(prepared_dir))
     config = _tokenizer_config(path, info, prepared_dir)

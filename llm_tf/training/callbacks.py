@@ -47,13 +47,16 @@ class CheckpointSaver(keras.callbacks.Callback):
             for losses and perplexity (see :func:`higher_is_better`).
         best_file: JSON file holding the best value so far (survives restarts).
         step: Variable with the global step (the optimizer's iterations).
+        best_from_step: Evaluations before this step are not candidates for the best (e.g. a
+            pruned model before it reaches its target sparsity).
     """
 
     def __init__(self, latest: tf.train.CheckpointManager, best: tf.train.CheckpointManager | None, metric: str,
-                 best_file: str, step):
+                 best_file: str, step, best_from_step: int = 0):
         super().__init__()
         self.latest = latest
         self.best = best
+        self.best_from_step = best_from_step
         self.metric = metric
         self.best_file = best_file
         self.step = step
@@ -66,7 +69,7 @@ class CheckpointSaver(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.step.numpy())
         self.latest.save(checkpoint_number=step)
-        value = (logs or {}).get(self.metric)
+        value = (logs or {}).get(self.metric) if step >= self.best_from_step else None
         if self.best is not None and value is not None and (self.best_value is None or self.sign * value > self.sign * self.best_value):
             self.best_value = float(value)
             path = self.best.save(checkpoint_number=step)

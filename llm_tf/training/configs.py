@@ -125,7 +125,9 @@ class TaskConfig(base_config.Config):
     """What is learned: the model, the data and task-level settings.
 
     ``init_checkpoint`` starts the encoder from an earlier run (its ``model_dir``, or the
-    ``encoder.weights.h5`` in it), e.g. our own ``mlm_pretrain``. ``mask_rate`` and
+    ``encoder.weights.h5`` in it), e.g. our own ``mlm_pretrain``. ``init_preset`` starts it
+    from a local keras-hub BERT preset directory, which also sets the encoder's dimensions
+    (``model.size`` is ignored; see ``llm_tf.training.init_preset``). ``mask_rate`` and
     ``max_predictions_per_seq`` apply to masked-LM pre-training. ``lora_rank`` > 0 freezes
     the encoder and trains LoRA factors (scaled by ``lora_alpha / lora_rank``; 0 means 1) on
     the ``lora_targets`` projections, plus the task head. ``generation`` holds the text
@@ -135,6 +137,7 @@ class TaskConfig(base_config.Config):
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     init_checkpoint: str = ""
+    init_preset: str = ""
     label_smoothing: float = 0.0
     head_dropout: float = 0.1
     mask_rate: float = 0.15
@@ -145,11 +148,42 @@ class TaskConfig(base_config.Config):
     generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
 
 
+#: Variable-path globs pruned by default: the kernels of the encoder's attention (query, key,
+#: value, output) and feed-forward Dense layers, the pooler and the task head (no embeddings,
+#: LayerNorm or biases).
+PRUNING_INCLUDE = (
+    "transformer_layer_*/self_attention*/kernel",
+    "transformer_layer_*/feedforward_*/kernel",
+    "pooled_dense/kernel",
+    "logits/kernel",
+)
+
+
+@dataclasses.dataclass
+class PruningConfig(base_config.Config):
+    """Magnitude pruning (``llm_tf.training.pruning``); on when ``target_sparsity`` > 0.
+
+    Sparsity follows TF-MOT's ``PolynomialDecay`` from ``initial_sparsity`` at ``begin_step``
+    to ``target_sparsity`` at ``end_step`` (0: ``train_steps``) with exponent ``power``; masks
+    are recomputed every ``frequency`` steps. ``include`` holds globs over variable paths
+    (``*`` spans ``/``) of the weights to prune.
+    """
+
+    target_sparsity: float = 0.0
+    initial_sparsity: float = 0.0
+    begin_step: int = 0
+    end_step: int = 0
+    frequency: int = 100
+    power: float = 3.0
+    include: list[str] = dataclasses.field(default_factory=lambda: list(PRUNING_INCLUDE))
+
+
 @dataclasses.dataclass
 class TrainerConfig(base_config.Config):
     """How long to train, how often to evaluate and checkpoint, and training techniques.
 
-    ``fgm_epsilon`` > 0 adds FGM adversarial training on the token embeddings.
+    ``fgm_epsilon`` > 0 adds FGM adversarial training on the token embeddings; ``pruning``
+    prunes weights by magnitude while training.
     """
 
     train_steps: int = 1000
@@ -162,6 +196,7 @@ class TrainerConfig(base_config.Config):
     mixed_precision: str = ""
     fgm_epsilon: float = 0.0
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    pruning: PruningConfig = dataclasses.field(default_factory=PruningConfig)
 
 
 @dataclasses.dataclass

@@ -67,7 +67,18 @@ class AdamW(keras.optimizers.AdamW):
     training differs from one device whenever clipping is active (TensorFlow's maintainers call
     clipping before aggregation "usually wrong", tensorflow/tensorflow#33929). Here the clipping
     moves to right after the sum: the same update as on one device, and no extra all-reduce.
+
+    ``after_apply``, when set, is called with no arguments after every ``apply`` (every batch,
+    in the train step's replica context, also between accumulated updates); pruning uses it
+    to keep pruned weights at zero (``llm_tf.training.pruning``).
     """
+
+    after_apply = None
+
+    def apply(self, grads, trainable_variables=None):
+        super().apply(grads, trainable_variables)
+        if self.after_apply is not None:
+            self.after_apply()
 
     def _clip_gradients(self, grads):
         if self.global_clipnorm:

@@ -53,6 +53,10 @@ class SentenceClassificationTask(tasks.Task):
             training: Shuffle, repeat and drop the last partial batch.
             skip_batches: Batches to skip (resume).
         """
+        return self.batched_inputs(split, training, skip_batches, self.example_transform())
+
+    def example_transform(self):
+        """A batch of serialized records -> (packed model inputs, label ids), in the graph."""
         seq_length = self.config.task.data.seq_length
         tokenizer = self.data.tokenizer
         table = tasks.label_table(self.data.labels)
@@ -65,7 +69,7 @@ class SentenceClassificationTask(tasks.Task):
             inputs["padding_mask"] = tf.cast(inputs["padding_mask"], tf.int32)
             return inputs, table.lookup(parsed["label"])
 
-        return self.batched_inputs(split, training, skip_batches, transform)
+        return transform
 
     def loss(self) -> keras.losses.Loss:
         """Cross-entropy on logits, with ``task.label_smoothing``."""

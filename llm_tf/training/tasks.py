@@ -30,7 +30,7 @@ def register(name: str, task_class: type):
 
 def _load_builtin_experiments() -> None:
     # Importing a task module registers its experiments.
-    from llm_tf.training import causal_lm, mlm_pretrain, sentence_classification, token_classification  # noqa: F401
+    from llm_tf.training import causal_lm, distillation, mlm_pretrain, sentence_classification, token_classification  # noqa: F401
 
 
 def experiment_names() -> list[str]:
@@ -71,11 +71,12 @@ def _finish_inputs(dataset: tf.data.Dataset, count: int, batch_size: int, traini
     """Eval: declare the size and turn auto-sharding off; train: skip to the resume position."""
     if not training and count:
         # Known size: Keras shows a total and does not warn when the finite eval split ends.
-        # Eval is not auto-sharded (every worker scores the whole split), which also keeps
-        # the auto-shard rewrite from complaining about assert_cardinality.
+        # Multi-worker: shard by data, so each global batch is split over the workers and Keras's
+        # step count (this cardinality) covers the split; unsharded, every worker would step
+        # through the first half of each batch only. File sharding would cut below the assertion.
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
     if skip_batches:
         dataset = dataset.skip(skip_batches)
@@ -169,7 +170,7 @@ class Task:
         """
         data = self.config.task.data
         batch_size = data.global_batch_size if training else data.eval_batch_size
-        dataset = _training_records(self.data.files(split), training, data)
+        dataset = _training_records(self.record_files(split), training, data)
         if not data.bucketing:
             dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
             return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
@@ -188,6 +189,10 @@ class Task:
             dataset = dataset.batch(batch_size).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE)
         return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+
+    def record_files(self, split: str) -> list[str]:
+        """The TFRecord shards :meth:`batched_inputs` reads for ``split`` (the prepared data's)."""
+        return self.data.files(split)
 
     def extra_eval(self, model) -> dict:
         """Metrics beyond Keras's, computed over the eval split (none by default)."""

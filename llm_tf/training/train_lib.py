@@ -6,6 +6,7 @@ Layout of ``model_dir``::
     checkpoints/ckpt-<step>  latest checkpoints (trainer.max_to_keep)
     best/ckpt-<step>         best checkpoint by trainer.best_metric on eval, best.json
     metrics.json             the latest evaluation; metrics/step_<N>.json one per evaluation
+    pruning.json             with trainer.pruning: sparsity achieved per pruned weight and overall
     encoder.weights.h5       the encoder after training, for another run's task.init_checkpoint
     logs/                    TensorBoard summaries (loss, metrics, learning rate, examples/s, tokens/s)
 
@@ -15,6 +16,7 @@ checkpoint and goes on from its step, with the input pipeline at the same positi
 
 import math
 import os
+import shutil
 import sys
 import tempfile
 
@@ -26,9 +28,10 @@ from llm_tf.errors import ConfigError, DataError
 from llm_tf.training import callbacks as callbacks_lib
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.lora import apply_lora
-from llm_tf.training import configs, encoder_weights, strategies, tasks
+from llm_tf.training import configs, encoder_weights, init_preset, multi_worker, strategies, tasks
 from llm_tf.training.adversarial import FGMModel
 from llm_tf.training.optimizers import build_optimizer, global_step
+from llm_tf.training.pruning import PruningReport, build_pruning
 
 MODES = ("train", "eval", "train_and_eval", "continuous_eval")
 
@@ -65,11 +68,14 @@ class Trainer:
         keras.mixed_precision.set_global_policy(trainer.mixed_precision or "float32")
         keras.utils.set_random_seed(config.task.data.seed)
         # Only the chief writes where users look; other workers write to a scratch directory.
+        # Every worker resumes from model_dir's checkpoints (multi-worker: a shared directory).
         self.is_chief = strategy.extended.should_checkpoint
         root = model_dir if self.is_chief else tempfile.mkdtemp(prefix="llm_tf_worker_")
         self.root = root
-        resuming = tf.train.latest_checkpoint(os.path.join(root, "checkpoints")) is not None
+        resuming = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")) is not None
         self.initialized_from = None
+        # Read outside the scope: the preset's backbone is only a source of weights.
+        self.preset, preset_weights = init_preset.preset_weights(config, resuming)
         with strategy.scope():
             self.task = tasks.build_task(config)
             self.model = self.task.build_model()
@@ -77,15 +83,24 @@ class Trainer:
                 # A fresh run starts its encoder from the given checkpoint; a resumed one from its own.
                 self.initialized_from = encoder_weights.load_init_checkpoint(self.model, config.task.init_checkpoint)
                 logging.info("encoder initialised from %s", self.initialized_from)
+            elif preset_weights is not None:
+                self.initialized_from = init_preset.load_weights(self.model, preset_weights, self.preset)
+                logging.info("encoder initialised from preset %s", self.initialized_from)
             if config.task.lora_rank:
                 layers = apply_lora(self.model.get_layer(ENCODER_NAME), config.task.lora_rank, config.task.lora_alpha,
                                     config.task.lora_targets, getattr(self.task, "head_layers_in_encoder", ()))
                 logging.info("LoRA rank %d on %d layers", config.task.lora_rank, layers)
+            if hasattr(self.task, "training_model"):
+                # Training-only structure around the task's model (distillation: the frozen teacher,
+                # hidden-state projections); its checkpoints still restore into build_model()'s model.
+                self.model = self.task.training_model(self.model)
             if trainer.fgm_epsilon:
                 if trainer.fgm_epsilon < 0:
                     raise ConfigError(f"trainer.fgm_epsilon must be >= 0, got {trainer.fgm_epsilon}")
                 self.model = FGMModel(self.model.input, self.model.output, trainer.fgm_epsilon, name=self.model.name)
                 self.model._embedding_index()  # fails now, not mid-training, when the embedding is frozen
+            if multi_worker.in_multi_worker_mode(strategy):
+                multi_worker.adapt(self.model)  # Keras 3 fit/evaluate workarounds, see multi_worker.py
             self.trainable_params, self.total_params = parameter_counts(self.model)
             logging.info("parameters: %s trainable of %s (%.2f%%)", f"{self.trainable_params:,}",
                          f"{self.total_params:,}", 100 * self.trainable_params / self.total_params)
@@ -94,7 +109,10 @@ class Trainer:
             self.model.compile(optimizer=self.optimizer, loss=self.task.loss(), metrics=self.task.metrics(),
                                jit_compile=trainer.jit_compile)
             self.optimizer.build(self.model.trainable_variables)
-            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+            # Pruning masks go into the checkpoint beside the model, so export never sees them.
+            self.pruning = build_pruning(config, self.model, self.optimizer, self.global_step)
+            masks = {"pruning": self.pruning.masks} if self.pruning else {}
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **masks)
         self.latest = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "checkpoints"),
                                                  max_to_keep=trainer.max_to_keep, step_counter=self.global_step)
         self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "best"), max_to_keep=1,
@@ -107,7 +125,7 @@ class Trainer:
 
     def restore(self, path: str | None = None) -> int:
         """Restores ``path`` (default: the latest checkpoint) and returns its step; 0 if none."""
-        path = path or self.latest.latest_checkpoint
+        path = path or tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
         if not path:
             return 0
         self.checkpoint.restore(path).expect_partial()
@@ -137,9 +155,14 @@ class Trainer:
                                            trainer.steps_per_loop, self.global_step),
             callbacks_lib.CheckpointSaver(self.latest, self.best if eval_dataset is not None else None,
                                           f"val_{trainer.best_metric}", os.path.join(self.root, "best", "best.json"),
-                                          self.global_step),
+                                          self.global_step,
+                                          # a pruned model's best is chosen at its target sparsity
+                                          best_from_step=self.pruning.schedule.end_step if self.pruning else 0),
             keras.callbacks.TensorBoard(os.path.join(self.root, "logs"), write_graph=False),
         ]
+        if self.pruning:
+            callbacks.insert(1, PruningReport(self.pruning, self.model_dir if self.is_chief else None, self.global_step,
+                                              self.total_params))
         if self.is_chief:
             callbacks.append(callbacks_lib.MetricsWriter(self.model_dir, self.global_step))
         if trainer.early_stopping_patience and eval_dataset is not None:
@@ -159,13 +182,16 @@ class Trainer:
         )
         if self.is_chief:
             encoder_weights.export_encoder(self.model, self.model_dir)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)  # the scratch copies of the chief's checkpoints
         last = {k: float(v[-1]) for k, v in history.history.items()}
         return {"step": self.step, **last, **self.parameter_report()}
 
     def parameter_report(self) -> dict:
-        """Trainable and total parameter counts, and the trainable share."""
+        """Trainable and total parameter counts, and the trainable share (plus the task's, e.g. the teacher's)."""
+        task_report = self.task.parameter_report() if hasattr(self.task, "parameter_report") else {}
         return {"trainable_params": self.trainable_params, "total_params": self.total_params,
-                "trainable_fraction": self.trainable_params / self.total_params}
+                "trainable_fraction": self.trainable_params / self.total_params, **task_report}
 
     def evaluate(self) -> dict:
         """Evaluates the current weights on the eval split and writes ``metrics.json``."""
@@ -199,6 +225,8 @@ def run_experiment(config: configs.ExperimentConfig, mode: str, model_dir: str, 
     _check(config, mode)
     runtime = config.runtime
     strategy = strategies.make_strategy(runtime.strategy, runtime.num_devices, runtime.tpu, runtime.all_reduce_alg)
+    if config.task.init_preset:
+        init_preset.resolve(config)  # params.yaml then records the preset's dimensions
     if strategy.extended.should_checkpoint:
         configs.save_params(config, model_dir)
     trainer = Trainer(config, model_dir, strategy)

@@ -81,3 +81,18 @@ def test_helpfull_lists_the_flags():
     assert result.returncode == 1 and result.stderr == ""
     for flag in ("--input", "--bad_rows", "--vocab_size", "--max_seq_length", "--tfds", "--validate_against", "--flagfile"):
         assert flag in result.stdout
+
+
+def test_preset_gives_the_vocabulary_and_lower_casing(tmp_path):
+    from tests.preset_fixtures import save_bert_preset
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "a", "fine", "##s"]
+    preset = save_bert_preset(str(tmp_path / "preset"), vocab, lowercase=False)
+    out = tmp_path / "prepared"
+    result = llm_prepare(f"--input={SAMPLE / 'train.tsv'}", "--text_field=sentence", f"--preset={preset}", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    assert "vocabulary: 10 tokens" in result.stdout
+    settings = json.loads((out / "tokenizer" / "tokenizer_config.json").read_text())
+    assert settings["lower_case"] is False and settings["kind"] == "wordpiece"
+    assert (out / "tokenizer" / settings["vocab_file"]).read_text().split() == vocab
+    # Contradicting flags: see tests/models/test_presets.py::test_tokenizer_settings_for_llm_prepare.

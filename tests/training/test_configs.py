@@ -1,10 +1,13 @@
 """Tests for llm_tf/training/configs.py."""
 
+import re
+
 import pytest
 import yaml
 
 from llm_tf.errors import ConfigError
 from llm_tf.training import configs
+from tests.conftest import REPO
 
 
 def test_yaml_files_apply_in_order_then_params_override(write):
@@ -55,3 +58,76 @@ def test_model_sizes():
         configs.ModelConfig(size="huge").dimensions()
     with pytest.raises(ConfigError, match="not divisible"):
         configs.ModelConfig(size="tiny", num_heads=3).dimensions()
+
+
+CONFIGS = sorted((REPO / "configs").glob("*/*.yaml"))
+#: DESIGN.md's named sizes: (layers, hidden, heads); the feed-forward size is 4x hidden.
+DESIGN_SIZES = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8), "base": (12, 768, 12)}
+
+
+def _header(path) -> str:
+    return "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
+
+
+def _documented_files(path) -> list[str]:
+    """The --config_file values of the command in a config's header comment (the file alone if none)."""
+    named = re.findall(r"--config_file=(\S+)", _header(path))
+    return [str(REPO / name) for name in named] if str(path.relative_to(REPO)) in named else [str(path)]
+
+
+def _experiment(path) -> str:
+    """The --experiment of the header's command, else the directory's name (configs/<experiment>/)."""
+    named = re.findall(r"--experiment=(\w+)", _header(path))
+    return named[0] if named else path.parent.name
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_every_shipped_config_applies_to_its_experiment(path):
+    from llm_tf.training import tasks
+
+    experiment = _experiment(path)
+    assert experiment in tasks.experiment_names(), f"{path}: no experiment '{experiment}'"
+    assert path.read_text().startswith("#"), "a config starts with a comment saying how to run it"
+    alone = configs.apply_overrides(tasks.experiment_config(experiment), [str(path)], "")
+    documented = configs.apply_overrides(tasks.experiment_config(experiment), _documented_files(path), "")
+    model = documented.task.model
+    if not documented.task.init_preset:
+        dims = model.dimensions()
+        layers, hidden, heads = DESIGN_SIZES[model.size]
+        assert (dims["num_layers"], dims["hidden_dim"], dims["num_heads"], dims["intermediate_dim"]) == (
+            layers, hidden, heads, 4 * hidden)
+    size = path.stem.rsplit("_", 1)[-1]
+    if size in DESIGN_SIZES:
+        assert alone.task.model.size == documented.task.model.size == size
+    assert documented.trainer.train_steps % documented.trainer.steps_per_loop == 0
+    assert documented.trainer.optimizer.learning_rate > 0
+
+
+def test_every_experiment_and_size_has_a_config_with_smaller_steps_for_bigger_sizes():
+    from llm_tf.training import tasks
+
+    for experiment in ("sentence_classification", "token_classification", "mlm_pretrain"):
+        rates = []
+        for size in DESIGN_SIZES:
+            found = [p for p in CONFIGS if p.parent.name == experiment and p.stem.endswith(f"_{size}")
+                     and not p.stem.startswith("sample")]
+            assert found, f"no configs/{experiment}/*_{size}.yaml"
+            config = configs.apply_overrides(tasks.experiment_config(experiment), _documented_files(found[0]), "")
+            rates.append(config.trainer.optimizer.learning_rate)
+        assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1], f"{experiment}: learning rates {rates}"
+
+
+def test_small_and_base_configs_have_the_design_dimensions():
+    small = configs.ModelConfig(size="small").dimensions()
+    base = configs.ModelConfig(size="base").dimensions()
+    assert (small["num_layers"], small["hidden_dim"], small["num_heads"]) == (4, 512, 8)
+    assert (base["num_layers"], base["hidden_dim"], base["num_heads"]) == (12, 768, 12)
+
+
+def test_the_preset_example_config_fine_tunes_from_a_local_preset():
+    from llm_tf.training import tasks
+
+    path = REPO / "configs" / "sentence_classification" / "sst2_from_preset.yaml"
+    config = configs.apply_overrides(tasks.experiment_config("sentence_classification"), [str(path)], "")
+    assert config.task.init_preset == "presets/bert_tiny_en_uncased" and "://" not in config.task.init_preset
+    assert "llm_prepare" in path.read_text() and "--preset=presets/bert_tiny_en_uncased" in path.read_text()

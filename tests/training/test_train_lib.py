@@ -110,7 +110,7 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path, prepared_sample):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--experiment=ner"], "llm_train: error: unknown experiment 'ner' (valid: causal_lm, mlm_pretrain, sentence_classification, token_classification)"),
+        (["--experiment=ner"], "llm_train: error: unknown experiment 'ner' (valid: causal_lm, distillation, mlm_pretrain, sentence_classification, token_classification)"),
         (["--experiment=sentence_classification", "--params_override=trainer.steps=1"],
          "llm_train: error: --params_override: unknown config key 'steps'"),
         (["--experiment=sentence_classification", "--strategy=tpu"], "llm_train: error: --strategy=tpu needs --tpu=ADDRESS"),
@@ -181,6 +181,21 @@ def test_mixed_bfloat16_trains(tmp_path, prepared_sample):
     assert np.isfinite(result["loss"]) and np.isfinite(result["val_loss"])
 
 
+def test_non_chief_resumes_from_model_dir_and_removes_its_scratch(tmp_path, prepared_sample, monkeypatch):
+    model_dir = str(tmp_path / "run")
+    train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=5,trainer.steps_per_loop=5"), "train", model_dir)
+    strategy = strategies.make_strategy("one_device")
+    monkeypatch.setattr(type(strategy.extended), "should_checkpoint", property(lambda self: False))
+    trainer = train_lib.Trainer(experiment(prepared_sample, "trainer.train_steps=10,trainer.steps_per_loop=5"), model_dir,
+                                strategy)
+    assert not trainer.is_chief and trainer.root != model_dir
+    assert trainer.restore() == 5  # the chief's latest checkpoint, not its own (empty) scratch directory
+    assert trainer.train(evaluate=False)["step"] == 10
+    # A non-chief writes nothing to model_dir.
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
+    assert not os.path.exists(trainer.root)
+
+
 def _free_ports(count):
     import socket
 
@@ -193,23 +208,20 @@ def _free_ports(count):
     return ports
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras 3.15 fit() under MultiWorkerMirroredStrategy: its symbolic build mean-reduces a "
-    "dict of PerReplica inputs with the collective reduce ('Attempt to convert a value ({...PerReplica...}) "
-    "to a Tensor'); with that step skipped, the train step then fails on a scalar reduction ('Invalid "
-    "reduction dimension 0 for input with 0 dimensions'). Remove this marker when the test passes.",
-)
 def test_multi_worker_mirrored_two_local_workers(tmp_path, prepared_sample):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     executable = shutil.which("llm_train") or os.path.join(os.path.dirname(sys.executable), "llm_train")
-    args = [executable, "--experiment=sentence_classification", f"--model_dir={tmp_path / 'run'}", "--mode=train",
-            "--strategy=multi_worker_mirrored",
-            f"--params_override=task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=10,trainer.steps_per_loop=5"]
+    # 16 eval examples in batches of 6: the last global batch (4) splits unevenly over the workers.
+    override = f"task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=10,trainer.steps_per_loop=5"
+    args = [executable, "--experiment=sentence_classification", f"--model_dir={tmp_path / 'run'}", "--mode=train_and_eval",
+            "--strategy=multi_worker_mirrored", f"--params_override={override},task.data.eval_batch_size=6"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     workers = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env = dict(os.environ, TMPDIR=str(scratch),
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         workers.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = []
     try:
@@ -218,10 +230,23 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path, prepared_sample):
     finally:
         for worker in workers:
             worker.kill()
+    results = []
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
-        assert json.loads(out.strip().splitlines()[-1])["step"] == 10
-    # One checkpoint set, written by the chief (worker 0) alone.
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert [r["step"] for r in results] == [10, 10]
+    assert results[0]["val_loss"] == results[1]["val_loss"] and results[0]["loss"] == results[1]["loss"]
+    # One checkpoint set, written by the chief (worker 0) alone; the other's scratch copy is removed.
     names = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
     assert names == ["checkpoint", "ckpt-10.data-00000-of-00001", "ckpt-10.index", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
-    assert sorted(os.listdir(tmp_path)) == ["run"]
+    assert sorted(os.listdir(tmp_path)) == ["run", "scratch"]
+    assert not [n for n in os.listdir(scratch) if n.startswith("llm_tf_worker_")]
+    # The distributed evaluation covers the whole eval split: one device scores the chief's checkpoint the same.
+    trainer = train_lib.Trainer(experiment(prepared_sample, "trainer.train_steps=10,trainer.steps_per_loop=5"),
+                                str(tmp_path / "check"), strategies.make_strategy("one_device"))
+    assert trainer.restore(str(tmp_path / "run" / "checkpoints" / "ckpt-10")) == 10
+    local = trainer.evaluate()
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["step"] == 10
+    assert written["val_loss"] == pytest.approx(local["val_loss"], rel=1e-5)
+    assert written["val_accuracy"] == pytest.approx(local["val_accuracy"])

@@ -1,0 +1,231 @@
+"""Local keras-hub preset directories: checked, read, and their BERT backbone's weights.
+
+A preset directory is what ``backbone.save_to_preset(dir)`` and ``tokenizer.save_to_preset(dir)``
+write (keras-hub's ``preset_utils``)::
+
+    config.json                      the backbone's Keras config: class and dimensions
+    model.weights.h5                 its weights (``model.weights.json`` + shards for big models)
+    metadata.json                    versions and parameter count (not needed here)
+    tokenizer.json                   the tokenizer's config: class, ``lowercase``
+    assets/tokenizer/vocabulary.txt  the WordPiece vocabulary, one token a line
+
+Only local directories are read. A built-in preset name (``bert_tiny_en_uncased``) or a
+``kaggle://``/``hf://``/``gs://`` handle would make keras-hub download, so it is refused.
+
+Example:
+    >>> preset = open_preset("presets/bert_tiny_en_uncased")
+    >>> preset.dimensions["num_layers"], preset.lower_case
+    (2, True)
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from llm_tf.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import keras
+
+# File names as keras-hub's preset_utils writes them.
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+SHARDED_WEIGHTS_FILE = "model.weights.json"
+TOKENIZER_FILE = "tokenizer.json"
+VOCABULARY_FILE = os.path.join("assets", "tokenizer", "vocabulary.txt")
+
+#: The backbone and tokenizer classes our encoder experiments can start from.
+BACKBONE_CLASS = "BertBackbone"
+TOKENIZER_CLASS = "BertTokenizer"
+#: Backbone config keys that define the architecture (``dropout`` and ``name`` do not).
+DIMENSION_KEYS = ("num_layers", "hidden_dim", "num_heads", "intermediate_dim", "max_sequence_length")
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalPreset:
+    """A checked local BERT preset directory.
+
+    Attributes:
+        directory: Its absolute path.
+        backbone_config: The ``config`` of ``config.json`` (dimensions, vocabulary size, ...).
+        lower_case: ``lowercase`` of the tokenizer in ``tokenizer.json``.
+        vocab_file: Absolute path of its WordPiece vocabulary.
+    """
+
+    directory: str
+    backbone_config: dict
+    lower_case: bool
+    vocab_file: str
+
+    @property
+    def dimensions(self) -> dict:
+        """``num_layers``, ``hidden_dim``, ``num_heads``, ``intermediate_dim``, ``max_sequence_length``."""
+        return {key: self.backbone_config[key] for key in DIMENSION_KEYS}
+
+    def file(self, name: str) -> str:
+        """Path of ``name`` inside the preset."""
+        return os.path.join(self.directory, name)
+
+
+def _read_json(path: str, field: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{field}: {path}: unreadable JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{field}: {path}: expected a JSON object")
+    return value
+
+
+def _class_name(config: dict) -> str:
+    return str(config.get("class_name") or config.get("registered_name") or "").split(">")[-1]
+
+
+def open_preset(path: str, field: str = "task.init_preset") -> LocalPreset:
+    """Checks that ``path`` is a complete local BERT preset directory and reads its configs.
+
+    Args:
+        path: The preset directory.
+        field: The flag or config key that named it (starts every error message).
+
+    Returns:
+        The :class:`LocalPreset`.
+
+    Raises:
+        ConfigError: A remote handle or built-in name, a missing directory or file, a backbone
+            or tokenizer that is not BERT's, or a config.json lacking a dimension.
+    """
+    if "://" in path:
+        raise ConfigError(f"{field}: '{path}' is a remote handle; only local keras-hub preset directories work here "
+                          "(nothing is downloaded)")
+    if not os.path.isdir(path):
+        raise ConfigError(f"{field}: '{path}' is not a local directory; only local keras-hub preset directories work "
+                          "here (built-in preset names and kaggle://, hf:// handles are not downloaded)")
+    directory = os.path.abspath(path)  # an absolute path never matches a built-in preset name
+    config_path = os.path.join(directory, CONFIG_FILE)
+    has_weights = any(os.path.isfile(os.path.join(directory, name)) for name in (WEIGHTS_FILE, SHARDED_WEIGHTS_FILE))
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, VOCABULARY_FILE)
+               if not (has_weights if name == WEIGHTS_FILE else os.path.isfile(os.path.join(directory, name)))]
+    backbone: dict = {}
+    if CONFIG_FILE not in missing:  # a preset of another model is told apart before its missing files
+        backbone = _read_json(config_path, field)
+        name = _class_name(backbone)
+        if name != BACKBONE_CLASS:
+            raise ConfigError(f"{field}: {config_path}: the preset holds a {name or 'model of unknown class'}, not a "
+                              f"{BACKBONE_CLASS} (the encoder experiments start from BERT presets)")
+    if missing:
+        raise ConfigError(f"{field}: {directory}: not a complete keras-hub preset, missing {', '.join(missing)} "
+                          "(write one with backbone.save_to_preset(dir) and tokenizer.save_to_preset(dir))")
+    backbone_config = backbone.get("config") or {}
+    lacking = [key for key in DIMENSION_KEYS + ("vocabulary_size",) if not isinstance(backbone_config.get(key), int)]
+    if lacking:
+        raise ConfigError(f"{field}: {config_path}: no integer {', '.join(lacking)} in its config")
+    tokenizer_path = os.path.join(directory, TOKENIZER_FILE)
+    tokenizer = _read_json(tokenizer_path, field)
+    name = _class_name(tokenizer)
+    if name != TOKENIZER_CLASS:
+        raise ConfigError(f"{field}: {tokenizer_path}: the preset's tokenizer is a {name or 'layer of unknown class'}, "
+                          f"not a {TOKENIZER_CLASS} (WordPiece)")
+    tokenizer_config = tokenizer.get("config") or {}
+    suffix = tokenizer_config.get("suffix_indicator", "##")
+    if suffix != "##":
+        raise ConfigError(f"{field}: {tokenizer_path}: suffix_indicator '{suffix}' is not supported "
+                          "(WordPiece '##' only)")
+    return LocalPreset(directory, backbone_config, bool(tokenizer_config.get("lowercase", False)),
+                       os.path.join(directory, VOCABULARY_FILE))
+
+
+def vocab_fingerprint(vocab: list[str]) -> str:
+    """A short SHA-256 of a token list (independent of line endings); equal lists, equal prints."""
+    return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()[:12]
+
+
+def backbone_weights(preset: LocalPreset) -> dict[str, np.ndarray]:
+    """Loads the preset's backbone with keras-hub's own loader and returns its weights by path.
+
+    Call it outside a distribution strategy's scope: the backbone is only a source of values.
+
+    Returns:
+        Variable path inside the backbone (e.g. ``token_embedding/embeddings``) -> value.
+
+    Raises:
+        DataError: keras-hub could not load the weights file.
+    """
+    import keras_hub
+
+    try:
+        backbone = keras_hub.models.BertBackbone.from_preset(preset.directory, load_weights=True)
+    except (ValueError, OSError, KeyError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:300]
+        raise DataError(f"{preset.directory}: keras-hub could not load the preset's weights: {first}") from None
+    values = {_relative_path(v, backbone): v.numpy() for v in backbone.weights}
+    del backbone
+    return values
+
+
+def _relative_path(variable, model: "keras.Model") -> str:
+    prefix = model.name + "/"
+    return variable.path[len(prefix):] if variable.path.startswith(prefix) else variable.path
+
+
+def assign_weights(target: "keras.Model", values: dict[str, np.ndarray], source: str) -> int:
+    """Assigns every weight of ``target`` from ``values`` (see :func:`backbone_weights`), by path.
+
+    Args:
+        target: The backbone to fill (same class and dimensions as the source).
+        values: Variable path -> value.
+        source: Named in errors (the preset directory).
+
+    Returns:
+        The number of variables assigned.
+
+    Raises:
+        ConfigError: The variables do not match (a path missing on either side, or a shape);
+            nothing is assigned then.
+    """
+    variables = {_relative_path(v, target): v for v in target.weights}
+    extra, lacking = sorted(set(values) - set(variables)), sorted(set(variables) - set(values))
+    if extra or lacking:
+        detail = f"{lacking[0]} missing in the preset" if lacking else f"{extra[0]} not in this encoder"
+        raise ConfigError(f"{source}: the preset's backbone does not fit this encoder: {detail}")
+    for path, variable in variables.items():
+        if tuple(variable.shape) != values[path].shape:
+            raise ConfigError(f"{source}: the preset's backbone does not fit this encoder: {path} has shape "
+                              f"{values[path].shape} there, {tuple(variable.shape)} here")
+    for path, variable in variables.items():
+        variable.assign(values[path])
+    return len(variables)
+
+
+def tokenizer_settings(preset_dir: str, vocab_file: str, lower_case: bool, lower_case_given: bool,
+                       tokenizer: str) -> dict:
+    """``llm_prepare`` settings that tokenize with a preset's vocabulary and lower-casing.
+
+    Args:
+        preset_dir: The ``--preset`` directory.
+        vocab_file, lower_case, tokenizer: The ``--vocab_file``, ``--lower_case`` and
+            ``--tokenizer`` values given.
+        lower_case_given: Whether ``--lower_case``/``--nolower_case`` was on the command line.
+
+    Returns:
+        ``vocab_file``, ``lower_case`` and ``tokenizer`` to use.
+
+    Raises:
+        ConfigError: Not a local BERT preset, or a flag that contradicts it.
+    """
+    preset = open_preset(preset_dir, "--preset")
+    if vocab_file and os.path.abspath(vocab_file) != preset.vocab_file:
+        raise ConfigError(f"--vocab_file={vocab_file} contradicts --preset={preset_dir} (its vocabulary is "
+                          f"{preset.vocab_file}); give one of them")
+    if lower_case_given and lower_case != preset.lower_case:
+        raise ConfigError(f"--{'' if lower_case else 'no'}lower_case contradicts --preset={preset_dir} "
+                          f"({preset.file(TOKENIZER_FILE)} has lowercase={str(preset.lower_case).lower()})")
+    if tokenizer != "wordpiece":
+        raise ConfigError(f"--tokenizer={tokenizer} contradicts --preset={preset_dir} (a WordPiece vocabulary)")
+    return {"vocab_file": preset.vocab_file, "lower_case": preset.lower_case, "tokenizer": "wordpiece"}

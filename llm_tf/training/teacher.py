@@ -1,0 +1,202 @@
+"""The teacher of a distillation: a frozen classifier giving logits (and hidden states).
+
+A teacher is either a training ``model_dir`` of a sentence classifier (rebuilt from its
+``params.yaml`` and checkpoint with ``llm_tf.export.restore``; it can also give the hidden
+states of chosen encoder layers) or an exported SavedModel version directory (its
+``predict_tokens`` signature gives ``logits``; no hidden states). Either way it runs in
+inference mode on the student's packed inputs, so its vocabulary and labels must be the
+student's: :func:`check_compatible` says which differ.
+"""
+
+import dataclasses
+import hashlib
+import math
+import os
+
+import keras
+import tensorflow as tf
+
+from llm_tf.data.labels import load_labels
+from llm_tf.data.prepare import TOKENIZER_DIR
+from llm_tf.errors import ConfigError, DataError
+from llm_tf.models.encoder import ENCODER_NAME
+from llm_tf.models.hidden_states import classifier_with_hidden_states, resolve_layers
+from llm_tf.text.tokenizer import TokenizerConfig
+
+#: The config field naming the teacher, used in error messages.
+FIELD = "task.distillation.teacher_dir"
+
+
+@dataclasses.dataclass
+class TeacherInfo:
+    """What identifies a teacher and what the student must agree with.
+
+    Attributes:
+        source: Absolute path of the teacher (``model_dir`` or SavedModel version directory).
+        kind: ``model_dir`` or ``saved_model``.
+        checkpoint: The checkpoint restored (``model_dir``), or the SavedModel path.
+        step: Training step of that checkpoint (0 if unknown).
+        labels: Label names in id order.
+        vocab_path: The teacher's vocabulary file.
+        params: Parameter count (all frozen).
+        num_layers, hidden_dim: Encoder shape (0 for a SavedModel).
+    """
+
+    source: str
+    kind: str
+    checkpoint: str
+    step: int
+    labels: list[str]
+    vocab_path: str
+    params: int
+    num_layers: int = 0
+    hidden_dim: int = 0
+
+
+class Teacher:
+    """A frozen teacher: ``teacher(inputs)`` -> ``{"logits", "hidden_states"}`` (float32, no gradient).
+
+    Args:
+        info: Its :class:`TeacherInfo`.
+        forward: Packed inputs -> ``{"logits": ..., "hidden_states": [...]}``.
+        model: The Keras model behind ``forward`` (None for a SavedModel).
+    """
+
+    def __init__(self, info: TeacherInfo, forward, model: keras.Model | None = None):
+        self.info = info
+        self._forward = forward
+        self.model = model
+
+    def __call__(self, inputs: dict) -> dict:
+        outputs = self._forward(inputs)
+        return {"logits": tf.stop_gradient(tf.cast(outputs["logits"], tf.float32)),
+                "hidden_states": [tf.stop_gradient(tf.cast(h, tf.float32)) for h in outputs.get("hidden_states", [])]}
+
+
+def vocab_path_of(prepared_dir: str) -> str:
+    """The vocabulary file of an ``llm_prepare`` output directory."""
+    directory = os.path.join(prepared_dir, TOKENIZER_DIR)
+    return os.path.join(directory, TokenizerConfig.load(directory).vocab_file)
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def check_compatible(info: TeacherInfo, labels: list[str], vocab_path: str, prepared_dir: str) -> None:
+    """Checks that the teacher reads the student's token ids and predicts the student's labels.
+
+    Args:
+        info: The teacher.
+        labels: The student's labels (from its prepared data).
+        vocab_path: The student's vocabulary file.
+        prepared_dir: The student's prepared data directory (named in errors).
+
+    Raises:
+        ConfigError: Different labels (or order) or a different vocabulary; both are named.
+    """
+    if list(info.labels) != list(labels):
+        raise ConfigError(f"{FIELD}: the teacher {info.source} predicts labels {list(info.labels)}, the student's "
+                          f"prepared data {prepared_dir} has {list(labels)} (labels and their order must agree)")
+    if _digest(info.vocab_path) != _digest(vocab_path):
+        with open(info.vocab_path, "rb") as f:
+            theirs = f.read().splitlines()
+        with open(vocab_path, "rb") as f:
+            ours = f.read().splitlines()
+        first = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
+        raise ConfigError(f"{FIELD}: the teacher's vocabulary {info.vocab_path} ({len(theirs)} entries) differs from the "
+                          f"student's {vocab_path} ({len(ours)} entries), first at line {first + 1}; distil on data "
+                          "prepared with the teacher's vocabulary (llm_prepare --vocab_file)")
+
+
+def _from_model_dir(path: str, checkpoint: str, hidden_layers: list[int]) -> Teacher:
+    from llm_tf.export import restore
+    from llm_tf.training.sentence_classification import SentenceClassificationTask
+
+    policy = keras.mixed_precision.global_policy()
+    try:
+        trained = restore.restore_trained_model(path, checkpoint)
+    except (DataError, ConfigError) as e:
+        raise ConfigError(f"{FIELD}: {e}") from None
+    finally:
+        keras.mixed_precision.set_global_policy(policy)  # restore builds in float32; the student keeps its policy
+    if not isinstance(trained.task, SentenceClassificationTask):
+        raise ConfigError(f"{FIELD}: {path} is a '{trained.config.experiment}' run; a teacher must be a sentence "
+                          "classifier (sentence_classification or distillation)")
+    model = trained.model
+    model.trainable = False
+    encoder = model.get_layer(ENCODER_NAME)
+    info = TeacherInfo(os.path.abspath(path), "model_dir", os.path.abspath(trained.checkpoint), trained.step,
+                       list(trained.task.data.labels), vocab_path_of(trained.task.data.directory),
+                       sum(math.prod(w.shape) for w in model.weights), encoder.num_layers, encoder.hidden_dim)
+    if hidden_layers:
+        layers = resolve_layers(hidden_layers, encoder.num_layers, "task.distillation.teacher_layers")
+        view = classifier_with_hidden_states(model, layers)
+        return Teacher(info, lambda inputs: view(inputs, training=False), model)
+    return Teacher(info, lambda inputs: {"logits": model(inputs, training=False)}, model)
+
+
+def _from_saved_model(path: str, hidden_layers: list[int]) -> Teacher:
+    from llm_tf.export.signatures import TOKENS_SIGNATURE
+
+    if hidden_layers:
+        raise ConfigError(f"{FIELD}: {path} is a SavedModel, which gives logits only; hidden-state matching "
+                          "(task.distillation.hidden_weight > 0) needs the teacher's training model_dir")
+    loaded = tf.saved_model.load(path)
+    if TOKENS_SIGNATURE not in loaded.signatures:
+        raise ConfigError(f"{FIELD}: {path}: SavedModel has no '{TOKENS_SIGNATURE}' signature (has: "
+                          f"{', '.join(sorted(loaded.signatures)) or 'none'}); export the teacher with llm_export")
+    function = loaded.signatures[TOKENS_SIGNATURE]
+    if "logits" not in function.structured_outputs:
+        raise ConfigError(f"{FIELD}: {path}: '{TOKENS_SIGNATURE}' returns {', '.join(sorted(function.structured_outputs))}; "
+                          "expected logits")
+    labels_path = os.path.join(path, "assets.extra", "labels.txt")
+    if not os.path.isfile(labels_path):
+        raise ConfigError(f"{FIELD}: {path}: no assets.extra/labels.txt (export the teacher with llm_export)")
+    assets = os.path.join(path, "assets")
+    vocabularies = sorted(os.listdir(assets)) if os.path.isdir(assets) else []
+    if not vocabularies:
+        raise ConfigError(f"{FIELD}: {path}: no vocabulary in assets/ (export the teacher with llm_export)")
+    vocab = "vocab.txt" if "vocab.txt" in vocabularies else vocabularies[0]
+    info = TeacherInfo(os.path.abspath(path), "saved_model", os.path.abspath(path), 0, list(load_labels(labels_path)),
+                       os.path.join(assets, vocab), sum(math.prod(v.shape) for v in function.variables))
+
+    def forward(inputs):
+        return function(**{k: tf.cast(inputs[k], tf.int32) for k in ("token_ids", "segment_ids", "padding_mask")})
+
+    teacher = Teacher(info, forward)
+    teacher.loaded = loaded  # keeps the restored variables alive
+    return teacher
+
+
+def load_teacher(path: str, checkpoint: str = "best", hidden_layers: list[int] | None = None) -> Teacher:
+    """Loads a frozen teacher from a training ``model_dir`` or an exported SavedModel version.
+
+    Call it inside the strategy scope of the training run, so its variables live where the
+    student's do.
+
+    Args:
+        path: The teacher's ``model_dir`` (``params.yaml`` + checkpoints) or SavedModel
+            version directory (``saved_model.pb`` with a ``predict_tokens`` signature).
+        checkpoint: For a ``model_dir``: ``best``, ``latest`` or a checkpoint prefix.
+        hidden_layers: Encoder layers whose hidden states the teacher also returns (a
+            ``model_dir`` teacher only; negative indices count from the last).
+
+    Returns:
+        A :class:`Teacher`.
+
+    Raises:
+        ConfigError: No path, a missing path, neither a training run nor a SavedModel, no
+            checkpoint, not a classifier, or hidden states asked of a SavedModel.
+    """
+    if not path:
+        raise ConfigError(f"{FIELD} is not set: name the teacher's training model_dir or exported SavedModel version")
+    if not os.path.isdir(path):
+        raise ConfigError(f"{FIELD}: {path}: no such directory")
+    if os.path.isfile(os.path.join(path, "params.yaml")):
+        return _from_model_dir(path, checkpoint, list(hidden_layers or []))
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return _from_saved_model(path, list(hidden_layers or []))
+    raise ConfigError(f"{FIELD}: {path}: neither a training model_dir (params.yaml) nor an exported SavedModel "
+                      "version (saved_model.pb)")
