@@ -34,7 +34,35 @@ def machine_info() -> dict:
         "tensorflow": tf.__version__,
         "commit": commit,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_average": load_average(),
     }
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (other work on the machine disturbs timings)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def spread(values: list[float]) -> dict:
+    """Median, min, max and all values of repeated measurements."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": list(values)}
+
+
+def ratio_summary(numerators: list[float], denominators: list[float]) -> dict:
+    """Per-round ratios of two systems measured in the same rounds, with their median and spread.
+
+    Args:
+        numerators, denominators: Rates of the two systems, one per round, in round order.
+
+    Raises:
+        ValueError: The lists differ in length or are empty.
+    """
+    if len(numerators) != len(denominators) or not numerators:
+        raise ValueError(f"need the same non-zero number of rounds, got {len(numerators)} and {len(denominators)}")
+    return spread([a / b for a, b in zip(numerators, denominators)])
 
 
 def time_repeats(function: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
@@ -49,10 +77,10 @@ def time_repeats(function: Callable[[], object], repeats: int, warmup: int = 1) 
     return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds), "runs": seconds}
 
 
-def write_results(name: str, result: dict, markdown: str) -> None:
-    """Writes ``results/<name>.json`` and ``results/<name>.md`` atomically."""
-    os.makedirs(RESULTS, exist_ok=True)
-    atomic_write_json(os.path.join(RESULTS, f"{name}.json"), result)
-    atomic_write_text(os.path.join(RESULTS, f"{name}.md"), markdown)
+def write_results(name: str, result: dict, markdown: str, directory: str = RESULTS) -> None:
+    """Writes ``<directory>/<name>.json`` and ``<directory>/<name>.md`` atomically (default ``results/``)."""
+    os.makedirs(directory, exist_ok=True)
+    atomic_write_json(os.path.join(directory, f"{name}.json"), result)
+    atomic_write_text(os.path.join(directory, f"{name}.md"), markdown)
     print(markdown)
-    print(f"wrote {os.path.join(RESULTS, name)}.json/.md", file=sys.stderr)
+    print(f"wrote {os.path.join(directory, name)}.json/.md", file=sys.stderr)

@@ -1,0 +1,29 @@
+"""The real-data epoch benchmark's step count and report."""
+
+import json
+
+import pytest
+
+from benchmarks import sst2_epoch
+
+
+def test_epoch_steps_counts_full_batches(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"counts": {"train": 67349, "eval": 872}}))
+    assert sst2_epoch.epoch_steps(str(tmp_path), 32) == 2104
+
+
+def test_markdown_states_the_target_verdict():
+    run = {"wall_s": 100.0, "dev_accuracy": 0.8, "train_examples_per_s": 500.0}
+    hf_run = {"wall_s": 150.0, "dev_accuracy": 0.79, "train_examples_per_s": 400.0, "import_s": 1.0,
+              "tokenize_s": 2.0, "train_s": 140.0, "eval_s": 1.0}
+    spread = lambda x: {"median": x, "min": x, "max": x, "runs": [x]}  # noqa: E731
+    report = {"command": "c", "machine": {"cpu": "cpu", "cores": 2, "tensorflow": "2", "load_average_before": [1, 1, 1],
+                                          "load_average": [1, 1, 1], "date": "d", "commit": "x", "peers": {}},
+              "size": "tiny", "steps": 2104, "batch_size": 32, "seq_length": 64, "learning_rate": 5e-4,
+              "hf_learning_rate": 5e-4, "rounds": 1, "torch_omp_wait_policy": "PASSIVE",
+              "systems": {"ours": {"wall_s": spread(100.0), "dev_accuracy": spread(0.8), "runs": [run]},
+                          "hf": {"wall_s": spread(150.0), "dev_accuracy": spread(0.79), "runs": [hf_run]}},
+              "target": {"speedup": 1.5, "accuracy_gap": 0.01, "met": False}}
+    text = sst2_epoch.markdown(report)
+    assert "**1.50x**" in text and "+1.00 points" in text and "NOT met" in text
+    assert "| ours |" in text and "| 500 |" in text
