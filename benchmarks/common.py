@@ -84,3 +84,10 @@ def write_results(name: str, result: dict, markdown: str, directory: str = RESUL
     atomic_write_text(os.path.join(directory, f"{name}.md"), markdown)
     print(markdown)
     print(f"wrote {os.path.join(directory, name)}.json/.md", file=sys.stderr)
+
+
+def save_png(fig, path: str) -> None:
+    """Writes a matplotlib figure to ``path`` atomically (temporary file, then rename)."""
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=110)
+    os.replace(path + ".tmp.png", path)

@@ -255,9 +255,7 @@ def plot(results: dict, names: list[str], concurrency: list[int], path: str) -> 
     ax.set_ylabel("sentences / s (median of rounds)")
     ax.set_title("Tiny SST-2 model: in-process vs embedded server (separate load-generator process)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=110)
-    os.replace(path + ".tmp.png", path)
+    common.save_png(fig, path)
 
 
 def batching_label(path: str, index: int, count: int) -> str:

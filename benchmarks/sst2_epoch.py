@@ -196,9 +196,7 @@ def plot(report: dict, path: str) -> None:
                     (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=9)
     ax.set_ylabel("process wall time, s")
     ax.set_title(f"One SST-2 epoch, {report['size']} encoder")
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=110)
-    os.replace(path + ".tmp.png", path)
+    common.save_png(fig, path)
 
 
 if __name__ == "__main__":

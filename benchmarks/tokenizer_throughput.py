@@ -203,6 +203,8 @@ def plot(figures: dict, path: str) -> None:
     """Horizontal bars of median sentences/s with min-max whiskers."""
     import matplotlib
 
+    from benchmarks import common
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -217,9 +219,7 @@ def plot(figures: dict, path: str) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("sentences / s (median of interleaved rounds)")
     ax.set_title("Tokenize + pack SST-2 train (same vocabulary)")
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=110)
-    os.replace(path + ".tmp.png", path)
+    common.save_png(fig, path)
 
 
 if __name__ == "__main__":

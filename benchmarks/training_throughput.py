@@ -309,9 +309,7 @@ def plot(report: dict, path: str) -> None:
         ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
         ax.set_ylabel("examples / s (median of rounds)")
         ax.set_title(f"{size}: batch {report['batch_size']}, seq {report['seq_length']}")
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=110)
-    os.replace(path + ".tmp.png", path)
+    common.save_png(fig, path)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,41 @@ def serve(handler, ready: dict) -> None:
 
             traceback.print_exc()
             send({"error": f"{type(e).__name__}: {e}"})
+
+
+def matmul_rate(matmul, n: int, repeats: int) -> dict:
+    """GFLOP/s of ``matmul()`` (one n x n @ n x n product, run to completion): best and median.
+
+    Called once untimed first; stops early past 10 s of timed calls (a slow path, such as bf16
+    without hardware support, is slow enough to show).
+    """
+    import statistics
+    import time
+
+    matmul()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul()
+        seconds.append(time.perf_counter() - start)
+        if sum(seconds) > 10:
+            break
+    flops = 2 * n**3
+    return {"best_gflops": flops / min(seconds) / 1e9, "median_gflops": flops / statistics.median(seconds) / 1e9}
+
+
+def tokenizer_handler(variants: dict, sample):
+    """Request handler of a tokenizer worker: ``round`` times ``variants[name]()`` (sentences done),
+    ``sample`` returns ``sample(count)``."""
+    import time
+
+    def handle(request: dict) -> dict:
+        if request["op"] == "round":
+            start = time.perf_counter()
+            count = variants[request["variant"]]()
+            return {"seconds": time.perf_counter() - start, "sentences": count}
+        if request["op"] == "sample":
+            return sample(request["count"])
+        raise ValueError(f"unknown op {request['op']!r}")
+
+    return handle

@@ -11,7 +11,6 @@ Requests as in ``tokenize_tf.py``.
 
 import argparse
 import json
-import time
 
 
 def main() -> None:
@@ -26,7 +25,7 @@ def main() -> None:
     import tokenizers
     from tokenizers.implementations import BertWordPieceTokenizer
 
-    from benchmarks.worker_protocol import serve
+    from benchmarks.worker_protocol import serve, tokenizer_handler
 
     with open(args.sentences, encoding="utf-8") as f:
         sentences = json.load(f)
@@ -51,17 +50,11 @@ def main() -> None:
 
     variants = {"encode_batch": encode_batch, "encode_batch_arrays": encode_batch_arrays}
 
-    def handle(request: dict) -> dict:
-        if request["op"] == "round":
-            start = time.perf_counter()
-            count = variants[request["variant"]]()
-            return {"seconds": time.perf_counter() - start, "sentences": count}
-        if request["op"] == "sample":
-            encodings = tokenizer.encode_batch(sentences[: request["count"]])
-            return {"token_ids": [e.ids for e in encodings], "padding_mask": [sum(e.attention_mask) for e in encodings]}
-        raise ValueError(f"unknown op {request['op']!r}")
+    def sample(count: int) -> dict:
+        encodings = tokenizer.encode_batch(sentences[:count])
+        return {"token_ids": [e.ids for e in encodings], "padding_mask": [sum(e.attention_mask) for e in encodings]}
 
-    serve(handle, {"system": "hf_tokenizers", "variants": list(variants), "vocab_size": tokenizer.get_vocab_size(),
+    serve(tokenizer_handler(variants, sample), {"system": "hf_tokenizers", "variants": list(variants), "vocab_size": tokenizer.get_vocab_size(),
                    "tokenizers": tokenizers.__version__})
 
 

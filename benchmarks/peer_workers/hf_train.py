@@ -16,23 +16,14 @@ import time
 
 def matmul_gflops(n: int, dtype: str, repeats: int) -> dict:
     """GFLOP/s of an n x n @ n x n torch matmul (best and median of ``repeats``)."""
-    import statistics
+    from benchmarks.worker_protocol import matmul_rate
 
     import torch
 
     kind = torch.bfloat16 if dtype == "bfloat16" else torch.float32
     a = torch.randn(n, n).to(kind)
     b = torch.randn(n, n).to(kind)
-    torch.matmul(a, b)
-    seconds = []
-    for _ in range(repeats):  # stops early past 10 s: a slow path (bf16 without hardware support) is slow enough
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        seconds.append(time.perf_counter() - start)
-        if sum(seconds) > 10:
-            break
-    flops = 2 * n**3
-    return {"best_gflops": flops / min(seconds) / 1e9, "median_gflops": flops / statistics.median(seconds) / 1e9}
+    return matmul_rate(lambda: torch.matmul(a, b), n, repeats)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ Requests: ``{"op": "round", "variant": V}`` -> ``{"seconds": s, "sentences": n}`
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -49,7 +48,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks.worker_protocol import serve
+    from benchmarks.worker_protocol import serve, tokenizer_handler
 
     with open(args.sentences, encoding="utf-8") as f:
         sentences = json.load(f)
@@ -85,20 +84,14 @@ def main() -> None:
 
         variants["tflite"] = tflite_run
 
-    def handle(request: dict) -> dict:
-        if request["op"] == "round":
-            start = time.perf_counter()
-            count = variants[request["variant"]]()
-            return {"seconds": time.perf_counter() - start, "sentences": count}
-        if request["op"] == "sample":
-            out = tokenize(tf.constant(sentences[: request["count"]]))
-            return {"token_ids": np.asarray(out["token_ids"]).tolist(),
-                    "padding_mask": np.asarray(out["padding_mask"]).astype(int).sum(axis=1).tolist()}
-        raise ValueError(f"unknown op {request['op']!r}")
+    def sample(count: int) -> dict:
+        out = tokenize(tf.constant(sentences[:count]))
+        return {"token_ids": np.asarray(out["token_ids"]).tolist(),
+                "padding_mask": np.asarray(out["padding_mask"]).astype(int).sum(axis=1).tolist()}
 
     import keras_hub
 
-    serve(handle, {"system": args.system, "variants": list(variants), "vocab_size": ours.vocab_size,
+    serve(tokenizer_handler(variants, sample), {"system": args.system, "variants": list(variants), "vocab_size": ours.vocab_size,
                    "tensorflow": tf.__version__, "keras_hub": keras_hub.__version__,
                    "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()})
 

@@ -83,7 +83,7 @@ def build_keras_hub(size: str, precision: str, vocab_size: int):
 
 def matmul_gflops(n: int, dtype: str, repeats: int) -> dict:
     """GFLOP/s of an n x n @ n x n matmul in a tf.function (best and median of ``repeats``)."""
-    import statistics
+    from benchmarks.worker_protocol import matmul_rate
 
     import tensorflow as tf
 
@@ -92,16 +92,7 @@ def matmul_gflops(n: int, dtype: str, repeats: int) -> dict:
     if dtype == "bfloat16":
         a, b = tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)
     matmul = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[0, :1], tf.float32)))
-    matmul(a, b).numpy()
-    seconds = []
-    for _ in range(repeats):  # stops early past 10 s: a slow path (bf16 without hardware support) is slow enough
-        start = time.perf_counter()
-        matmul(a, b).numpy()
-        seconds.append(time.perf_counter() - start)
-        if sum(seconds) > 10:
-            break
-    flops = 2 * n**3
-    return {"best_gflops": flops / min(seconds) / 1e9, "median_gflops": flops / statistics.median(seconds) / 1e9}
+    return matmul_rate(lambda: matmul(a, b).numpy(), n, repeats)
 
 
 def main() -> None:

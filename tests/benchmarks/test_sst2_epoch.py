@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from benchmarks import sst2_epoch
 
 
