@@ -115,6 +115,9 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path, prepared_sample):
          "llm_train: error: --params_override: unknown config key 'steps'"),
         (["--experiment=sentence_classification", "--strategy=tpu"], "llm_train: error: --strategy=tpu needs --tpu=ADDRESS"),
         (["--experiment=sentence_classification"], "llm_train: error: no prepared data: set task.data.prepared_dir"),
+        (["--experiment=sentence_classification", "--strategy=mirrored", "--num_devices=2",
+          "--params_override=trainer.optimizer.gradient_accumulation_steps=2"],
+         "llm_train: error: trainer.optimizer.gradient_accumulation_steps=2 does not work with 2 replicas"),
     ],
 )
 def test_binary_errors_are_one_line(tmp_path, args, message):
