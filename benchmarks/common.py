@@ -6,7 +6,6 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
 
 from llm_tf.io_utils import atomic_write_json, atomic_write_text
 
@@ -65,16 +64,22 @@ def ratio_summary(numerators: list[float], denominators: list[float]) -> dict:
     return spread([a / b for a, b in zip(numerators, denominators)])
 
 
-def time_repeats(function: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
-    """Runs ``function`` ``warmup`` + ``repeats`` times; returns seconds (median, min, max, all)."""
-    for _ in range(warmup):
-        function()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        seconds.append(time.perf_counter() - start)
-    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds), "runs": seconds}
+def machine_line(machine: dict, versions: str) -> str:
+    """The machine sentence of a results file: CPU, cores, then ``versions``, load average, date, commit.
+
+    Args:
+        machine: From :func:`machine_info` (with ``load_average_before`` added by the benchmark).
+        versions: Text right after the core count, e.g. ``"; TF 2.20.0, torch 2.13.0"``.
+    """
+    m = machine
+    return (f"{m['cpu']}, {m['cores']} cores{versions}; load average {m['load_average_before']} before, "
+            f"{m['load_average']} after; {m['date']}, commit {m['commit']}.  ")
+
+
+def peer_versions(machine: dict, *names: str) -> str:
+    """``", torch X, transformers Y"`` for the named peer packages of this run ('' when no peer ran)."""
+    peers = machine.get("peers")
+    return "".join(f", {name} {peers.get(name)}" for name in names) if peers else ""
 
 
 def write_results(name: str, result: dict, markdown: str, directory: str = RESULTS) -> None:

@@ -150,9 +150,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# One SST-2 epoch (real data): llm-tf vs HF transformers (PyTorch)", "",
         f"`{report['command']}`", "",
-        f"{m['cpu']}, {m['cores']} cores; TF {m['tensorflow']}"
-        + (f", torch {m['peers'].get('torch')}, transformers {m['peers'].get('transformers')}" if m.get("peers") else "")
-        + f"; load average {m['load_average_before']} before, {m['load_average']} after; {m['date']}, commit {m['commit']}.  ",
+        common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_versions(m, "torch", "transformers")),
         f"{report['size']} encoder, {report['steps']} steps of batch {report['batch_size']} (one epoch of SST-2 train), "
         f"max length {report['seq_length']}, lr {report['learning_rate']} (HF {report['hf_learning_rate']}; 10% warm-up, linear decay), AdamW wd 0.01, "
         f"clip 1.0; dev = SST-2 dev (872); torch with OMP_WAIT_POLICY={report['torch_omp_wait_policy']}. {report['rounds']} round(s) per system"

@@ -35,6 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 
+from benchmarks import common  # noqa: E402
+
 #: (system, variant) pairs each system offers.
 VARIANTS = {
     "ours": ["in_graph", "tf_data", "tflite"],
@@ -98,7 +100,7 @@ def agreement(reference: dict, other: dict) -> dict:
 def main() -> None:
     """Measures every system and variant, interleaved; writes the results."""
     args = parse_args()
-    from benchmarks import common, peers
+    from benchmarks import peers
     from llm_tf.data import readers
     from llm_tf.data.rows import Row
     from llm_tf.errors import ConfigError
@@ -174,9 +176,8 @@ def markdown(result: dict) -> str:
     lines = [
         "# Tokenizer throughput (SST-2 train)", "",
         f"`{result['command']}`", "",
-        f"{m['cpu']}, {m['cores']} cores, TF {m['tensorflow']}, keras-hub {result['workers']['ours']['keras_hub']}"
-        + (f", tokenizers {m['peers'].get('tokenizers')}" if m.get("peers") else "")
-        + f"; load average {m['load_average_before']} before, {m['load_average']} after; {m['date']}, commit {m['commit']}.  ",
+        common.machine_line(m, f", TF {m['tensorflow']}, keras-hub {result['workers']['ours']['keras_hub']}"
+                            + common.peer_versions(m, "tokenizers")),
         f"Vocabulary {result['vocab_size']} ({result['vocabulary']}), batch {result['batch_size']}, packed to "
         f"{result['max_seq_length']}; {result['rounds']} interleaved rounds after one warm-up, each system in its own "
         "process.", "",
@@ -202,8 +203,6 @@ def markdown(result: dict) -> str:
 def plot(figures: dict, path: str) -> None:
     """Horizontal bars of median sentences/s with min-max whiskers."""
     import matplotlib
-
-    from benchmarks import common
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

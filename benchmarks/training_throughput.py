@@ -256,9 +256,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Training throughput: llm-tf vs keras-hub vs HF transformers (PyTorch)", "",
         f"`{report['command']}`", "",
-        f"{m['cpu']}, {m['cores']} cores; TF {m['tensorflow']}"
-        + (f", torch {m['peers'].get('torch')}, transformers {m['peers'].get('transformers')}" if m.get("peers") else "")
-        + f"; load average {m['load_average_before']} before, {m['load_average']} after; {m['date']}, commit {m['commit']}.  ",
+        common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_versions(m, "torch", "transformers")),
         f"Classifier fine-tuning, batch {report['batch_size']}, seq {report['seq_length']} (all tokens real), vocabulary "
         f"{report['vocab_size']}, identical synthetic batches; {report['rounds']} interleaved rounds of "
         f"{report['steps_per_round']} steps per configuration after {report['warmup_steps']} warm-up steps, every "

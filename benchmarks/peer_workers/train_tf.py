@@ -144,7 +144,9 @@ def main() -> None:
 
     from tensorflow.python.util import _pywrap_util_port
 
-    params = int(sum(np.prod(v.shape) for v in model.trainable_weights))
+    from llm_tf.models.parameters import count_params
+
+    params = count_params(model.trainable_weights)
     serve(handle, {"system": args.system, "size": args.size, "precision": args.precision, **settings,
                    "onednn": bool(_pywrap_util_port.IsMklEnabled()),
                    "trainable_params": params, "tensorflow": tf.__version__, "keras_hub": keras_hub.__version__})

@@ -110,19 +110,10 @@ class ServingMetrics:
             seconds: Wall time of the request.
             entrypoint: ``"GRPC"`` or ``"REST"``.
         """
-        counter = self._count_children.get((model, status))
-        if counter is None:
-            counter = self._count_children.setdefault(
-                (model, status), self._request_count.labels(model_name=model, status=status))
-        counter.inc()
+        _child(self._count_children, (model, status), self._request_count, model_name=model, status=status).inc()
         if status == "OK":
-            histogram = self._latency_children.get((model, api, entrypoint))
-            if histogram is None:
-                label = _API_LABELS.get(api, api)
-                histogram = self._latency_children.setdefault(
-                    (model, api, entrypoint),
-                    self._request_latency.labels(model_name=model, API=label, entrypoint=entrypoint))
-            histogram.observe(max(0.0, seconds) * 1e6)
+            _child(self._latency_children, (model, api, entrypoint), self._request_latency,
+                   model_name=model, API=_API_LABELS.get(api, api), entrypoint=entrypoint).observe(max(0.0, seconds) * 1e6)
 
     def record_batch(self, model: str, size: int) -> None:
         """Records one batch run of ``size`` rows for ``model``.
@@ -132,10 +123,7 @@ class ServingMetrics:
             size: Rows in the batch (after padding).
         """
         self._wrapped_run_count.inc()
-        histogram = self._batch_children.get(model)
-        if histogram is None:
-            histogram = self._batch_children.setdefault(model, self._batch_size.labels(model_name=model))
-        histogram.observe(size)
+        _child(self._batch_children, model, self._batch_size, model_name=model).observe(size)
 
     def set_loaded_versions(self, model: str, versions: list[int]) -> None:
         """Sets how many versions of ``model`` are loaded now.
@@ -192,3 +180,11 @@ def render_text(registry: prometheus_client.CollectorRegistry) -> bytes:
                 name = family.name
             lines.append(f"{name}{_labels_text(sample.labels)} {floatToGoString(sample.value)}")
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _child(cache: dict, key, metric, **labels):
+    """The labelled child of ``metric`` for ``key``, made with ``labels`` once and then reused from ``cache``."""
+    child = cache.get(key)
+    if child is None:
+        child = cache.setdefault(key, metric.labels(**labels))
+    return child

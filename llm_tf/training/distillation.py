@@ -22,7 +22,6 @@ them and the projections are training-only.
 """
 
 import dataclasses
-import math
 import os
 from typing import Optional
 
@@ -36,6 +35,7 @@ from llm_tf.errors import ConfigError, DataError
 from llm_tf.export.restore import find_checkpoint
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.hidden_states import classifier_with_hidden_states, resolve_layers
+from llm_tf.models.parameters import count_params
 from llm_tf.training import configs, distillation_loss, tasks, teacher_logits
 from llm_tf.training import teacher as teacher_lib
 from llm_tf.training.optimizers import global_step
@@ -204,10 +204,6 @@ class DistillationModel(keras.Model):
         return self.get_metrics_result()
 
 
-def _count(weights) -> int:
-    return int(sum(math.prod(w.shape) for w in weights))
-
-
 class DistillationTask(SentenceClassificationTask):
     """Sentence classification of a student distilled from a teacher (see the module docstring).
 
@@ -300,11 +296,11 @@ class DistillationTask(SentenceClassificationTask):
             student_layers = resolve_layers(settings.student_layers, encoder.num_layers, "task.distillation.student_layers")
         model = DistillationModel(student, teacher, settings, config.trainer.train_steps, config.task.label_smoothing,
                                   student_layers, teacher_width)
-        student_total = _count(student.weights)
-        projections = _count(model.weights) - student_total
+        student_total = count_params(student.weights)
+        projections = count_params(model.weights) - student_total
         self.report = {
             "student_params": student_total,
-            "student_trainable_params": _count(student.trainable_weights),
+            "student_trainable_params": count_params(student.trainable_weights),
             "teacher_params": int(teacher_params),
             "student_teacher_ratio": student_total / teacher_params if teacher_params else 0.0,
             "projection_params": projections,

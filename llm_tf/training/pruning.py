@@ -35,6 +35,7 @@ from absl import logging
 
 from llm_tf.errors import ConfigError
 from llm_tf.io_utils import atomic_write_json
+from llm_tf.models.parameters import count_params
 from llm_tf.training.configs import PRUNING_INCLUDE
 
 #: Report written into ``model_dir`` after every training loop.
@@ -255,8 +256,6 @@ def build_pruning(config, model: keras.Model, optimizer: keras.optimizers.Optimi
             frozen kernels cannot be pruned and the merged kernels would not be sparse).
     """
     prune = config.trainer.pruning
-    if not 0.0 <= prune.target_sparsity < 1.0:
-        raise ConfigError(f"trainer.pruning.target_sparsity must be in [0, 1), got {prune.target_sparsity}")
     if not prune.target_sparsity:
         if prune.initial_sparsity:
             raise ConfigError("trainer.pruning.initial_sparsity is set but target_sparsity is 0 (pruning is off)")
@@ -274,7 +273,7 @@ def build_pruning(config, model: keras.Model, optimizer: keras.optimizers.Optimi
     pruning = MagnitudePruning(select_weights(model, list(prune.include)), schedule, step)
     pruning.attach(optimizer)
     logging.info("pruning %d weights (%s parameters) to sparsity %.2f between steps %d and %d (every %d)",
-                 len(pruning.weights), f"{sum(int(np.prod(w.shape)) for w in pruning.weights):,}",
+                 len(pruning.weights), f"{count_params(pruning.weights):,}",
                  schedule.target_sparsity, schedule.begin_step, schedule.end_step, schedule.frequency)
     return pruning
 

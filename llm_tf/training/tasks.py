@@ -68,7 +68,7 @@ def label_table(labels: list[str]) -> tf.lookup.StaticHashTable:
 
 
 def _finish_inputs(dataset: tf.data.Dataset, count: int, batch_size: int, training: bool, skip_batches: int) -> tf.data.Dataset:
-    """Eval: declare the size and turn auto-sharding off; train: skip to the resume position."""
+    """Eval: declare the size and shard by data (multi-worker); train: skip to the resume position."""
     if not training and count:
         # Known size: Keras shows a total and does not warn when the finite eval split ends.
         # Multi-worker: shard by data, so each global batch is split over the workers and Keras's

@@ -10,7 +10,6 @@ student's: :func:`check_compatible` says which differ.
 
 import dataclasses
 import hashlib
-import math
 import os
 
 import keras
@@ -21,6 +20,7 @@ from llm_tf.data.prepare import TOKENIZER_DIR
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.hidden_states import classifier_with_hidden_states, resolve_layers
+from llm_tf.models.parameters import count_params
 from llm_tf.text.tokenizer import TokenizerConfig
 
 #: The config field naming the teacher, used in error messages.
@@ -129,7 +129,7 @@ def _from_model_dir(path: str, checkpoint: str, hidden_layers: list[int]) -> Tea
     encoder = model.get_layer(ENCODER_NAME)
     info = TeacherInfo(os.path.abspath(path), "model_dir", os.path.abspath(trained.checkpoint), trained.step,
                        list(trained.task.data.labels), vocab_path_of(trained.task.data.directory),
-                       sum(math.prod(w.shape) for w in model.weights), encoder.num_layers, encoder.hidden_dim)
+                       count_params(model.weights), encoder.num_layers, encoder.hidden_dim)
     if hidden_layers:
         layers = resolve_layers(hidden_layers, encoder.num_layers, "task.distillation.teacher_layers")
         view = classifier_with_hidden_states(model, layers)
@@ -160,7 +160,7 @@ def _from_saved_model(path: str, hidden_layers: list[int]) -> Teacher:
         raise ConfigError(f"{FIELD}: {path}: no vocabulary in assets/ (export the teacher with llm_export)")
     vocab = "vocab.txt" if "vocab.txt" in vocabularies else vocabularies[0]
     info = TeacherInfo(os.path.abspath(path), "saved_model", os.path.abspath(path), 0, list(load_labels(labels_path)),
-                       os.path.join(assets, vocab), sum(math.prod(v.shape) for v in function.variables))
+                       os.path.join(assets, vocab), count_params(function.variables))
 
     def forward(inputs):
         return function(**{k: tf.cast(inputs[k], tf.int32) for k in ("token_ids", "segment_ids", "padding_mask")})

@@ -23,12 +23,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from llm_tf.data import tfrecords
 from llm_tf.data.prepare import EXAMPLES_DIR
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_directory, atomic_write_json
 from llm_tf.training import teacher as teacher_lib
-from llm_tf.training.prepared import load_prepared
+from llm_tf.training.sentence_classification import SentenceClassificationTask
 
 #: The float feature [classes] added to every record.
 FEATURE = "teacher_logits"
@@ -93,17 +92,16 @@ def precompute_teacher_logits(config, output_dir: str, batch_size: int = 128, ch
     settings = config.task.distillation
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not os.path.isfile(os.path.join(output_dir, MANIFEST)):
         raise ConfigError(f"{output_dir}: exists and does not hold teacher logits ({MANIFEST}); choose another --model_dir")
-    data = load_prepared(data_config.prepared_dir, data_config.seq_length)
+    # The student's own transform: the teacher sees exactly the packed inputs training builds.
+    student = SentenceClassificationTask(config)
+    data = student.data
     teacher = teacher_lib.load_teacher(settings.teacher_dir, settings.teacher_checkpoint)
     teacher_lib.check_compatible(teacher.info, data.labels, teacher_lib.vocab_path_of(data.directory), data.directory)
-    has_pair = "text_pair" in data.features
-    spec = tfrecords.feature_spec(["text"] + (["text_pair"] if has_pair else []))
+    example_transform = student.example_transform()
     seq_length = data_config.seq_length
 
     def pack(serialized):
-        parsed = tf.io.parse_example(serialized, spec)
-        inputs = data.tokenizer(parsed["text"], parsed["text_pair"] if has_pair else None, seq_length=seq_length)
-        return {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
+        return example_transform(serialized)[0]
 
     @tf.function(reduce_retracing=True)
     def logits_of(inputs):

@@ -14,7 +14,6 @@ A run restarted with the same command (after a crash or ``kill -9``) restores th
 checkpoint and goes on from its step, with the input pipeline at the same position.
 """
 
-import math
 import os
 import shutil
 import sys
@@ -28,6 +27,7 @@ from llm_tf.errors import ConfigError, DataError
 from llm_tf.training import callbacks as callbacks_lib
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.lora import apply_lora
+from llm_tf.models.parameters import count_params
 from llm_tf.training import configs, encoder_weights, init_preset, multi_worker, strategies, tasks
 from llm_tf.training.adversarial import FGMModel
 from llm_tf.training.optimizers import build_optimizer, global_step
@@ -256,8 +256,6 @@ def run_experiment(config: configs.ExperimentConfig, mode: str, model_dir: str, 
 
 def parameter_counts(model: keras.Model) -> tuple[int, int]:
     """(trainable, total) parameter counts of a model (LoRA factors included in both)."""
-    trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
-    total = sum(math.prod(v.shape) for v in model.weights)
-    return int(trainable), int(total)
+    return count_params(model.trainable_weights), count_params(model.weights)
 
 
