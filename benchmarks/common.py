@@ -76,7 +76,7 @@ def machine_line(machine: dict, versions: str) -> str:
             f"{m['load_average']} after; {m['date']}, commit {m['commit']}.  ")
 
 
-def peer_versions(machine: dict, *names: str) -> str:
+def peer_version_text(machine: dict, *names: str) -> str:
     """``", torch X, transformers Y"`` for the named peer packages of this run ('' when no peer ran)."""
     peers = machine.get("peers")
     return "".join(f", {name} {peers.get(name)}" for name in names) if peers else ""

@@ -171,7 +171,7 @@ class Worker:
                  ready_timeout: float = 600):
         self.name = name
         self.argv = list(argv)
-        self.env = {**os.environ, "PYTHONPATH": _pythonpath(), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = {**os.environ, "PYTHONPATH": worker_pythonpath(), "PYTHONUNBUFFERED": "1", **(env or {})}
         import tempfile
 
         self.log_path = os.path.join(log_dir or tempfile.mkdtemp(prefix="bench_worker_"), f"{name}.log")
@@ -243,7 +243,7 @@ class Worker:
         self.process = None
 
 
-def _pythonpath() -> str:
+def worker_pythonpath() -> str:
     """The repository root first, so workers import ``benchmarks`` and ``llm_tf`` from this tree."""
     root = os.path.dirname(HERE)
     existing = os.environ.get("PYTHONPATH", "")

@@ -80,14 +80,13 @@ def make_spec(model_name: str, sentences: list[str], output_aliases: list[str]) 
     from tensorflow.core.framework import types_pb2
     from tensorflow_serving.apis import predict_pb2
 
+    from llm_tf.serving import tensors
+
     requests = []
     for sentence in sentences:
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model_name
-        tensor = request.inputs["text"]
-        tensor.dtype = types_pb2.DT_STRING
-        tensor.tensor_shape.dim.add(size=1)
-        tensor.string_val.append(sentence.encode("utf-8"))
+        tensors.to_proto([sentence], types_pb2.DT_STRING, out=request.inputs["text"])
         requests.append(base64.b64encode(request.SerializeToString()).decode("ascii"))
     return {
         "model": model_name,

@@ -75,7 +75,7 @@ def run_hf(args, python: str, steps: int) -> dict:
             f"--max_seq_length={args.seq_length}", f"--batch_size={args.batch_size}",
             f"--learning_rate={args.hf_learning_rate or args.learning_rate}", f"--max_steps={steps}"]
     start = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": ROOT}
+    env = {**os.environ, "PYTHONPATH": peers.worker_pythonpath()}
     if args.torch_omp_wait_policy:
         env["OMP_WAIT_POLICY"] = args.torch_omp_wait_policy
     out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False, env=env)
@@ -150,7 +150,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# One SST-2 epoch (real data): llm-tf vs HF transformers (PyTorch)", "",
         f"`{report['command']}`", "",
-        common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_versions(m, "torch", "transformers")),
+        common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_version_text(m, "torch", "transformers")),
         f"{report['size']} encoder, {report['steps']} steps of batch {report['batch_size']} (one epoch of SST-2 train), "
         f"max length {report['seq_length']}, lr {report['learning_rate']} (HF {report['hf_learning_rate']}; 10% warm-up, linear decay), AdamW wd 0.01, "
         f"clip 1.0; dev = SST-2 dev (872); torch with OMP_WAIT_POLICY={report['torch_omp_wait_policy']}. {report['rounds']} round(s) per system"

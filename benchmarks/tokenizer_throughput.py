@@ -177,7 +177,7 @@ def markdown(result: dict) -> str:
         "# Tokenizer throughput (SST-2 train)", "",
         f"`{result['command']}`", "",
         common.machine_line(m, f", TF {m['tensorflow']}, keras-hub {result['workers']['ours']['keras_hub']}"
-                            + common.peer_versions(m, "tokenizers")),
+                            + common.peer_version_text(m, "tokenizers")),
         f"Vocabulary {result['vocab_size']} ({result['vocabulary']}), batch {result['batch_size']}, packed to "
         f"{result['max_seq_length']}; {result['rounds']} interleaved rounds after one warm-up, each system in its own "
         "process.", "",

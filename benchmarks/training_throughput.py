@@ -256,7 +256,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Training throughput: llm-tf vs keras-hub vs HF transformers (PyTorch)", "",
         f"`{report['command']}`", "",
-        common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_versions(m, "torch", "transformers")),
+        common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_version_text(m, "torch", "transformers")),
         f"Classifier fine-tuning, batch {report['batch_size']}, seq {report['seq_length']} (all tokens real), vocabulary "
         f"{report['vocab_size']}, identical synthetic batches; {report['rounds']} interleaved rounds of "
         f"{report['steps_per_round']} steps per configuration after {report['warmup_steps']} warm-up steps, every "
