@@ -202,7 +202,8 @@ def main() -> None:
         results[size] = summarize(size, replies, ready, args, peak)
     machine = common.machine_info()
     machine["load_average_before"] = load_before
-    machine["peers"] = peers.install_record(args.peer_venv or None).get("versions", {})
+    peer_install = peers.install_record(args.peer_venv or None)
+    machine["peers"] = peer_install.get("versions", {})
     report = {
         "benchmark": "training_throughput",
         "command": "python -m benchmarks.training_throughput " + " ".join(sys.argv[1:]),
@@ -211,7 +212,7 @@ def main() -> None:
         "warmup_steps": args.warmup_steps, "matmul_peak": peak, "sizes": results,
         "torch_omp_wait_policy": args.torch_omp_wait_policy or "(torch default)",
         "skipped": sorted(f"{size}:{c}" for size, c in skip if size in sizes and c in configs),
-        "peer_install": peers.install_record(args.peer_venv or None),
+        "peer_install": peer_install,
     }
     common.write_results("training_throughput", report, markdown(report), args.results_dir)
     plot(report, os.path.join(args.results_dir, "training_throughput.png"))
