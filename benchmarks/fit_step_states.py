@@ -1,9 +1,14 @@
-"""Step time of our tiny classifier: Keras ``fit`` rounds vs a plain ``tf.function`` train step.
+"""Step time of our tiny classifier: short Keras ``fit`` calls vs a plain ``tf.function`` step.
 
-Shows the two states ``fit`` flips between on a 2-core CPU (fast: ~1.8 cores busy; slow:
-~1 core busy, 1.5-1.8x the step time) next to a hand-written step that stays fast. Prints
-one JSON line per round: ``{"path": "fit"|"step", "model": i, "s_per_step": .., "cores": ..}``
-(cores = process CPU time / wall time).
+A short ``fit`` call (a few steps) often takes ~1.5x the plain step's time per step with only
+~1 core busy. This benchmark shows where that time goes: each ``fit`` round is timed as a
+whole call and, with a callback, as its training loop (epoch begin to end; ``fit`` waits for
+the last step's results before ``on_epoch_end``). The loop runs at the plain step's speed; the
+rest is a wait after the loop, when the round's tf.data iterator is destroyed and tf.data's
+autotuner thread is joined (``fit_no_autotune`` feeds the same data with
+``options.autotune.enabled = False``: no wait). Prints one JSON line per round:
+``{"path": .., "model": i, "s_per_step": .., "loop_s_per_step": .., "cores": ..}`` (s_per_step:
+the whole call or round; cores = process CPU time / wall time).
 
 Usage (repository root, project virtualenv):
     python -m benchmarks.fit_step_states [--models=4] [--rounds=2] [--steps=6] [--intra=0] [--inter=0]
@@ -20,18 +25,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def timed(run, steps: int) -> dict:
-    """Seconds per step and busy cores of ``run()`` (which runs ``steps`` steps)."""
+    """Seconds per step and busy cores of ``run()`` (which runs ``steps`` steps).
+
+    ``run`` may return the seconds of its training loop alone, reported as ``loop_s_per_step``.
+    """
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    run()
+    loop_seconds = run()
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"s_per_step": round(wall / steps, 4), "cores": round(cpu / wall, 2)}
+    out = {"s_per_step": round(wall / steps, 4), "cores": round(cpu / wall, 2)}
+    if loop_seconds is not None:
+        out["loop_s_per_step"] = round(loop_seconds / steps, 4)
+    return out
 
 
 def main() -> None:
-    """Builds fresh models and times ``fit`` rounds and plain-step rounds on each."""
+    """Builds fresh models and times ``fit`` rounds (with and without autotune) and plain-step rounds."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=int, default=4, help="fresh models (each compiled anew)")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds per model and path")
@@ -62,6 +73,18 @@ def main() -> None:
     labels = rng.integers(0, 2, count)
     dataset = (tf.data.Dataset.from_tensor_slices((features, labels)).batch(32, drop_remainder=True)
                .cache().repeat().prefetch(2))
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    datasets = {"fit": dataset, "fit_no_autotune": dataset.with_options(options)}
+
+    import keras
+
+    class LoopClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.start
     batch = ({k: tf.constant(v[:32]) for k, v in features.items()}, tf.constant(labels[:32]))
     for index in range(args.models):
         model = task.build_model()
@@ -76,17 +99,22 @@ def main() -> None:
             optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
             return loss
 
-        def fit_round():
-            model.fit(dataset, steps_per_epoch=args.steps, epochs=1, verbose=0)
+        def fit_round(data):
+            clock = LoopClock()
+            model.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=[clock])
+            return clock.seconds
 
         def step_round():
             for _ in range(args.steps):
                 loss = step(*batch)
             float(loss)
 
-        fit_round(), step_round()  # compile both
+        runs = {path: (lambda data=data: fit_round(data)) for path, data in datasets.items()}
+        runs["step"] = step_round
+        for run in runs.values():
+            run()  # compile
         for _ in range(args.rounds):
-            for path, run in (("fit", fit_round), ("step", step_round)):
+            for path, run in runs.items():
                 print(json.dumps({"path": path, "model": index, **timed(run, args.steps)}), flush=True)
 
 

@@ -230,6 +230,9 @@ def summarize(size: str, replies: dict, ready: dict, args, peak: dict) -> dict:
             "tokens_per_s": common.spread([x * args.seq_length for x in rates]),
             "mfu": statistics.median(rates) * flops / (peak["best"][dtype] * 1e9),
             "last_loss": runs[-1]["loss"],
+            # TF workers: the fit call's fixed cost beyond its training loop (see peer_workers/train_tf.py)
+            "fit_call_overhead_s": (common.spread([r["call_seconds"] - r["seconds"] for r in runs])
+                                    if "call_seconds" in runs[0] else None),
             "worker": ready[c],
         }
     for precision in ("fp32", "bf16"):
@@ -238,7 +241,7 @@ def summarize(size: str, replies: dict, ready: dict, args, peak: dict) -> dict:
             continue
         hf_rates = out["configs"][hf]["examples_per_s"]["runs"]
         for c in replies:
-            if c.startswith("ours") and precision in c or c == f"keras_hub_{precision}":
+            if (c.startswith("ours") or c.startswith("keras_hub")) and precision in c:
                 out["ratios"][f"{c} / {hf}"] = common.ratio_summary(out["configs"][c]["examples_per_s"]["runs"], hf_rates)
         ours = [c for c in replies if c.startswith("ours") and precision in c]
         if ours:
@@ -262,6 +265,10 @@ def markdown(report: dict) -> str:
         f"{report['vocab_size']}, identical synthetic batches; {report['rounds']} interleaved rounds of "
         f"{report['steps_per_round']} steps per configuration after {report['warmup_steps']} warm-up steps, every "
         f"configuration in its own process; torch workers with OMP_WAIT_POLICY={report['torch_omp_wait_policy']}.  ",
+        "Timed: the training loop of each round (TF systems: the epoch inside `fit`, first batch to the last "
+        "step's results; HF: its Python loop). A `fit` call also has a fixed cost outside its loop, shown as "
+        "*fit call overhead* (mostly tf.data's autotuner thread joined when the iterator is destroyed; paid once "
+        "per `llm_train` run, not per step).  ",
         "Matmul peak (n=%d, best GFLOP/s): %s. MFU = model matmul FLOP/s / best peak of that precision." % (
             peak["n"], ", ".join(f"{k} {v:.1f}" for k, v in peak["gflops"].items())), "",
     ]
@@ -269,11 +276,14 @@ def markdown(report: dict) -> str:
         lines += [f"Not measured: {', '.join(report['skipped'])} (see --skip).", ""]
     for size, res in report["sizes"].items():
         lines += [f"## {size} ({'L%d/H%d/A%d' % SIZES[size]}), {res['flops_per_example'] / 1e9:.2f} GFLOP per example", "",
-                  "| configuration | examples/s (median) | min | max | tokens/s | est. MFU |", "|---|---|---|---|---|---|"]
+                  "| configuration | examples/s (median) | min | max | tokens/s | est. MFU | fit call overhead s |",
+                  "|---|---|---|---|---|---|---|"]
         for c, f in res["configs"].items():
             e = f["examples_per_s"]
+            overhead = f.get("fit_call_overhead_s")
             lines.append(f"| {c} | {e['median']:.1f} | {e['min']:.1f} | {e['max']:.1f} | "
-                         f"{f['tokens_per_s']['median']:,.0f} | {100 * f['mfu']:.1f}% |")
+                         f"{f['tokens_per_s']['median']:,.0f} | {100 * f['mfu']:.1f}% | "
+                         f"{'' if overhead is None else format(overhead['median'], '.2f')} |")
         lines += ["", "| ratio (per round) | median | min | max |", "|---|---|---|---|"]
         for name, r in res["ratios"].items():
             lines.append(f"| {name} | {r['median']:.2f}x | {r['min']:.2f}x | {r['max']:.2f}x |")

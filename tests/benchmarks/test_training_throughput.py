@@ -70,3 +70,25 @@ def test_worker_env_switches():
     assert tt.worker_env("hf_fp32", "PASSIVE") == {"OMP_WAIT_POLICY": "PASSIVE"}
     assert tt.worker_env("hf_fp32", "") == {} and tt.worker_env("ours_fp32", "PASSIVE") == {}
     assert all(not c.endswith("_onednn") for c in tt.DEFAULT_CONFIGS)
+
+
+def test_summary_times_the_loop_and_reports_fit_call_overhead():
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(batch_size=32, seq_length=128)
+    peak = {"best": {"float32": 100.0, "bfloat16": 10.0}}
+    replies = {
+        "ours_fp32": [{"seconds": 2.0, "call_seconds": 2.9, "steps": 10, "loss": 0.7},
+                      {"seconds": 4.0, "call_seconds": 4.5, "steps": 10, "loss": 0.6}],
+        "keras_hub_fp32_onednn": [{"seconds": 4.0, "call_seconds": 4.1, "steps": 10, "loss": 0.7},
+                                  {"seconds": 4.0, "call_seconds": 5.0, "steps": 10, "loss": 0.7}],
+        "hf_fp32": [{"seconds": 4.0, "steps": 10, "loss": 0.7}, {"seconds": 4.0, "steps": 10, "loss": 0.7}],
+    }
+    out = tt.summarize("tiny", replies, {c: {} for c in replies}, args, peak)
+    ours = out["configs"]["ours_fp32"]
+    assert ours["examples_per_s"]["runs"] == [160.0, 80.0]  # loop time, not the fit call's
+    assert ours["fit_call_overhead_s"]["median"] == pytest.approx(0.7)
+    assert out["configs"]["hf_fp32"]["fit_call_overhead_s"] is None
+    assert out["ratios"]["ours_fp32 / hf_fp32"]["runs"] == [2.0, 1.0]
+    assert out["ratios"]["keras_hub_fp32_onednn / hf_fp32"]["median"] == pytest.approx(1.0)
+    assert out["best_ours_fp32"]["vs_hf"] == pytest.approx(1.5)
