@@ -85,8 +85,8 @@ class OptimizerConfig(base_config.Config):
 
     LayerNorm weights and biases are excluded from weight decay. With
     ``gradient_accumulation_steps`` = k > 1 the weights change every k steps, with the mean
-    gradient of k batches (an effective batch k times larger); ``trainer.train_steps`` still
-    counts batches.
+    gradient of k batches (an effective batch k times larger, under any strategy);
+    ``trainer.train_steps`` still counts batches.
     """
 
     learning_rate: float = 1e-4

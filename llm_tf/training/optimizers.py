@@ -68,9 +68,27 @@ class AdamW(keras.optimizers.AdamW):
     clipping before aggregation "usually wrong", tensorflow/tensorflow#33929). Here the clipping
     moves to right after the sum: the same update as on one device, and no extra all-reduce.
 
+    Sparse gradients (``IndexedSlices``, an embedding's) are summed per row before the Adam
+    step and before the global norm is taken (:func:`clip_by_global_norm`): Keras 3 treats each
+    lookup's row separately there, which is not the batch's gradient when a token repeats.
+
     ``after_apply``, when set, is called with no arguments after every ``apply`` (every batch,
     in the train step's replica context, also between accumulated updates); pruning uses it
     to keep pruned weights at zero (``llm_tf.training.pruning``).
+
+    Gradient accumulation (``gradient_accumulation_steps`` = k) works under every strategy.
+    Keras 3 accumulates inside a ``cond`` in the replica context whose update branch calls
+    ``merge_call``, which ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` refuse
+    ("merge_call called while defining a new graph"). Here each batch's gradient is first
+    summed over replicas (unconditionally, so every replica and worker runs the same
+    collectives), added to the accumulated sum and clipped as a mean of k batches, all in the
+    replica context; then one ``merge_call`` enters the cross-replica context, where the
+    ``cond`` chooses between storing the sum and applying the mean (weight decay, the Adam
+    step, accumulators reset). The result is Keras's one-device accumulation on any number
+    of replicas: the weights, the Adam moments, ``iterations`` (updates) and the
+    learning-rate schedule (which reads batches, ``global_step``) move once every k batches,
+    with the mean gradient of the k global batches, clipped after averaging; the
+    accumulators are Keras's own variables, so checkpoints keep their layout.
     """
 
     after_apply = None
@@ -79,6 +97,67 @@ class AdamW(keras.optimizers.AdamW):
         super().apply(grads, trainable_variables)
         if self.after_apply is not None:
             self.after_apply()
+
+    def update_step(self, gradient, variable, learning_rate):
+        if isinstance(gradient, tf.IndexedSlices):
+            # An embedding's gradient has one row per lookup; Keras's Adam squares those rows one
+            # by one, so a token seen twice in a batch gets 2g² instead of (2g)² in the second
+            # moment. Summing the rows first gives the batch's gradient (as tf.keras did, and as
+            # the dense sum of accumulated batches is); Adam's update is dense anyway.
+            gradient = tf.convert_to_tensor(gradient)
+        super().update_step(gradient, variable, learning_rate)
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        if not self.gradient_accumulation_steps or self.use_ema:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        steps = self.gradient_accumulation_steps
+        variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        accumulators = [self._accumulated_gradients[self._get_variable_index(v)].value for v in trainable_variables]
+        # Replica context, no control flow: the cross-replica sum (Keras's, not clipped), the
+        # sum over the batches so far, and the clipped mean that an update step would apply.
+        reduced = [g for g, _ in super()._all_reduce_sum_gradients(list(zip(grads, variables)))]
+        totals = [tf.convert_to_tensor(g) + tf.convert_to_tensor(a) for g, a in zip(reduced, accumulators)]
+        means = self._clip_accumulated([total / steps for total in totals])
+        strategy = self._distribution_strategy
+        if tf.distribute.in_cross_replica_context():
+            self._accumulate_or_update(strategy, variables, accumulators, totals, means)
+        else:
+            tf.__internal__.distribute.interim.maybe_merge_call(self._accumulate_or_update, strategy, variables,
+                                                                accumulators, totals, means)
+
+    def _clip_accumulated(self, means):
+        """Clips the mean accumulated gradient as Keras's update step would (global norm: over all of it)."""
+        if not self.global_clipnorm:
+            return super()._clip_gradients(means)
+        return clip_by_global_norm(means, self.global_clipnorm)
+
+    def _accumulate_or_update(self, distribution, variables, accumulators, totals, means):
+        """Cross-replica context: every k-th batch applies ``means``, the others store ``totals``."""
+        due = tf.equal((tf.convert_to_tensor(self._iterations) + 1) % self.gradient_accumulation_steps, 0)
+
+        def decay(variable):
+            if self._use_weight_decay(variable):
+                lr = tf.cast(self.learning_rate, variable.dtype)
+                variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
+
+        def step(variable, gradient, learning_rate):
+            return self.update_step(gradient, variable, learning_rate)
+
+        def update():
+            if self.weight_decay is not None:
+                for variable in variables:
+                    distribution.extended.update(variable, decay, group=False)
+            learning_rate = self.learning_rate
+            for variable, mean in zip(variables, means):
+                distribution.extended.update(variable, step, args=(mean, learning_rate), group=False)
+            for accumulator in self._accumulated_gradients:  # all of them, as Keras resets them
+                distribution.extended.update(accumulator.value, lambda a: a.assign(tf.zeros_like(a)), group=False)
+
+        def accumulate():
+            for accumulator, total in zip(accumulators, totals):
+                distribution.extended.update(accumulator, lambda a, t: a.assign(t), args=(total,), group=False)
+
+        tf.cond(due, update, accumulate)
 
     def _clip_gradients(self, grads):
         if self.global_clipnorm:
@@ -90,10 +169,44 @@ class AdamW(keras.optimizers.AdamW):
         if not self.global_clipnorm:
             return reduced
         present = [i for i, (g, _) in enumerate(reduced) if g is not None]
-        clipped, _ = tf.clip_by_global_norm([reduced[i][0] for i in present], self.global_clipnorm)
+        clipped = clip_by_global_norm([reduced[i][0] for i in present], self.global_clipnorm)
         for i, g in zip(present, clipped):
             reduced[i] = (g, reduced[i][1])
         return reduced
+
+
+def clip_by_global_norm(gradients: list, clipnorm: float) -> list:
+    """``tf.clip_by_global_norm`` with the norm of the gradient each ``IndexedSlices`` stands for.
+
+    ``tf.clip_by_global_norm`` takes an ``IndexedSlices``' norm from its rows as they are, but
+    rows with the same index add up (an embedding row per occurrence of a token in the batch),
+    so the norm it clips to is not the gradient's. Here repeated rows are summed for the norm
+    (the gradients themselves keep their form), so an embedding's gradient is clipped the same
+    whether it arrives sparse (one batch) or dense (a sum of accumulated batches).
+
+    Args:
+        gradients: Tensors and ``tf.IndexedSlices`` (no None).
+        clipnorm: The largest global norm.
+
+    Returns:
+        The gradients scaled by ``min(1, clipnorm / global_norm)``.
+
+    Example:
+        >>> rows = tf.IndexedSlices(tf.constant([[3.0, 4.0], [3.0, 4.0]]), tf.constant([1, 1]), tf.constant([3, 2]))
+        >>> [g.numpy().tolist() for g in clip_by_global_norm([tf.convert_to_tensor(rows)], 5.0)]
+        [[[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]]]
+        >>> clip_by_global_norm([rows], 5.0)[0].values.numpy().tolist()  # norm 10, not 7.07
+        [[1.5, 2.0], [1.5, 2.0]]
+    """
+    def squared(gradient):
+        if isinstance(gradient, tf.IndexedSlices):
+            unique, positions = tf.unique(gradient.indices)
+            gradient = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(unique)[0])
+        return tf.reduce_sum(tf.square(tf.cast(gradient, tf.float32)))
+
+    norm = tf.sqrt(tf.add_n([squared(g) for g in gradients]))
+    clipped, _ = tf.clip_by_global_norm(gradients, clipnorm, use_norm=norm)
+    return clipped
 
 
 def build_optimizer(config, train_steps: int) -> keras.optimizers.AdamW:

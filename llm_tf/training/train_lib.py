@@ -65,13 +65,6 @@ class Trainer:
         self.model_dir = model_dir
         self.strategy = strategy
         trainer = config.trainer
-        if trainer.optimizer.gradient_accumulation_steps > 1 and strategy.num_replicas_in_sync > 1:
-            # Keras 3.15 accumulates with a merge_call inside the replica step, which fails under
-            # Mirrored/MultiWorkerMirrored ("merge_call called while defining a new graph").
-            raise ConfigError(
-                f"trainer.optimizer.gradient_accumulation_steps={trainer.optimizer.gradient_accumulation_steps} "
-                f"does not work with {strategy.num_replicas_in_sync} replicas (Keras 3 limitation); raise "
-                "task.data.global_batch_size instead, or train on one device")
         keras.mixed_precision.set_global_policy(trainer.mixed_precision or "float32")
         keras.utils.set_random_seed(config.task.data.seed)
         # Only the chief writes where users look; other workers write to a scratch directory.

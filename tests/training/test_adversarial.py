@@ -1,5 +1,10 @@
 """Tests for llm_tf/training/adversarial.py (FGM)."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -52,3 +57,46 @@ def test_fgm_with_dropout_on(tmp_path, prepared_sample):
                                          "trainer.train_steps=5,trainer.steps_per_loop=5")
     result = train_lib.run_experiment(config, "train", str(tmp_path))
     assert result["step"] == 5 and np.isfinite(result["loss"])
+
+
+# FGM perturbs along each replica's own gradient, so with gradient accumulation over two
+# replicas (global batch 8: 4 examples per replica) an update averages 4 groups of 4 examples,
+# each with its own perturbation: exactly one device accumulating 4 batches of 4.
+MIRRORED_ACCUMULATION = """
+import json
+import keras
+import numpy as np
+from llm_tf.training import configs, optimizers, strategies
+from llm_tf.training.adversarial import FGMModel
+
+mirrored = strategies.make_strategy("mirrored", 2)
+rng = np.random.default_rng(0)
+x, y = rng.integers(1, 50, size=(64, 6)).astype("int32"), rng.integers(0, 3, size=(64,))
+
+def fit(strategy, batch, steps, accumulation):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((6,), dtype="int32")
+        embedded = keras.layers.Embedding(50, 8, name="token_embedding")(inputs)
+        model = FGMModel(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(embedded)), 0.5, name="fgm")
+        config = configs.OptimizerConfig(learning_rate=0.01, warmup_fraction=0.0, decay="constant",
+                                         gradient_accumulation_steps=accumulation)
+        optimizer = optimizers.build_optimizer(config, steps)
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=batch, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    return [w.numpy() for w in model.weights], int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+accumulated, updates = fit(mirrored, 8, 8, 2)
+reference, reference_updates = fit(strategies.make_strategy("one_device"), 4, 16, 4)
+print(json.dumps({"diff": max(float(np.abs(a - b).max()) for a, b in zip(accumulated, reference)),
+                  "updates": [updates, reference_updates]}))
+"""
+
+
+def test_fgm_with_gradient_accumulation_over_two_replicas():
+    run = subprocess.run([sys.executable, "-c", MIRRORED_ACCUMULATION], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["updates"] == [4, 4]
+    assert result["diff"] < 1e-6, result

@@ -1,6 +1,10 @@
 """Tests for llm_tf/training/distillation.py: the experiment on tiny models and its errors."""
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +13,8 @@ import tensorflow as tf
 from llm_tf.errors import ConfigError
 from llm_tf.export import exporter, restore
 from llm_tf.training import configs, strategies, tasks, train_lib
+from tests.training.conftest import FAST
+from tests.training.distillation_fixtures import NARROW_STUDENT
 from tests.training.distillation_fixtures import copy_prepared, distillation_config, make_teacher, teacher_dir  # noqa: F401
 
 TEXTS = ["the movie was great", "a dull , lifeless film", "bad writing , bad acting"]
@@ -105,3 +111,25 @@ def test_bad_layers_and_fgm_are_refused(tmp_path, prepared_sample, teacher_dir):
         trainer_for(distillation_config(prepared_sample, teacher_dir, hidden), tmp_path)
     with pytest.raises(ConfigError, match="FGM is not supported with distillation"):
         trainer_for(distillation_config(prepared_sample, teacher_dir, "trainer.fgm_epsilon=1.0"), tmp_path)
+
+
+def test_gradient_accumulation_over_two_replicas_equals_a_larger_batch(tmp_path, prepared_sample, teacher_dir):  # noqa: F811
+    # The teacher runs inside each replica's step; k=2 micro-batches of 8 on two logical CPUs
+    # train like batches of 16 on one device (alpha and T are constant).
+    settings = (f"task.data.prepared_dir={prepared_sample},{FAST},{NARROW_STUDENT},task.head_dropout=0.0,"
+                f"task.distillation.teacher_dir={teacher_dir},trainer.optimizer.learning_rate=0.003,"
+                "trainer.optimizer.warmup_fraction=0.0,trainer.optimizer.decay=constant")
+    runs = {"mirrored": (2, "mirrored", "task.data.global_batch_size=8,trainer.train_steps=8,trainer.steps_per_loop=8,"
+                                        "trainer.optimizer.gradient_accumulation_steps=2"),
+            "one_device": (1, "one_device", "task.data.global_batch_size=16,trainer.train_steps=4,trainer.steps_per_loop=4")}
+    executable = shutil.which("llm_train") or os.path.join(os.path.dirname(sys.executable), "llm_train")
+    results = {}
+    for name, (devices, strategy, override) in runs.items():
+        run = subprocess.run([executable, "--experiment=distillation", f"--model_dir={tmp_path / name}", "--mode=train_and_eval",
+                              f"--strategy={strategy}", f"--num_devices={devices}", f"--params_override={settings},{override}"],
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    assert results["mirrored"]["step"] == 8 and results["one_device"]["step"] == 4
+    for key in ("val_loss", "val_kl_to_teacher"):
+        assert results["mirrored"][key] == pytest.approx(results["one_device"][key], rel=1e-5), key

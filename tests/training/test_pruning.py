@@ -188,7 +188,8 @@ with strategy.scope():
     keras.utils.set_random_seed(1)
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(4, name="logits")(keras.layers.Dense(16, name="pooled_dense")(inputs)))
-    optimizer = optimizers.build_optimizer(configs.OptimizerConfig(learning_rate=0.05, warmup_fraction=0.0), 100)
+    config = configs.OptimizerConfig(learning_rate=0.05, warmup_fraction=0.0, gradient_accumulation_steps=ACCUMULATION)
+    optimizer = optimizers.build_optimizer(config, 100)
     model.compile(optimizer=optimizer, loss="mse")
     optimizer.build(model.trainable_variables)
     pruner = pruning.MagnitudePruning(pruning.select_weights(model, list(pruning.DEFAULT_INCLUDE)),
@@ -209,10 +210,11 @@ print(json.dumps({"step": int(optimizers.global_step(optimizer).numpy()), "weigh
 """
 
 
-def test_mirrored_over_two_cpus_prunes_every_replica_alike():
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_mirrored_over_two_cpus_prunes_every_replica_alike(accumulation):
     # A small model is enough: the Trainer reaches the same optimizer hook under any strategy.
-    run = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    run = subprocess.run([sys.executable, "-c", MIRRORED.replace("ACCUMULATION", str(accumulation))], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["step"] == 6 and len(result["weights"]) == 2

@@ -115,9 +115,6 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path, prepared_sample):
          "llm_train: error: --params_override: unknown config key 'steps'"),
         (["--experiment=sentence_classification", "--strategy=tpu"], "llm_train: error: --strategy=tpu needs --tpu=ADDRESS"),
         (["--experiment=sentence_classification"], "llm_train: error: no prepared data: set task.data.prepared_dir"),
-        (["--experiment=sentence_classification", "--strategy=mirrored", "--num_devices=2",
-          "--params_override=trainer.optimizer.gradient_accumulation_steps=2"],
-         "llm_train: error: trainer.optimizer.gradient_accumulation_steps=2 does not work with 2 replicas"),
     ],
 )
 def test_binary_errors_are_one_line(tmp_path, args, message):
@@ -172,6 +169,75 @@ def test_gradient_accumulation_equals_a_larger_batch(tmp_path, prepared_sample):
     assert abs(b["val_loss"] - a["val_loss"]) < 0.1 * abs(c["val_loss"] - a["val_loss"]), (a, b, c)
 
 
+def _trained_state(prepared, override, checkpoint):
+    """Model weights and optimizer variables (no counters, no accumulators) of a checkpoint, in order.
+
+    Keys are the position and the name without its prefix (layer and optimizer names carry
+    per-process counters), so two runs' states compare key by key.
+    """
+    trainer = train_lib.Trainer(experiment(prepared, override), os.path.dirname(os.path.dirname(checkpoint)),
+                                strategies.make_strategy())
+    trainer.restore(checkpoint)
+    optimizer = [v for v in trainer.optimizer.variables if "accumulator" not in v.path and "iteration" not in v.path]
+    accumulators = [v.numpy() for v in trainer.optimizer.variables if "accumulator" in v.path]
+    state = {f"{i}:{v.path.split('/')[-1]}": v.numpy() for i, v in enumerate(trainer.model.weights + optimizer)}
+    return state, trainer.step, accumulators
+
+
+# Gradient accumulation over several replicas: k=2 micro-batches of global batch 8 give, after 6
+# updates, the weights and Adam moments of 6 steps with global batch 16 on one device.
+ACCUMULATED = "task.data.global_batch_size=8,trainer.train_steps=12,trainer.steps_per_loop=6,trainer.optimizer.gradient_accumulation_steps=2"
+LARGE = "task.data.global_batch_size=16,trainer.train_steps=6,trainer.steps_per_loop=3"
+CONSTANT_LR = "trainer.optimizer.decay=constant,trainer.optimizer.warmup_fraction=0.0,trainer.optimizer.learning_rate=0.001"
+
+
+def _assert_same_training(prepared, accumulated_dir, large_dir, accumulated, large):
+    assert accumulated["step"] == 12 and large["step"] == 6  # steps count batches
+    a, step, accumulators = _trained_state(prepared, f"{CONSTANT_LR},{ACCUMULATED}",
+                                           os.path.join(accumulated_dir, "checkpoints", "ckpt-12"))
+    b, _, _ = _trained_state(prepared, f"{CONSTANT_LR},{LARGE}", os.path.join(large_dir, "checkpoints", "ckpt-6"))
+    assert step == 12 and accumulators and not any(x.any() for x in accumulators)  # reset by the last update
+    assert sorted(a) == sorted(b) and any("momentum" in k for k in a)
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert worst < 1e-5, worst
+    assert accumulated["val_loss"] == pytest.approx(large["val_loss"], rel=1e-5)
+
+
+def test_gradient_accumulation_over_two_replicas_equals_a_larger_batch(tmp_path, prepared_sample):
+    common = f"task.data.prepared_dir={prepared_sample},{FAST},{NO_DROPOUT},{CONSTANT_LR}"
+    results = {}
+    for name, strategy, devices, override in (("mirrored", "mirrored", 2, ACCUMULATED), ("one_device", "one_device", 1, LARGE)):
+        run = llm_train("--experiment=sentence_classification", f"--model_dir={tmp_path / name}", "--mode=train_and_eval",
+                        f"--strategy={strategy}", f"--num_devices={devices}", f"--params_override={common},{override}")
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    _assert_same_training(prepared_sample, str(tmp_path / "mirrored"), str(tmp_path / "one_device"), results["mirrored"],
+                          results["one_device"])
+
+
+def test_mirrored_accumulation_resumes_between_updates(tmp_path, prepared_sample):
+    # Checkpoints every 3 batches with k=2: ckpt-3 holds one batch's gradient in the accumulators.
+    override = (f"task.data.prepared_dir={prepared_sample},{FAST},{NO_DROPOUT},task.data.global_batch_size=8,"
+                "trainer.train_steps=12,trainer.steps_per_loop=3,trainer.max_to_keep=5,"
+                "trainer.optimizer.gradient_accumulation_steps=2")
+    args = ["--experiment=sentence_classification", "--mode=train", "--strategy=mirrored", "--num_devices=2",
+            f"--params_override={override}"]
+    whole = llm_train(*args, f"--model_dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    checkpoints = tmp_path / "stopped" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in os.listdir(tmp_path / "whole" / "checkpoints"):
+        if name.startswith("ckpt-3."):
+            shutil.copy(tmp_path / "whole" / "checkpoints" / name, checkpoints / name)
+    (checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\nall_model_checkpoint_paths: "ckpt-3"\n')
+    resumed = llm_train(*args, f"--model_dir={tmp_path / 'stopped'}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"restored {checkpoints}/ckpt-3 at step 3" in resumed.stderr
+    a, b = (json.loads(run.stdout.strip().splitlines()[-1]) for run in (whole, resumed))
+    assert a["step"] == b["step"] == 12
+    assert b["loss"] == pytest.approx(a["loss"], rel=1e-6)
+
+
 def test_mixed_bfloat16_trains(tmp_path, prepared_sample):
     import keras
 
@@ -211,21 +277,17 @@ def _free_ports(count):
     return ports
 
 
-def test_multi_worker_mirrored_two_local_workers(tmp_path, prepared_sample):
+def _two_local_workers(args, scratch):
+    """Runs ``llm_train *args`` as two local ``multi_worker_mirrored`` workers; returns their (rc, stdout, stderr)."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     executable = shutil.which("llm_train") or os.path.join(os.path.dirname(sys.executable), "llm_train")
-    # 16 eval examples in batches of 6: the last global batch (4) splits unevenly over the workers.
-    override = f"task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=10,trainer.steps_per_loop=5"
-    args = [executable, "--experiment=sentence_classification", f"--model_dir={tmp_path / 'run'}", "--mode=train_and_eval",
-            "--strategy=multi_worker_mirrored", f"--params_override={override},task.data.eval_batch_size=6"]
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
     workers = []
     for index in range(2):
         env = dict(os.environ, TMPDIR=str(scratch),
                    TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        workers.append(subprocess.Popen([executable, "--strategy=multi_worker_mirrored", *args], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = []
     try:
         for worker in workers:
@@ -233,9 +295,19 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path, prepared_sample):
     finally:
         for worker in workers:
             worker.kill()
+    return [(worker.returncode, out, err) for worker, (out, err) in zip(workers, outputs)]
+
+
+def test_multi_worker_mirrored_two_local_workers(tmp_path, prepared_sample):
+    # 16 eval examples in batches of 6: the last global batch (4) splits unevenly over the workers.
+    override = f"task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=10,trainer.steps_per_loop=5"
+    args = ["--experiment=sentence_classification", f"--model_dir={tmp_path / 'run'}", "--mode=train_and_eval",
+            f"--params_override={override},task.data.eval_batch_size=6"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     results = []
-    for worker, (out, err) in zip(workers, outputs):
-        assert worker.returncode == 0, err[-3000:]
+    for returncode, out, err in _two_local_workers(args, scratch):
+        assert returncode == 0, err[-3000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert [r["step"] for r in results] == [10, 10]
     assert results[0]["val_loss"] == results[1]["val_loss"] and results[0]["loss"] == results[1]["loss"]
@@ -253,3 +325,19 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path, prepared_sample):
     assert written["step"] == 10
     assert written["val_loss"] == pytest.approx(local["val_loss"], rel=1e-5)
     assert written["val_accuracy"] == pytest.approx(local["val_accuracy"])
+
+
+def test_gradient_accumulation_over_two_local_workers_equals_a_larger_batch(tmp_path, prepared_sample):
+    common = f"task.data.prepared_dir={prepared_sample},{FAST},{NO_DROPOUT},{CONSTANT_LR}"
+    args = ["--experiment=sentence_classification", f"--model_dir={tmp_path / 'workers'}", "--mode=train_and_eval",
+            f"--params_override={common},{ACCUMULATED}"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    results = []
+    for returncode, out, err in _two_local_workers(args, scratch):
+        assert returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert results[0]["loss"] == results[1]["loss"] and results[0]["val_loss"] == results[1]["val_loss"]
+    large = train_lib.run_experiment(experiment(prepared_sample, f"{NO_DROPOUT},{CONSTANT_LR},{LARGE}"), "train_and_eval",
+                                     str(tmp_path / "one_device"))
+    _assert_same_training(prepared_sample, str(tmp_path / "workers"), str(tmp_path / "one_device"), results[0], large)
