@@ -38,6 +38,10 @@ flags.DEFINE_string("monitoring_config_file", None, "MonitoringConfig text proto
 flags.DEFINE_integer("grpc_max_threads", 64, "gRPC worker threads; each request in flight holds one, so this caps "
                      "concurrent requests (and batch sizes under --enable_batching).")
 flags.DEFINE_integer("max_message_bytes", 64 * 1024 * 1024, "Largest gRPC message and REST body (bytes).")
+flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads one TensorFlow op may use; 0: automatic (embedded "
+                     "with batching: cores / num_batch_threads, else TensorFlow's default).", lower_bound=0)
+flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Threads running independent TensorFlow ops; 0: automatic "
+                     "(embedded with batching: num_batch_threads, else TensorFlow's default).", lower_bound=0)
 
 TF_SERVING_ENV = "TF_SERVING_BIN"
 TF_SERVING_BINARY = "tensorflow_model_server"
@@ -80,6 +84,9 @@ def tf_serving_argv(binary: str) -> list[str]:
         argv.append(f"--monitoring_config_file={FLAGS.monitoring_config_file}")
     if FLAGS["grpc_max_threads"].present:
         argv.append(f"--grpc_max_threads={FLAGS.grpc_max_threads}")
+    for flag in ("tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism"):
+        if getattr(FLAGS, flag):
+            argv.append(f"--{flag}={getattr(FLAGS, flag)}")
     if FLAGS["max_message_bytes"].present:
         size = FLAGS.max_message_bytes
         argv.append(f"--grpc_channel_arguments=grpc.max_send_message_length={size},"
@@ -104,6 +111,8 @@ def options_from_flags():
         monitoring_config_file=FLAGS.monitoring_config_file,
         max_message_bytes=FLAGS.max_message_bytes,
         grpc_max_threads=FLAGS.grpc_max_threads,
+        tensorflow_intra_op_parallelism=FLAGS.tensorflow_intra_op_parallelism,
+        tensorflow_inter_op_parallelism=FLAGS.tensorflow_inter_op_parallelism,
     )
 
 

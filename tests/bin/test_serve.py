@@ -77,11 +77,13 @@ def test_auto_execs_tf_serving_with_translated_flags(tmp_path):
     batching.write_text("max_batch_size { value: 8 }\n")
     result = llm_serve(f"--model_base_path={tmp_path}", "--model_name=sst2", "--port=9000", "--rest_api_port=0",
                        f"--batching_parameters_file={batching}", "--max_message_bytes=1000",
-                       "--file_system_poll_wait_seconds=5", env=_env(TF_SERVING_BIN=str(fake)))
+                       "--file_system_poll_wait_seconds=5", "--tensorflow_intra_op_parallelism=1",
+                       env=_env(TF_SERVING_BIN=str(fake)))
     assert result.returncode == 0, result.stderr
     assert argv_file.read_text().splitlines() == [
         "--port=9000", "--rest_api_port=0", "--model_name=sst2", f"--model_base_path={tmp_path}",
         "--enable_batching=true", f"--batching_parameters_file={batching}", "--file_system_poll_wait_seconds=5",
+        "--tensorflow_intra_op_parallelism=1",
         "--grpc_channel_arguments=grpc.max_send_message_length=1000,grpc.max_receive_message_length=1000",
     ]
     # the same binary found on PATH; --backend=embedded ignores it
@@ -113,3 +115,15 @@ def test_embedded_serves_and_stops_on_sigterm(model_store, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_thread_flags_reach_the_embedded_server_options():
+    from llm_tf.bin import serve
+
+    serve.FLAGS(["llm_serve", "--model_base_path=/m", "--tensorflow_intra_op_parallelism=1",
+                 "--tensorflow_inter_op_parallelism=3"])
+    try:
+        options = serve.options_from_flags()
+    finally:
+        serve.FLAGS.unparse_flags()
+    assert (options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism) == (1, 3)

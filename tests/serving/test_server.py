@@ -278,3 +278,32 @@ def test_no_loadable_version_fails_start(tmp_path):
                                           ready_timeout=0.5))
     with pytest.raises(ConfigError, match="model e: no loadable version under .*empty after 0.5s"):
         server.start()
+
+
+def test_tensorflow_threads_split_the_cores_between_batch_threads(monkeypatch):
+    from llm_tf.serving.config import BatchingSpec
+    from llm_tf.serving.server import tensorflow_threads
+
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    options = ServerOptions(model_base_path="/tmp")
+    assert tensorflow_threads(options, None, cores=8) == (0, 0)  # no batching: TensorFlow's defaults
+    assert tensorflow_threads(options, BatchingSpec(num_batch_threads=2), cores=8) == (4, 2)
+    assert tensorflow_threads(options, BatchingSpec(num_batch_threads=2), cores=2) == (1, 2)
+    assert tensorflow_threads(options, BatchingSpec(num_batch_threads=4), cores=2) == (1, 4)
+    given = ServerOptions(model_base_path="/tmp", tensorflow_intra_op_parallelism=3, tensorflow_inter_op_parallelism=5)
+    assert tensorflow_threads(given, BatchingSpec(num_batch_threads=2), cores=8) == (3, 5)
+    assert tensorflow_threads(given, None, cores=8) == (3, 5)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "2")
+    assert tensorflow_threads(options, BatchingSpec(num_batch_threads=2), cores=8) == (0, 0)  # the environment wins
+
+
+def test_tensorflow_threads_cannot_change_once_tensorflow_runs():
+    from llm_tf.serving.server import configure_tensorflow_threads
+
+    tf.constant(1.0) + 1.0  # the runtime is up in this process
+    assert configure_tensorflow_threads(0, 0)
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    assert not configure_tensorflow_threads(current + 1, 0)
+    assert tf.config.threading.get_intra_op_parallelism_threads() == current
