@@ -73,6 +73,7 @@ def main(argv) -> int:
         "output_dir": result.output_dir,
         "reference_accuracy": result.report["reference"]["accuracy"],
         "variants": {v["name"]: {"accuracy": v["accuracy"], "agreement": v["agreement"], "size_bytes": v["size_bytes"],
+                                 "gzip_bytes": v["gzip_bytes"], "size_vs_float32": v["size_vs_float32"],
                                  "latency_ms_p50": v["latency_ms_p50"], "passed": v["passed"]}
                      for v in result.report["variants"]},
         "gate_passed": not result.failed,

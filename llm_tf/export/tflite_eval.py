@@ -2,9 +2,10 @@
 
 For each variant: accuracy on the eval labels, agreement of its predicted labels with the
 SavedModel's ``serving_default``, the largest absolute score and logit differences, the file
-size, and the interpreter's invoke time at batch 1 (p50/p99 over a fixed number of runs,
-after warm-up). ``text`` variants are also checked token by token: their ``tokenize``
-signature against the SavedModel's tokenizer. :func:`apply_gate` marks a variant failed
+size (raw and gzipped) and what its bytes are, the interpreter's invoke time at batch 1
+(p50/p99 over a fixed number of runs, after warm-up) and which nodes XNNPACK ran. ``text``
+variants are also checked token by token: their ``tokenize`` signature against the
+SavedModel's tokenizer. :func:`apply_gate` marks a variant failed
 when its accuracy is more than ``max_accuracy_drop`` points below the SavedModel's.
 """
 
@@ -17,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import tflite_convert
-from llm_tf.export.tflite_runtime import make_interpreter
+from llm_tf.export import compression, tflite_convert, tflite_metadata
+from llm_tf.export.tflite_runtime import kernel_placement, make_interpreter
 
 
 @dataclasses.dataclass
@@ -31,6 +32,8 @@ class VariantResult:
         variant: Precision (``float32``, ``float16``, ``dynamic_int8``, ``full_int8``).
         file: The ``.tflite`` file name.
         size_bytes: Its size.
+        gzip_bytes: Its size gzipped (:func:`llm_tf.export.compression.gzip_size`, level 6):
+            what a download or an app package compressing it costs.
         accuracy: Accuracy on the eval labels (0-1).
         agreement: Fraction of eval texts where its label equals the SavedModel's.
         max_abs_score_diff: Largest |score - SavedModel score| over texts and classes.
@@ -40,6 +43,11 @@ class VariantResult:
         tokenizer_mismatches: ``text`` form: eval texts whose token ids differ from the
             SavedModel tokenizer's (None for ``tokens``).
         notes: Conversion notes.
+        size_vs_float32: ``size_bytes`` over the same form's float32 file (None when float32
+            was not converted); set by :func:`size_ratios`.
+        size_breakdown: What the bytes are (:func:`llm_tf.export.tflite_metadata.size_breakdown`).
+        kernels: Nodes of the classifier's subgraph run by XNNPACK and by TFLite kernels
+            (:func:`llm_tf.export.tflite_runtime.kernel_placement`; None if not exposed).
         accuracy_drop_points: SavedModel accuracy minus this one, in percentage points.
         gated: Whether the gate counts this variant.
         passed: Gate verdict (True when not gated or within the allowed drop).
@@ -58,6 +66,10 @@ class VariantResult:
     latency_ms_p99: float
     tokenizer_mismatches: int | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    gzip_bytes: int = 0
+    size_vs_float32: float | None = None
+    size_breakdown: dict = dataclasses.field(default_factory=dict)
+    kernels: dict | None = None
     accuracy_drop_points: float = 0.0
     gated: bool = True
     passed: bool = True
@@ -211,6 +223,7 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
     for i in range(5):
         run(**_example(form, texts, reference, i % len(texts)))
     times = np.array([run(**_example(form, texts, reference, i % len(texts)))[1] for i in range(latency_runs)]) * 1000
+    kernels = kernel_placement(interpreter) if getattr(run.runner, "_subgraph_index", 0) == 0 else None
     mismatches = None
     if form == "text":
         tokenize = make_interpreter(model_path=path, num_threads=num_threads).get_signature_runner(
@@ -221,14 +234,29 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
             differs |= np.any(got[key] != want, axis=1)
         mismatches = int(differs.sum())
     predicted = np.array(label_ids)
+    with open(path, "rb") as f:
+        breakdown = tflite_metadata.size_breakdown(f.read())
     return VariantResult(
         name=f"{form}_{variant}", form=form, variant=variant, file=os.path.basename(path),
-        size_bytes=os.path.getsize(path), accuracy=float(np.mean(predicted == truth)),
+        size_bytes=os.path.getsize(path), gzip_bytes=compression.gzip_size([path]), size_breakdown=breakdown,
+        kernels=kernels, accuracy=float(np.mean(predicted == truth)),
         agreement=float(np.mean(predicted == reference.label_ids)),
         max_abs_score_diff=float(np.max(np.abs(np.array(scores) - reference.scores))),
         max_abs_logit_diff=float(np.max(np.abs(np.array(logits) - reference.logits))),
         latency_ms_p50=float(np.percentile(times, 50)), latency_ms_p99=float(np.percentile(times, 99)),
         tokenizer_mismatches=mismatches, notes=list(notes or []))
+
+
+def size_ratios(results: list[VariantResult]) -> None:
+    """Sets each result's ``size_vs_float32``: its size over its form's float32 file.
+
+    Args:
+        results: Variant results (updated in place); a form without float32 gets None.
+    """
+    float32 = {r.form: r.size_bytes for r in results if r.variant == "float32"}
+    for result in results:
+        base = float32.get(result.form)
+        result.size_vs_float32 = result.size_bytes / base if base else None
 
 
 def gate_selection(names: list[str], selectors: list[str] | None) -> set[str]:
@@ -279,11 +307,47 @@ def apply_gate(results: list[VariantResult], reference_accuracy: float, max_accu
     return failed
 
 
+#: CPU features that decide how fast int8 matrix products are (x86 VNNI/AMX, Arm dot product).
+INT8_CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> dict:
+    """The CPU's model name and which of :data:`INT8_CPU_FEATURES` it has (Linux; empty elsewhere).
+
+    XNNPACK's int8 kernels use VNNI/AMX (x86) or the dot-product instructions (Arm) when
+    present; with AVX2 alone an int8 matrix product is barely faster than a float one, so the
+    latency ratios of a report depend on these flags.
+
+    Args:
+        path: The cpuinfo file.
+
+    Returns:
+        ``cpu_model`` and ``cpu_features`` (present ones, in :data:`INT8_CPU_FEATURES` order),
+        or an empty dict when the file is unreadable.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    model = fields.get("model name") or fields.get("cpu model") or fields.get("hardware") or ""
+    return {"cpu_model": model, "cpu_features": [f for f in INT8_CPU_FEATURES if f in flags]}
+
+
 def machine() -> dict:
     """Where the numbers were taken.
 
     Returns:
-        Platform, processor, CPU count, Python and TensorFlow versions.
+        Platform, processor, CPU count, CPU model and int8-relevant features, Python,
+        TensorFlow and TFLite runtime versions.
     """
+    from llm_tf.export.tflite_runtime import runtime_version
+
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__}
+            "cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
+            "tflite_runtime": runtime_version(), **cpu_info()}

@@ -91,6 +91,73 @@ def read_metadata(content: bytes) -> dict[str, bytes]:
     return out
 
 
+def archive_offset(content: bytes) -> int:
+    """Where the appended zip archive starts in ``content`` (``len(content)`` when there is none)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            offsets = [info.header_offset for info in archive.infolist()]  # absolute: zipfile adds the prefix
+    except zipfile.BadZipFile:
+        return len(content)
+    return min(offsets) if offsets else len(content)
+
+
+def size_breakdown(content: bytes) -> dict:
+    """What the bytes of a ``.tflite`` file are.
+
+    Every buffer is counted once (subgraphs share them), under the first category that fits:
+
+    * ``tokenizer_models``: constant inputs of custom ops (the tensorflow-text tokenizer and
+      normaliser models of the ``text`` form);
+    * ``constants``: other constant tensors by type (``float32``, ``float16``, ``int8``, ``int32``,
+      ...): the weights, their precision as stored;
+    * ``metadata``: the flatbuffer's metadata entries by name (``llm_tf.vocab``, ...);
+    * ``associated_files``: the appended zip archive (``labels.txt``, ``vocab.txt``, ...);
+    * ``other``: the rest: graph structure, tensor descriptions, alignment.
+
+    Args:
+        content: ``.tflite`` bytes.
+
+    Returns:
+        Dict with ``total`` and the categories above (bytes).
+    """
+    schema = _schema()
+    model = schema.Model.GetRootAs(content, 0)
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    metadata = {model.Metadata(i).Buffer(): model.Metadata(i).Name().decode("utf-8")
+                for i in range(model.MetadataLength())}
+    custom_codes = {i for i in range(model.OperatorCodesLength())
+                    if max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+                    == schema.BuiltinOperator.CUSTOM}
+    tensor_type: dict[int, str] = {}
+    custom_inputs: set[int] = set()
+    for g in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(g)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            tensor_type.setdefault(tensor.Buffer(), type_names.get(tensor.Type(), str(tensor.Type())))
+        for o in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(o)
+            if op.OpcodeIndex() in custom_codes:
+                custom_inputs |= {subgraph.Tensors(i).Buffer() for i in op.InputsAsNumpy() if i >= 0}
+    out = {"total": len(content), "tokenizer_models": 0, "constants": {}, "metadata": {}, "associated_files": 0}
+    for b in range(model.BuffersLength()):
+        buffer = model.Buffers(b)
+        size = buffer.DataLength() or int(buffer.Size())
+        if not size:
+            continue
+        if b in metadata:
+            out["metadata"][metadata[b]] = size
+        elif b in custom_inputs:
+            out["tokenizer_models"] += size
+        else:
+            kind = tensor_type.get(b, "unreferenced")
+            out["constants"][kind] = out["constants"].get(kind, 0) + size
+    out["associated_files"] = len(content) - archive_offset(content)
+    out["other"] = (len(content) - out["tokenizer_models"] - sum(out["constants"].values())
+                    - sum(out["metadata"].values()) - out["associated_files"])
+    return out
+
+
 def read_associated_files(content: bytes) -> dict[str, bytes]:
     """The files of the zip archive appended to a ``.tflite``.
 

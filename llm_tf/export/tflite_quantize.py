@@ -9,7 +9,7 @@ import dataclasses
 import os
 
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import representative, tflite_convert, tflite_eval, tflite_metadata, tflite_report
+from llm_tf.export import representative, tflite_convert, tflite_eval, tflite_metadata, tflite_report, tflite_runtime
 from llm_tf.io_utils import atomic_directory, atomic_write_bytes
 
 
@@ -135,6 +135,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
                 results.append(tflite_eval.evaluate_variant(path, form, variant, eval_set.texts, truth, reference,
                                                             config.latency_runs, config.num_threads, conversion.notes))
                 files[conversion.name] = os.path.join(final, conversion.name + ".tflite")
+        tflite_eval.size_ratios(results)
         failed = tflite_eval.apply_gate(results, reference.accuracy, config.max_accuracy_drop, gated)
         report = {
             "saved_model": os.path.abspath(config.saved_model_dir),
@@ -145,7 +146,9 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             "int8_float_ops": list(config.int8_float_ops),
             "reference": {"accuracy": reference.accuracy, "signature": "serving_default"},
             "latency": {"runs": config.latency_runs, "batch_size": 1, "num_threads": config.num_threads,
-                        "what": "interpreter invoke only (inputs set beforehand), after 5 warm-up runs"},
+                        "what": "interpreter invoke only (inputs set beforehand), after 5 warm-up runs",
+                        "interpreter": dict(tflite_runtime.INTERPRETER_SETTINGS,
+                                            runtime=tflite_runtime.runtime_version())},
             "gate": {"max_accuracy_drop": config.max_accuracy_drop, "variants": sorted(gated),
                      "passed": not failed, "failed": failed},
             "variants": [dataclasses.asdict(r) for r in results],

@@ -94,6 +94,27 @@ def test_text_form_tokenizes_exactly_like_the_saved_model(converted, loaded_expo
             np.testing.assert_array_equal(got[key], tf.cast(want[key], tf.int32).numpy(), err_msg=f"{variant} {key}")
 
 
+def test_text_form_carries_no_detokenization_data(converted, loaded_export):
+    import tensorflow_text as tft
+
+    from llm_tf.export import tflite_metadata
+
+    tokenizer = loaded_export.tokenizer
+
+    def model_bytes(detokenization: bool) -> int:
+        fast = tft.FastBertTokenizer(vocab=list(tokenizer.vocab), token_out_type=tf.int32, unknown_token="[UNK]",
+                                     lower_case_nfd_strip_accents=tokenizer.lower_case,
+                                     support_detokenization=detokenization)
+        return int(fast._fast_wordpiece_tokenizer._model.shape[0] + fast._fast_bert_normalizer._model.shape[0])
+
+    with_vocab, without = model_bytes(True), model_bytes(False)
+    assert without < with_vocab
+    for variant in tflite_convert.VARIANTS:
+        path, _ = converted[f"text_{variant}"]
+        found = tflite_metadata.size_breakdown(open(path, "rb").read())["tokenizer_models"]
+        assert without <= found < without + 64, (variant, found, without)  # + the ops' small int constants
+
+
 def test_full_int8_with_float_ops_keeps_those_ops_float(loaded_export):
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils

@@ -43,3 +43,22 @@ def test_same_named_entries_are_replaced(small_model):
     assert entries["a"] == b"22" and entries["b"] == b""
     assert list(entries).count("a") == 1
     assert tflite_metadata.read_associated_files(twice) == {}
+
+
+def test_size_breakdown_accounts_for_every_byte(small_model):
+    content = tflite_metadata.with_model_files(small_model, ["neg", "pos"], b"[PAD]\n[UNK]\nfilm\n",
+                                               '{"form": "tokens"}')
+    parts = tflite_metadata.size_breakdown(content)
+    assert parts["total"] == len(content)
+    assert parts["metadata"]["llm_tf.labels"] == len(b"neg\npos\n")
+    assert parts["metadata"]["llm_tf.vocab"] == len(b"[PAD]\n[UNK]\nfilm\n")
+    assert parts["constants"]["float32"] == 4  # the 2.0
+    assert parts["tokenizer_models"] == 0
+    # The appended zip starts where the flatbuffer ends; without files there is none.
+    assert parts["associated_files"] == len(content) - tflite_metadata.archive_offset(content) > 0
+    assert tflite_metadata.read_associated_files(content[tflite_metadata.archive_offset(content):])
+    assert (parts["tokenizer_models"] + sum(parts["constants"].values()) + sum(parts["metadata"].values())
+            + parts["associated_files"] + parts["other"]) == len(content)
+    assert parts["other"] > 0
+    bare = tflite_metadata.size_breakdown(small_model)
+    assert bare["associated_files"] == 0 and tflite_metadata.archive_offset(small_model) == len(small_model)
