@@ -13,7 +13,10 @@ import os
 
 from absl import flags
 
+from llm_tf.bin import prefer_onednn
 from llm_tf.bin.common import run_main
+
+prefer_onednn()  # before TensorFlow loads
 
 FLAGS = flags.FLAGS
 

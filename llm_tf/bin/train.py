@@ -11,7 +11,10 @@ import sys
 
 from absl import flags
 
+from llm_tf.bin import prefer_onednn
 from llm_tf.bin.common import run_main
+
+prefer_onednn()  # before TensorFlow loads
 
 FLAGS = flags.FLAGS
 

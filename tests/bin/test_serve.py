@@ -120,10 +120,11 @@ def test_embedded_serves_and_stops_on_sigterm(model_store, tmp_path):
 def test_thread_flags_reach_the_embedded_server_options():
     from llm_tf.bin import serve
 
-    serve.FLAGS(["llm_serve", "--model_base_path=/m", "--tensorflow_intra_op_parallelism=1",
-                 "--tensorflow_inter_op_parallelism=3"])
-    try:
+    from absl.testing import flagsaver
+
+    # Values set directly: parsing argv here would run the validators of every binary's flags
+    # imported into this test process (e.g. llm_predict's required --model).
+    with flagsaver.flagsaver(tensorflow_intra_op_parallelism=1, tensorflow_inter_op_parallelism=3):
+        serve.FLAGS.mark_as_parsed()
         options = serve.options_from_flags()
-    finally:
-        serve.FLAGS.unparse_flags()
     assert (options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism) == (1, 3)

@@ -298,17 +298,23 @@ def _two_local_workers(args, scratch):
     return [(worker.returncode, out, err) for worker, (out, err) in zip(workers, outputs)]
 
 
+def _two_local_worker_results(args: list[str], scratch) -> list[dict]:
+    """Runs two local workers (in ``scratch``, created); both must succeed; their last JSON lines."""
+    scratch.mkdir()
+    results = []
+    for returncode, out, err in _two_local_workers(args, scratch):
+        assert returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
 def test_multi_worker_mirrored_two_local_workers(tmp_path, prepared_sample):
     # 16 eval examples in batches of 6: the last global batch (4) splits unevenly over the workers.
     override = f"task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=10,trainer.steps_per_loop=5"
     args = ["--experiment=sentence_classification", f"--model_dir={tmp_path / 'run'}", "--mode=train_and_eval",
             f"--params_override={override},task.data.eval_batch_size=6"]
     scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    results = []
-    for returncode, out, err in _two_local_workers(args, scratch):
-        assert returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = _two_local_worker_results(args, scratch)
     assert [r["step"] for r in results] == [10, 10]
     assert results[0]["val_loss"] == results[1]["val_loss"] and results[0]["loss"] == results[1]["loss"]
     # One checkpoint set, written by the chief (worker 0) alone; the other's scratch copy is removed.
@@ -332,11 +338,7 @@ def test_gradient_accumulation_over_two_local_workers_equals_a_larger_batch(tmp_
     args = ["--experiment=sentence_classification", f"--model_dir={tmp_path / 'workers'}", "--mode=train_and_eval",
             f"--params_override={common},{ACCUMULATED}"]
     scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    results = []
-    for returncode, out, err in _two_local_workers(args, scratch):
-        assert returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = _two_local_worker_results(args, scratch)
     assert results[0]["loss"] == results[1]["loss"] and results[0]["val_loss"] == results[1]["val_loss"]
     large = train_lib.run_experiment(experiment(prepared_sample, f"{NO_DROPOUT},{CONSTANT_LR},{LARGE}"), "train_and_eval",
                                      str(tmp_path / "one_device"))
