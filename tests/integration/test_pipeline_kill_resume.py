@@ -23,8 +23,17 @@ def _command(root) -> list[str]:
 
 
 def _checkpoint_steps(root) -> list[int]:
-    pattern = str(root / "pipeline" / "Trainer" / "model" / ".staging-*" / "checkpoints" / "ckpt-*.index")
-    return sorted(int(re.search(r"ckpt-(\d+)\.index$", path).group(1)) for path in glob.glob(pattern))
+    """Steps of the checkpoints a restart can see: those the manager's ``checkpoint`` state file lists.
+
+    A ``ckpt-N.index`` file alone is not enough: a kill between it and the state file's update
+    leaves a checkpoint that a restart rightly ignores.
+    """
+    pattern = str(root / "pipeline" / "Trainer" / "model" / ".staging-*" / "checkpoints" / "checkpoint")
+    steps = set()
+    for path in glob.glob(pattern):
+        with open(path, encoding="utf-8") as f:
+            steps |= {int(step) for step in re.findall(r'^all_model_checkpoint_paths: ".*?ckpt-(\d+)"$', f.read(), re.M)}
+    return sorted(steps)
 
 
 def test_kill_during_trainer_then_rerun_resumes_and_completes(tmp_path):
