@@ -212,11 +212,11 @@ def check_tokenizer(exported: ExportedModel, texts: tuple[str, ...] = CHECK_TEXT
 def tflite_tokenizer(exported: ExportedModel):
     """The text form's in-graph tokenizer: the export's, without what only detokenization needs.
 
-    ``TextTokenizer`` builds WordPiece with ``support_detokenization=True`` (its ``detokenize``
-    needs it), which stores the vocabulary a second time inside the FastWordpiece model (137 KB
-    more per file for a 7,587-token vocabulary). A ``.tflite`` file only tokenizes, so WordPiece
-    is rebuilt here without it; the token ids are the same (the report's
-    ``tokenizer_mismatches`` checks every eval text). SentencePiece is used as it is.
+    ``TextTokenizer`` builds WordPiece with detokenization support by default (its
+    ``detokenize`` needs it), which stores the vocabulary a second time inside the FastWordpiece
+    model (137 KB more per file for a 7,587-token vocabulary). A ``.tflite`` file only tokenizes,
+    so WordPiece is rebuilt here with ``detokenize=False``; the token ids are the same (the
+    report's ``tokenizer_mismatches`` checks every eval text). SentencePiece is used as it is.
 
     Args:
         exported: The loaded export.
@@ -225,25 +225,13 @@ def tflite_tokenizer(exported: ExportedModel):
         A function: string Tensor [batch] -> dict of ``token_ids``, ``segment_ids``,
         ``padding_mask`` [batch, seq_length], packed like the export's tokenizer.
     """
+    from llm_tf.text.tokenizer import TextTokenizer
+
     tokenizer = exported.tokenizer
-    if tokenizer.kind != "wordpiece":
-        return lambda text: tokenizer(text, seq_length=exported.seq_length)
-    import tensorflow_text as tft
-
-    from llm_tf.text import packing
-
-    wordpiece = tft.FastBertTokenizer(vocab=list(tokenizer.vocab), token_out_type=tf.int32,
-                                      unknown_token=tokenizer.vocab[tokenizer.unk_id],
-                                      lower_case_nfd_strip_accents=tokenizer.lower_case, support_detokenization=False)
-
-    def tokenize(text):
-        ids = wordpiece.tokenize(text)
-        if isinstance(ids, tf.RaggedTensor) and ids.ragged_rank > 1:
-            ids = ids.merge_dims(-2, -1)
-        return packing.pack_single(tf.cast(ids, tf.int32), exported.seq_length, tokenizer.cls_id, tokenizer.sep_id,
-                                   tokenizer.pad_id)
-
-    return tokenize
+    if tokenizer.kind == "wordpiece":
+        tokenizer = TextTokenizer(tokenizer.vocab_asset.asset_path.numpy().decode("utf-8"), tokenizer.kind,
+                                  tokenizer.lower_case, exported.seq_length, detokenize=False)
+    return lambda text: tokenizer(text, seq_length=exported.seq_length)
 
 
 def _functions(exported: ExportedModel, form: str) -> list:

@@ -106,13 +106,17 @@ class TextTokenizer(tf.Module):
         kind: ``wordpiece`` or ``sentencepiece``.
         lower_case: WordPiece only: lower-case and strip accents first.
         max_seq_length: Default packed length.
+        detokenize: WordPiece only: keep what :meth:`detokenize` needs (a second copy of the
+            vocabulary inside the FastWordpiece model); False for a tokenizer that only
+            tokenizes (e.g. inside a ``.tflite`` file). The ids are the same either way.
 
     Raises:
         DataError: The vocabulary is missing or unusable.
         ConfigError: Unknown ``kind`` or a length below 3.
     """
 
-    def __init__(self, vocab_path: str, kind: str = "wordpiece", lower_case: bool = True, max_seq_length: int = 128):
+    def __init__(self, vocab_path: str, kind: str = "wordpiece", lower_case: bool = True, max_seq_length: int = 128,
+                 detokenize: bool = True):
         super().__init__(name="text_tokenizer")
         if kind not in KINDS:
             raise ConfigError(f"unknown tokenizer kind '{kind}' (expected one of: {', '.join(KINDS)})")
@@ -129,7 +133,7 @@ class TextTokenizer(tf.Module):
                 token_out_type=tf.int32,
                 unknown_token=UNK,
                 lower_case_nfd_strip_accents=lower_case,
-                support_detokenization=True,  # detokenize() fails without it
+                support_detokenization=detokenize,  # detokenize() fails without it
             )
         else:
             self.vocab, model = _load_sentencepiece(vocab_path)
