@@ -92,20 +92,77 @@ class AdamW(keras.optimizers.AdamW):
     """
 
     after_apply = None
+    #: The step's Adam scalars while an update runs (see :meth:`_adam_scalars`); None otherwise.
+    _step_scalars = None
 
     def apply(self, grads, trainable_variables=None):
         super().apply(grads, trainable_variables)
         if self.after_apply is not None:
             self.after_apply()
 
+    def _adam_scalars(self, learning_rate) -> dict:
+        """The float32 scalars of one Adam step, computed once for all variables."""
+        # ``iterations`` counts updates (batches // k under gradient accumulation), as Keras's Adam reads it.
+        local_step = tf.cast(tf.convert_to_tensor(self.iterations) + 1, tf.float32)
+        return {"lr": tf.cast(learning_rate, tf.float32),
+                "beta1_power": tf.pow(tf.constant(self.beta_1, tf.float32), local_step),
+                "beta2_power": tf.pow(tf.constant(self.beta_2, tf.float32), local_step)}
+
     def update_step(self, gradient, variable, learning_rate):
+        """One fused Adam step (``ResourceApplyAdam``) on ``variable``; Keras's own with amsgrad.
+
+        Keras's Adam runs about ten element-wise ops per variable (and its scalars, again for
+        each variable); the fused kernel does the same arithmetic (m, v, then
+        ``var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``) in one pass, which is
+        most of the optimizer's time on a small model. The moments are Keras's variables.
+        """
         if isinstance(gradient, tf.IndexedSlices):
             # An embedding's gradient has one row per lookup; Keras's Adam squares those rows one
             # by one, so a token seen twice in a batch gets 2g² instead of (2g)² in the second
             # moment. Summing the rows first gives the batch's gradient (as tf.keras did, and as
             # the dense sum of accumulated batches is); Adam's update is dense anyway.
             gradient = tf.convert_to_tensor(gradient)
-        super().update_step(gradient, variable, learning_rate)
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        index = self._get_variable_index(variable)
+        scalars = self._step_scalars or self._adam_scalars(learning_rate)
+        dtype = variable.dtype
+        cast = {k: tf.cast(v, dtype) for k, v in scalars.items()}
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
+            beta1_power=cast["beta1_power"], beta2_power=cast["beta2_power"], lr=cast["lr"],
+            beta1=tf.constant(self.beta_1, dtype), beta2=tf.constant(self.beta_2, dtype),
+            epsilon=tf.constant(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        # Under a multi-replica strategy the replicas' learning rate arrives per replica (all equal).
+        self._step_scalars = self._adam_scalars(distribution.experimental_local_results(learning_rate)[0])
+        try:
+            super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
+        finally:
+            self._step_scalars = None
+
+    def _apply_weight_decay(self, variables):
+        """Keras's decoupled weight decay, with ``lr * weight_decay`` computed once, not per variable."""
+        if self.weight_decay is None:
+            return
+        variables = [v.value if isinstance(v, keras.Variable) else v for v in variables]
+
+        def apply_decay(distribution, variables):
+            self._decay_variables(distribution, variables, self.learning_rate)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(apply_decay, self._distribution_strategy, variables)
+
+    def _decay_variables(self, distribution, variables, learning_rate):
+        """Cross-replica context: ``variable -= variable * lr * weight_decay`` where decay applies."""
+        factor = tf.cast(learning_rate, tf.float32) * tf.cast(self.weight_decay, tf.float32)
+
+        def decay(variable):
+            variable.assign_sub(variable * tf.cast(factor, variable.dtype))
+
+        for variable in variables:
+            if self._use_weight_decay(variable):
+                distribution.extended.update(variable, decay, group=False)
 
     def _backend_apply_gradients(self, grads, trainable_variables):
         if not self.gradient_accumulation_steps or self.use_ema:
@@ -135,21 +192,19 @@ class AdamW(keras.optimizers.AdamW):
         """Cross-replica context: every k-th batch applies ``means``, the others store ``totals``."""
         due = tf.equal((tf.convert_to_tensor(self._iterations) + 1) % self.gradient_accumulation_steps, 0)
 
-        def decay(variable):
-            if self._use_weight_decay(variable):
-                lr = tf.cast(self.learning_rate, variable.dtype)
-                variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
-
         def step(variable, gradient, learning_rate):
             return self.update_step(gradient, variable, learning_rate)
 
         def update():
-            if self.weight_decay is not None:
-                for variable in variables:
-                    distribution.extended.update(variable, decay, group=False)
             learning_rate = self.learning_rate
-            for variable, mean in zip(variables, means):
-                distribution.extended.update(variable, step, args=(mean, learning_rate), group=False)
+            if self.weight_decay is not None:
+                self._decay_variables(distribution, variables, learning_rate)
+            self._step_scalars = self._adam_scalars(learning_rate)
+            try:
+                for variable, mean in zip(variables, means):
+                    distribution.extended.update(variable, step, args=(mean, learning_rate), group=False)
+            finally:
+                self._step_scalars = None
             for accumulator in self._accumulated_gradients:  # all of them, as Keras resets them
                 distribution.extended.update(accumulator.value, lambda a: a.assign(tf.zeros_like(a)), group=False)
 
@@ -173,6 +228,11 @@ class AdamW(keras.optimizers.AdamW):
         for i, g in zip(present, clipped):
             reduced[i] = (g, reduced[i][1])
         return reduced
+
+
+def _handle(variable):
+    """The resource handle of a Keras or TensorFlow variable (the local copy inside a strategy's update)."""
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
 def clip_by_global_norm(gradients: list, clipnorm: float) -> list:

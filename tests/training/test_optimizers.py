@@ -59,6 +59,45 @@ def test_global_norm_clipping_applies_to_the_whole_gradient():
     assert optimizer._clip_gradients(grads) is grads  # not clipped a second time before aggregation
 
 
+def run_steps(optimizer, grads_per_step):
+    """Applies each step's gradients to fresh variables; returns the variables' and the optimizer's values."""
+    rng = np.random.default_rng(0)
+    variables = [keras.Variable(rng.normal(size=(5, 3)).astype("float32"), name="kernel"),
+                 keras.Variable(rng.normal(size=(3,)).astype("float32"), name="bias")]
+    optimizer.build(variables)
+    for grads in grads_per_step:
+        optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
+    return [keras.ops.convert_to_numpy(v) for v in variables + optimizer.variables]
+
+
+@pytest.mark.parametrize("accumulation", [None, 2])
+def test_fused_adam_step_equals_keras_adamw(accumulation):
+    # Ours runs one ResourceApplyAdam per variable with the step's scalars computed once; Keras's
+    # AdamW (same hyper-parameters, schedule, weight-decay exclusion, accumulation) is the reference.
+    rng = np.random.default_rng(1)
+    steps = [[rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(3,)).astype("float32")] for _ in range(6)]
+    results = []
+    for cls in (AdamW, keras.optimizers.AdamW):
+        optimizer = cls(learning_rate=WarmupDecay(0.05, total_steps=6, warmup_steps=2), weight_decay=0.1,
+                        beta_1=0.8, beta_2=0.95, epsilon=1e-6, gradient_accumulation_steps=accumulation)
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+        results.append(run_steps(optimizer, steps))
+    ours, reference = results
+    assert len(ours) == len(reference)
+    for got, want in zip(ours, reference):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+    assert not np.allclose(ours[0], run_steps(AdamW(learning_rate=0.05), [])[0])  # the weights did move
+
+
+def test_amsgrad_keeps_keras_update():
+    rng = np.random.default_rng(2)
+    steps = [[rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(3,)).astype("float32")] for _ in range(3)]
+    ours = run_steps(AdamW(learning_rate=0.05, amsgrad=True), steps)
+    reference = run_steps(keras.optimizers.AdamW(learning_rate=0.05, amsgrad=True), steps)
+    for got, want in zip(ours, reference):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
 def test_sparse_gradients_count_repeated_rows_as_one_gradient():
     import tensorflow as tf
 
