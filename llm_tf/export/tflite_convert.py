@@ -66,7 +66,7 @@ class ExportedModel:
         labels: Label names in id order.
         seq_length: Packed length the TFLite models take.
         vocab_path: The vocabulary asset inside the SavedModel.
-        tokenizer: The in-graph tokenizer rebuilt over ``vocab_path``.
+        tokenizer: The in-graph tokenizer rebuilt over ``vocab_path`` (tokenizes only: no detokenization data).
         loaded: The loaded SavedModel.
     """
 
@@ -184,7 +184,9 @@ def load_exported(path: str, prepared_dir: str | None = None) -> ExportedModel:
     config = _tokenizer_config(path, info, prepared_dir)
     vocab_path = os.path.join(path, "assets", config.vocab_file)
     seq_length = int(info["seq_length"])
-    tokenizer = TextTokenizer(vocab_path, config.kind, config.lower_case, seq_length)
+    # Conversion only tokenizes: without detokenization data, WordPiece does not store the vocabulary a
+    # second time inside its model (137 KB more per text-form file for a 7,587-token vocabulary).
+    tokenizer = TextTokenizer(vocab_path, config.kind, config.lower_case, seq_length, detokenize=False)
     exported = ExportedModel(path, info, list(info["labels"]), seq_length, vocab_path, tokenizer, loaded)
     check_tokenizer(exported)
     return exported
@@ -207,31 +209,6 @@ def check_tokenizer(exported: ExportedModel, texts: tuple[str, ...] = CHECK_TEXT
     if diff > atol:
         raise ConfigError(f"{exported.path}: the tokenizer rebuilt from assets/ does not reproduce serving_default "
                           f"(max score difference {diff:.3g}); pass --prepared_dir with the training tokenizer")
-
-
-def tflite_tokenizer(exported: ExportedModel):
-    """The text form's in-graph tokenizer: the export's, without what only detokenization needs.
-
-    ``TextTokenizer`` builds WordPiece with detokenization support by default (its
-    ``detokenize`` needs it), which stores the vocabulary a second time inside the FastWordpiece
-    model (137 KB more per file for a 7,587-token vocabulary). A ``.tflite`` file only tokenizes,
-    so WordPiece is rebuilt here with ``detokenize=False``; the token ids are the same (the
-    report's ``tokenizer_mismatches`` checks every eval text). SentencePiece is used as it is.
-
-    Args:
-        exported: The loaded export.
-
-    Returns:
-        A function: string Tensor [batch] -> dict of ``token_ids``, ``segment_ids``,
-        ``padding_mask`` [batch, seq_length], packed like the export's tokenizer.
-    """
-    from llm_tf.text.tokenizer import TextTokenizer
-
-    tokenizer = exported.tokenizer
-    if tokenizer.kind == "wordpiece":
-        tokenizer = TextTokenizer(tokenizer.vocab_asset.asset_path.numpy().decode("utf-8"), tokenizer.kind,
-                                  tokenizer.lower_case, exported.seq_length, detokenize=False)
-    return lambda text: tokenizer(text, seq_length=exported.seq_length)
 
 
 def _functions(exported: ExportedModel, form: str) -> list:
@@ -260,14 +237,9 @@ def _trace_functions(exported: ExportedModel, form: str) -> list:
         return [serving_default.get_concrete_function()]
 
     text_spec = [tf.TensorSpec([None], tf.string, name="text")]
-    tokenize_packed = tflite_tokenizer(exported)
-    got, want = tokenize_packed(tf.constant(CHECK_TEXTS)), exported.tokenize(list(CHECK_TEXTS))
-    if any(not np.array_equal(tf.cast(got[k], tf.int32).numpy(), want[k]) for k in want):
-        raise ConfigError(f"{exported.path}: the TFLite tokenizer does not reproduce the export's tokenizer on "
-                          f"{list(CHECK_TEXTS)!r}")
 
     def packed(text):
-        inputs = tokenize_packed(text)
+        inputs = exported.tokenizer(text, seq_length=length)
         return {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
 
     @tf.function(input_signature=text_spec)
