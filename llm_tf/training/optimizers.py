@@ -1,5 +1,7 @@
 """AdamW with a warm-up/decay learning-rate schedule and weight-decay exclusions."""
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -138,13 +140,19 @@ class AdamW(keras.optimizers.AdamW):
             beta1=tf.constant(self.beta_1, dtype), beta2=tf.constant(self.beta_2, dtype),
             epsilon=tf.constant(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
 
-    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
-        # Under a multi-replica strategy the replicas' learning rate arrives per replica (all equal).
-        self._step_scalars = self._adam_scalars(distribution.experimental_local_results(learning_rate)[0])
+    @contextlib.contextmanager
+    def _one_update(self, learning_rate):
+        """Within it, :meth:`update_step` uses this update's scalars, computed once."""
+        self._step_scalars = self._adam_scalars(learning_rate)
         try:
-            super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
+            yield
         finally:
             self._step_scalars = None
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        # Under a multi-replica strategy the replicas' learning rate arrives per replica (all equal).
+        with self._one_update(distribution.experimental_local_results(learning_rate)[0]):
+            super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
 
     def _apply_weight_decay(self, variables):
         """Keras's decoupled weight decay, with ``lr * weight_decay`` computed once, not per variable."""
@@ -203,12 +211,9 @@ class AdamW(keras.optimizers.AdamW):
             learning_rate = self.learning_rate
             if self.weight_decay is not None:
                 self._decay_variables(distribution, variables, learning_rate)
-            self._step_scalars = self._adam_scalars(learning_rate)
-            try:
+            with self._one_update(learning_rate):
                 for variable, mean in zip(variables, means):
                     distribution.extended.update(variable, step, args=(mean, learning_rate), group=False)
-            finally:
-                self._step_scalars = None
             for accumulator in self._accumulated_gradients:  # all of them, as Keras resets them
                 distribution.extended.update(accumulator.value, lambda a: a.assign(tf.zeros_like(a)), group=False)
 
