@@ -67,20 +67,25 @@ def label_table(labels: list[str]) -> tf.lookup.StaticHashTable:
     )
 
 
-def _finish_inputs(dataset: tf.data.Dataset, count: int, batch_size: int, training: bool, skip_batches: int) -> tf.data.Dataset:
-    """Eval: declare the size and shard by data (multi-worker); train: skip to the resume position."""
+def _finish_inputs(
+    dataset: tf.data.Dataset, count: int, batch_size: int, training: bool, skip_batches: int, autotune: bool
+) -> tf.data.Dataset:
+    """Eval: declare the size and shard by data (multi-worker); train: skip to the resume position.
+
+    Both: tf.data's autotuner on or off (``task.data.autotune``, see ``DataConfig``).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = autotune
     if not training and count:
         # Known size: Keras shows a total and does not warn when the finite eval split ends.
         # Multi-worker: shard by data, so each global batch is split over the workers and Keras's
         # step count (this cardinality) covers the split; unsharded, every worker would step
         # through the first half of each batch only. File sharding would cut below the assertion.
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
-        options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
     if skip_batches:
         dataset = dataset.skip(skip_batches)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 DEFAULT_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
@@ -173,7 +178,7 @@ class Task:
         dataset = _training_records(self.record_files(split), training, data)
         if not data.bucketing:
             dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-            return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+            return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches, data.autotune)
         boundaries = bucket_boundaries(data.seq_length, data.bucket_boundaries)
         cut = functools.partial(_cut_to_bucket, boundaries=boundaries, per_token_labels=self.per_token_labels)
         if training:
@@ -188,7 +193,7 @@ class Task:
         else:
             dataset = dataset.batch(batch_size).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE)
-        return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches)
+        return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches, data.autotune)
 
     def record_files(self, split: str) -> list[str]:
         """The TFRecord shards :meth:`batched_inputs` reads for ``split`` (the prepared data's)."""

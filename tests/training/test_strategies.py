@@ -7,8 +7,19 @@ from llm_tf.errors import ConfigError
 from llm_tf.training.strategies import make_strategy
 
 
-def test_one_device():
-    assert isinstance(make_strategy("one_device"), tf.distribute.OneDeviceStrategy)
+def test_one_device_without_gpus_reads_the_dataset_directly():
+    # The default strategy: Keras iterates the dataset itself (no MultiDeviceIterator whose
+    # per-device prefetch would run a second tf.data autotuner that delays teardown).
+    strategy = make_strategy("one_device")
+    assert not isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    assert strategy.num_replicas_in_sync == 1 and strategy.extended.should_checkpoint
+    dataset = tf.data.Dataset.range(3)
+    assert strategy.experimental_distribute_dataset(dataset) is dataset
+
+
+def test_one_device_inside_another_scope_is_one_device_strategy():
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert isinstance(make_strategy("one_device"), tf.distribute.OneDeviceStrategy)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 import pytest
 
 from llm_tf.errors import ConfigError
-from llm_tf.training import tasks
+from llm_tf.training import configs, tasks
+from tests.training.conftest import FAST
 
 
 def test_registered_experiments_and_their_defaults():
@@ -24,3 +25,16 @@ def test_bucket_boundaries():
     assert tasks.bucket_boundaries(64, [40, 10, 40]) == [10, 40]
     with pytest.raises(ConfigError, match="bucket_boundaries must lie in"):
         tasks.bucket_boundaries(32, [16, 32])
+
+
+@pytest.mark.parametrize("autotune", [False, True])
+def test_autotune_follows_the_config_on_train_and_eval_inputs(prepared_sample, autotune):
+    # Off by default: the autotuner's thread delays every iterator's teardown (DataConfig).
+    config = configs.apply_overrides(
+        tasks.experiment_config("sentence_classification"), [],
+        f"task.data.prepared_dir={prepared_sample},{FAST}" + (",task.data.autotune=true" if autotune else ""),
+    )
+    assert config.task.data.autotune is autotune
+    task = tasks.build_task(config)
+    for split, training in (("train", True), ("eval", False)):
+        assert task.build_inputs(split, training=training).options().autotune.enabled is autotune
