@@ -9,7 +9,7 @@ Adds two things to Model Garden's strategies:
   CPU device). Under ``OneDeviceStrategy`` Keras feeds the input through a
   ``MultiDeviceIterator`` whose per-device prefetch datasets run their own tf.data autotuner
   with default options; destroying that iterator at the end of ``fit`` then waits for the
-  autotuner's next wake-up (measured: 17-20 s after 800 SST-2 steps, in 2 of 3 runs). The
+  autotuner's next wake-up (measured: 17-20 s after 800 SST-2 steps, in 8 of 9 runs). The
   default strategy reads the dataset directly, so its options hold (see
   ``llm_tf.training.tasks``), at the same step time.
 """
