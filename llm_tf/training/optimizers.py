@@ -158,7 +158,7 @@ class AdamW(keras.optimizers.AdamW):
         """Keras's decoupled weight decay, with ``lr * weight_decay`` computed once, not per variable."""
         if self.weight_decay is None:
             return
-        variables = [v.value if isinstance(v, keras.Variable) else v for v in variables]
+        variables = [_tf_variable(v) for v in variables]
 
         def apply_decay(distribution, variables):
             self._decay_variables(distribution, variables, self.learning_rate)
@@ -180,7 +180,7 @@ class AdamW(keras.optimizers.AdamW):
         if not self.gradient_accumulation_steps or self.use_ema:
             return super()._backend_apply_gradients(grads, trainable_variables)
         steps = self.gradient_accumulation_steps
-        variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        variables = [_tf_variable(v) for v in trainable_variables]
         accumulators = [self._accumulated_gradients[self._get_variable_index(v)].value for v in trainable_variables]
         # Replica context, no control flow: the cross-replica sum (Keras's, not clipped), the
         # sum over the batches so far, and the clipped mean that an update step would apply.
@@ -239,9 +239,14 @@ class AdamW(keras.optimizers.AdamW):
         return reduced
 
 
+def _tf_variable(variable):
+    """The TensorFlow variable behind a Keras variable (a TensorFlow variable is returned as it is)."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
 def _handle(variable):
     """The resource handle of a Keras or TensorFlow variable (the local copy inside a strategy's update)."""
-    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
+    return _tf_variable(variable).handle
 
 
 def clip_by_global_norm(gradients: list, clipnorm: float) -> list:
