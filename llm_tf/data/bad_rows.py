@@ -22,7 +22,8 @@ class BadRowHandler:
 
     Args:
         policy: ``fail`` or ``skip``.
-        reject_path: Where skipped rows go (required for ``skip``).
+        reject_path: Where skipped rows go (required for ``skip``; its directory is created
+            when the first row is skipped).
 
     Example:
         >>> with BadRowHandler("skip", "out/rejected.jsonl") as bad_rows:
@@ -65,6 +66,7 @@ class BadRowHandler:
             raise self.failure
         if self._file is None:
             self._tmp_path = f"{self.reject_path}.partial-{os.getpid()}"
+            os.makedirs(os.path.dirname(os.path.abspath(self.reject_path)), exist_ok=True)
             self._file = open(self._tmp_path, "w", encoding="utf-8")
         self._file.write(json.dumps(problem.to_json(), ensure_ascii=False) + "\n")
         self.count += 1

@@ -29,8 +29,8 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
         >>> schedule = WarmupDecay(1e-3, total_steps=100, warmup_steps=10)
-        >>> float(schedule(5)), float(schedule(10)), float(schedule(100))
-        (0.0005, 0.001, 0.0)
+        >>> [round(float(schedule(step)), 6) for step in (5, 10, 55, 100)]
+        [0.0005, 0.001, 0.0005, 0.0]
     """
 
     def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, end: float = 0.0, power: float = 1.0,

@@ -31,6 +31,13 @@ def test_skip_policy_writes_every_rejected_row_with_reason(tmp_path):
     assert rows[1]["reason"].startswith("unknown label '7'")
 
 
+def test_reject_file_directory_is_created(tmp_path):
+    path = tmp_path / "new" / "dir" / "rejected.jsonl"
+    with BadRowHandler("skip", str(path)) as handler:
+        handler.handle(RowProblem("a.tsv", 3, "blank line"))
+    assert [json.loads(line)["line"] for line in open(path, encoding="utf-8")] == [3]
+
+
 def test_reject_file_is_not_left_behind_on_failure(tmp_path):
     path = str(tmp_path / "rejected.jsonl")
     with pytest.raises(RuntimeError):
