@@ -22,9 +22,10 @@ INSTALL_REQUIRES = [
     "pyyaml>=6.0",
     "tqdm>=4.66",
     "numpy>=1.26",
-    # Serving: gRPC (TF Serving's API), REST (a real WSGI framework), Prometheus metrics.
+    # Serving: gRPC (TF Serving's API), REST (werkzeug routing on the waitress server), Prometheus metrics.
     "grpcio>=1.60",
     "werkzeug>=3.0",
+    "waitress>=3.0,<4",
     "prometheus-client>=0.20",
 ]
 

@@ -37,6 +37,8 @@ flags.DEFINE_float("file_system_poll_wait_seconds", 1, "Seconds between polls fo
 flags.DEFINE_string("monitoring_config_file", None, "MonitoringConfig text proto (Prometheus metrics on REST).")
 flags.DEFINE_integer("grpc_max_threads", 64, "gRPC worker threads; each request in flight holds one, so this caps "
                      "concurrent requests (and batch sizes under --enable_batching).")
+flags.DEFINE_integer("rest_api_num_threads", 64, "REST requests handled at once; each REST request in flight holds "
+                     "one thread (so this caps REST batch sizes under --enable_batching).", lower_bound=1)
 flags.DEFINE_integer("max_message_bytes", 64 * 1024 * 1024, "Largest gRPC message and REST body (bytes).")
 flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads one TensorFlow op may use; 0: automatic (embedded "
                      "with batching: cores / num_batch_threads, else TensorFlow's default).", lower_bound=0)
@@ -82,8 +84,9 @@ def tf_serving_argv(binary: str) -> list[str]:
     argv.append(f"--file_system_poll_wait_seconds={int(round(FLAGS.file_system_poll_wait_seconds))}")
     if FLAGS.monitoring_config_file:
         argv.append(f"--monitoring_config_file={FLAGS.monitoring_config_file}")
-    if FLAGS["grpc_max_threads"].present:
-        argv.append(f"--grpc_max_threads={FLAGS.grpc_max_threads}")
+    for flag in ("grpc_max_threads", "rest_api_num_threads"):
+        if FLAGS[flag].present:
+            argv.append(f"--{flag}={getattr(FLAGS, flag)}")
     for flag in ("tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism"):
         if getattr(FLAGS, flag):
             argv.append(f"--{flag}={getattr(FLAGS, flag)}")
@@ -111,6 +114,7 @@ def options_from_flags():
         monitoring_config_file=FLAGS.monitoring_config_file,
         max_message_bytes=FLAGS.max_message_bytes,
         grpc_max_threads=FLAGS.grpc_max_threads,
+        rest_api_num_threads=FLAGS.rest_api_num_threads,
         tensorflow_intra_op_parallelism=FLAGS.tensorflow_intra_op_parallelism,
         tensorflow_inter_op_parallelism=FLAGS.tensorflow_inter_op_parallelism,
     )

@@ -15,8 +15,10 @@ Routes (``{v}`` a version number, ``{l}`` a version label)::
 """
 
 import contextlib
+import errno
 import logging
 import re
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -29,9 +31,11 @@ from tensorflow_serving.apis import (
     predict_pb2,
     regression_pb2,
 )
+import waitress.server
+import waitress.trigger
+import waitress.wasyncore
 from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter, Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from llm_tf.errors import ConfigError
@@ -52,8 +56,10 @@ JSON_CONTENT_TYPE = "application/json"
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 _MAX_VERSION = 2**63 - 1
 _METHODS = ("predict", "classify", "regress")
-# How often the serving loop checks for stop() (bounds how long stop() takes).
-_POLL_SECONDS = 0.1
+#: Requests the REST server handles at once by default (``ServerOptions.rest_api_num_threads``).
+DEFAULT_THREADS = 64
+# A connection idle this long between requests is closed.
+_IDLE_CONNECTION_SECONDS = 120
 
 
 class _SegmentConverter(BaseConverter):
@@ -318,58 +324,148 @@ def make_rest_app(service: "InferenceService", metrics: "ServingMetrics | None" 
     return RestApp(service, metrics=metrics, monitoring=monitoring, max_body_bytes=max_body_bytes)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Logs requests at DEBUG to this module's logger instead of werkzeug's stderr lines."""
+def _listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Binds ``host:port`` on every address ``host`` resolves to, all on one port.
 
-    def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        logger.debug("%s %s %s", self.command, self.path, code)
+    With ``port`` 0 the first address gets a free port and the others the same one, so the
+    server has one port whatever the name resolves to (``localhost``: 127.0.0.1 and ::1).
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base class name)
-        logger.info("%s - %s", self.address_string(), format % args)
+    Raises:
+        ConfigError: The first address cannot be bound, a later one fails for a reason other
+            than the address family being unavailable, or ``host`` does not resolve.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"cannot serve the REST API on {host}:{port}: cannot resolve host: {e.strerror}") from None
+    bound: list[socket.socket] = []
+    seen = set()
+    for family, kind, proto, _, sockaddr in infos:
+        if (family, sockaddr[0]) in seen:
+            continue
+        seen.add((family, sockaddr[0]))
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            address = (sockaddr[0], bound[0].getsockname()[1] if bound else port, *sockaddr[2:])
+            sock.bind(address)
+        except OSError as e:
+            sock.close()
+            if bound and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                continue  # e.g. no IPv6 on this host: serve the addresses that exist
+            for other in bound:
+                other.close()
+            reason = "port in use" if e.errno == errno.EADDRINUSE else e.strerror
+            raise ConfigError(f"cannot serve the REST API on {host}:{port}: {reason}") from None
+        bound.append(sock)
+    if not bound:
+        raise ConfigError(f"cannot serve the REST API on {host}:{port}: {host} resolves to no address")
+    return bound
 
 
 class RestServer:
-    """A threaded werkzeug HTTP server running a WSGI app in a background thread.
+    """Serves a WSGI app with waitress (HTTP/1.1, keep-alive) from a background thread.
+
+    waitress is a production WSGI server: connections stay open between requests (clients
+    such as ``requests.Session`` reuse them), requests are parsed and bodies buffered by its
+    I/O thread, and a fixed pool of ``threads`` runs the app.
 
     Args:
         app: The WSGI app (from :func:`make_rest_app`).
-        host: Interface to bind, e.g. ``"localhost"`` or ``"0.0.0.0"``.
+        host: Interface to bind, e.g. ``"localhost"`` or ``"0.0.0.0"``; every address it
+            resolves to is served, on one port.
         port: Port to bind; 0 picks a free one (see :attr:`port`).
+        threads: Requests handled at once (TF Serving's ``--rest_api_num_threads``). Each
+            request in flight holds one, so under batching this also caps REST batch sizes.
+        max_body_bytes: Bodies beyond this are refused by waitress before they are buffered
+            (the app answers bodies just over its own limit with TF Serving's JSON error).
 
     Raises:
         ConfigError: The address cannot be bound (in use, unknown host), naming host and port.
     """
 
-    def __init__(self, app: Any, host: str, port: int):
+    def __init__(self, app: Any, host: str, port: int, threads: int = DEFAULT_THREADS,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        if threads < 1:
+            raise ConfigError(f"REST API threads must be at least 1, got {threads}")
+        sockets = _listening_sockets(host, port)
+        self._port = sockets[0].getsockname()[1]
+        self._map: dict = {}
         try:
-            self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-        except (OSError, SystemExit) as e:
+            self._server = waitress.server.create_server(
+                app, map=self._map, sockets=sockets, threads=threads, ident="llm-tf",
+                # Headroom over the app's limit: the app answers "just over" with a JSON error.
+                max_request_body_size=2 * max_body_bytes + 1024,
+                channel_timeout=_IDLE_CONNECTION_SECONDS,
+            )
+        except (OSError, ValueError) as e:
+            for sock in sockets:
+                sock.close()
             raise ConfigError(f"cannot serve the REST API on {host}:{port}: {e}") from None
-        self._server.daemon_threads = True
+        self._dispatcher = self._server.task_dispatcher
+        self._trigger = next(ch for ch in self._map.values() if isinstance(ch, waitress.trigger.trigger))
         self._thread: threading.Thread | None = None
+        self._closed = False
         self.host = host
 
     @property
     def port(self) -> int:
         """The bound port."""
-        return int(self._server.server_port)
+        return int(self._port)
 
     def start(self) -> None:
         """Starts serving in a daemon thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": _POLL_SECONDS},
-                name=f"rest-server-{self.port}", daemon=True,
-            )
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._server.run, name=f"rest-server-{self.port}", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        """Stops accepting requests, closes the socket and joins the thread (idempotent)."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+    def stop(self, grace: float = 5.0) -> None:
+        """Stops accepting connections, lets requests in flight finish (up to ``grace`` s) and
+        their responses go out, then closes every connection and joins the thread (idempotent).
+
+        Args:
+            grace: Seconds requests already received get to finish.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is None:
+            waitress.wasyncore.close_all(self._map)
+            self._dispatcher.shutdown(cancel_pending=True, timeout=0)
+            return
+        listeners = [ch for ch in self._map.values() if isinstance(ch, waitress.server.BaseWSGIServer)]
+        self._in_loop(lambda: [listener.del_channel() or listener.socket.close() for listener in listeners])
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and self._busy():
+            time.sleep(0.01)
+        self._dispatcher.shutdown(cancel_pending=True, timeout=max(0.0, deadline - time.monotonic()))
+        self._in_loop(lambda: waitress.wasyncore.close_all(self._map))
+        self._thread.join(timeout=max(1.0, grace))
+        self._thread = None
+
+    def _busy(self) -> bool:
+        """Whether a request is queued or running, or a response is not yet fully sent."""
+        dispatcher = self._dispatcher
+        with dispatcher.lock:
+            if dispatcher.queue or dispatcher.active_count:
+                return True
+        return any(getattr(ch, "requests", None) or getattr(ch, "total_outbufs_len", 0)
+                   for ch in list(self._map.values()))
+
+    def _in_loop(self, action: Callable[[], Any]) -> None:
+        """Runs ``action`` on the server's I/O thread (waitress's map is not thread-safe)."""
+        done = threading.Event()
+
+        def run():
+            try:
+                action()
+            finally:
+                done.set()
+
+        self._trigger.pull_trigger(run)
+        done.wait(timeout=5.0)
 
 
 __all__ = ["RestApp", "RestServer", "check_name", "make_rest_app", "model_spec_from_url"]

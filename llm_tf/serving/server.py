@@ -42,6 +42,8 @@ class ServerOptions:
         max_message_bytes: Largest gRPC message and REST body.
         grpc_max_threads: gRPC worker threads. Each request in flight holds one (a batched request
             waits for its batch in it), so this caps concurrent requests and thus batch sizes.
+        rest_api_num_threads: REST requests handled at once (TF Serving's flag); likewise each
+            REST request in flight holds one.
         ready_timeout: Seconds :meth:`EmbeddedServer.start` waits for every model to have a
             version AVAILABLE (0: do not wait).
         tensorflow_intra_op_parallelism: Threads one TensorFlow op may use (TF Serving's flag of
@@ -62,6 +64,7 @@ class ServerOptions:
     monitoring_config_file: str | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grpc_max_threads: int = 64
+    rest_api_num_threads: int = 64
     ready_timeout: float = 300.0
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
@@ -252,16 +255,17 @@ class EmbeddedServer:
         app = rest_server.make_rest_app(self.service, self.metrics, self.monitoring,
                                         max_body_bytes=self.options.max_message_bytes)
         port = 0 if self.options.rest_api_port < 0 else self.options.rest_api_port
-        return rest_server.RestServer(app, self.options.host, port)
+        return rest_server.RestServer(app, self.options.host, port, threads=self.options.rest_api_num_threads,
+                                      max_body_bytes=self.options.max_message_bytes)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stops accepting calls, lets in-flight calls finish (up to ``grace`` s), unloads models.
 
         Args:
-            grace: Seconds in-flight gRPC calls get to finish.
+            grace: Seconds in-flight gRPC and REST calls get to finish.
         """
         if self._rest is not None:
-            self._rest.stop()
+            self._rest.stop(grace)
         if self._grpc is not None:
             self._grpc.stop(grace).wait(grace + 1)
         if self.manager is not None:

@@ -78,12 +78,12 @@ def test_auto_execs_tf_serving_with_translated_flags(tmp_path):
     result = llm_serve(f"--model_base_path={tmp_path}", "--model_name=sst2", "--port=9000", "--rest_api_port=0",
                        f"--batching_parameters_file={batching}", "--max_message_bytes=1000",
                        "--file_system_poll_wait_seconds=5", "--tensorflow_intra_op_parallelism=1",
-                       env=_env(TF_SERVING_BIN=str(fake)))
+                       "--rest_api_num_threads=8", env=_env(TF_SERVING_BIN=str(fake)))
     assert result.returncode == 0, result.stderr
     assert argv_file.read_text().splitlines() == [
         "--port=9000", "--rest_api_port=0", "--model_name=sst2", f"--model_base_path={tmp_path}",
         "--enable_batching=true", f"--batching_parameters_file={batching}", "--file_system_poll_wait_seconds=5",
-        "--tensorflow_intra_op_parallelism=1",
+        "--rest_api_num_threads=8", "--tensorflow_intra_op_parallelism=1",
         "--grpc_channel_arguments=grpc.max_send_message_length=1000,grpc.max_receive_message_length=1000",
     ]
     # the same binary found on PATH; --backend=embedded ignores it
@@ -124,7 +124,9 @@ def test_thread_flags_reach_the_embedded_server_options():
 
     # Values set directly: parsing argv here would run the validators of every binary's flags
     # imported into this test process (e.g. llm_predict's required --model).
-    with flagsaver.flagsaver(tensorflow_intra_op_parallelism=1, tensorflow_inter_op_parallelism=3):
+    with flagsaver.flagsaver(tensorflow_intra_op_parallelism=1, tensorflow_inter_op_parallelism=3,
+                             rest_api_num_threads=5):
         serve.FLAGS.mark_as_parsed()
         options = serve.options_from_flags()
     assert (options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism) == (1, 3)
+    assert options.rest_api_num_threads == 5

@@ -4,7 +4,10 @@ Every route and error case runs through ``werkzeug.test.Client`` against a stub 
 returns canned protos; a few run through a real ``RestServer`` with ``requests``.
 """
 
+import http.client
 import socket
+import threading
+import time
 
 import grpc
 import numpy as np
@@ -387,6 +390,73 @@ def test_rest_server_limits_chunked_bodies(rest_server):
     chunks = (b'{"instances": ["' + b"x" * 500, b"x" * 600 + b'"]}')
     response = requests.post(f"http://localhost:{rest_server.port}/v1/models/m:predict", data=iter(chunks), timeout=10)
     assert response.status_code == 413
+
+
+def test_rest_server_refuses_a_huge_body(rest_server):
+    response = requests.post(f"http://localhost:{rest_server.port}/v1/models/m:predict",
+                             data=b"x" * 100_000, timeout=10)
+    assert response.status_code == 413
+
+
+def test_rest_server_keeps_connections_alive(rest_server):
+    connection = http.client.HTTPConnection("127.0.0.1", rest_server.port, timeout=10)
+    try:
+        answers = []
+        for _ in range(3):
+            connection.request("POST", "/v1/models/m:predict", body=b'{"instances": ["a"]}',
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answers.append((response.status, response.getheader("Connection"), response.read()))
+            if _ == 0:
+                first_socket = connection.sock
+            assert connection.sock is first_socket  # the same TCP connection every time
+    finally:
+        connection.close()
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert all(header is None or header.lower() != "close" for _, header, _ in answers)
+
+
+def test_rest_server_serves_every_address_of_the_host_on_one_port(stub):
+    server = RestServer(make_rest_app(stub), "localhost", 0)
+    server.start()
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo("localhost", server.port, type=socket.SOCK_STREAM)}
+        for address in addresses:
+            url_host = f"[{address}]" if ":" in address else address
+            assert requests.get(f"http://{url_host}:{server.port}/v1/models/m", timeout=10).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_rest_server_stop_finishes_the_request_in_flight_then_refuses(stub):
+    started = threading.Event()
+    answer = {}
+
+    def slow_status(request):
+        started.set()
+        time.sleep(0.5)
+        return StubService.get_model_status(stub, request)
+
+    stub.get_model_status = slow_status
+    server = RestServer(make_rest_app(stub), "127.0.0.1", 0)
+    server.start()
+    url = f"http://127.0.0.1:{server.port}/v1/models/m"
+
+    def call():
+        answer["response"] = requests.get(url, timeout=10)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert started.wait(10)
+    stop_began = time.monotonic()
+    server.stop(grace=5)
+    stopped_after = time.monotonic() - stop_began
+    caller.join(10)
+    assert answer["response"].status_code == 200
+    assert answer["response"].json()["model_version_status"][0]["version"] == "3"
+    assert 0.2 < stopped_after < 5  # waited for the request, not for the grace period
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=2)
 
 
 def test_rest_server_stop_frees_the_port(stub):
