@@ -435,8 +435,7 @@ class RestServer:
             waitress.wasyncore.close_all(self._map)
             self._dispatcher.shutdown(cancel_pending=True, timeout=0)
             return
-        listeners = [ch for ch in self._map.values() if isinstance(ch, waitress.server.BaseWSGIServer)]
-        self._in_loop(lambda: [listener.del_channel() or listener.socket.close() for listener in listeners])
+        self._in_loop(self._close_listeners)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and self._busy():
             time.sleep(0.01)
@@ -444,6 +443,13 @@ class RestServer:
         self._in_loop(lambda: waitress.wasyncore.close_all(self._map))
         self._thread.join(timeout=max(1.0, grace))
         self._thread = None
+
+    def _close_listeners(self) -> None:
+        """Closes the listening sockets (new connections are refused); keeps the trigger."""
+        for channel in list(self._map.values()):
+            if isinstance(channel, waitress.server.BaseWSGIServer):
+                channel.del_channel()
+                channel.socket.close()
 
     def _busy(self) -> bool:
         """Whether a request is queued or running, or a response is not yet fully sent."""
