@@ -264,10 +264,11 @@ class EmbeddedServer:
         Args:
             grace: Seconds in-flight gRPC and REST calls get to finish.
         """
+        grpc_stopped = self._grpc.stop(grace) if self._grpc is not None else None  # returns at once
         if self._rest is not None:
-            self._rest.stop(grace)
-        if self._grpc is not None:
-            self._grpc.stop(grace).wait(grace + 1)
+            self._rest.stop(grace)  # the two graces run at the same time
+        if grpc_stopped is not None:
+            grpc_stopped.wait(grace + 1)
         if self.manager is not None:
             self.manager.close()
         self._stopped.set()
