@@ -5,8 +5,6 @@ a :class:`~llm_tf.serving.errors.ServingError` into ``context.abort(code, messag
 else is logged and answered ``INTERNAL``.
 """
 
-import errno
-import socket
 from concurrent import futures
 from typing import Callable
 
@@ -16,6 +14,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from llm_tf.errors import ConfigError
 from llm_tf.serving import errors
+from llm_tf.serving.ports import check_port_free
 
 
 def _serve(context: grpc.ServicerContext, call: Callable, request):
@@ -77,36 +76,6 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         """ModelService.HandleReloadConfigRequest."""
         return _serve(context, self._service.reload_config, request)
-
-
-def check_port_free(host: str, port: int, what: str = "port") -> None:
-    """Checks that no one listens on ``port`` at any address ``host`` resolves to.
-
-    gRPC binds ``localhost`` on every address it resolves to and succeeds when only some are
-    free; this check refuses such a half-bound server up front.
-
-    Args:
-        host: The interface name or address.
-        port: The port (non-zero).
-        what: Named in the message.
-
-    Raises:
-        ConfigError: The port is in use, or ``host`` does not resolve.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        raise ConfigError(f"{what}: cannot resolve host {host!r}: {e.strerror}") from None
-    for family, kind, proto, _, sockaddr in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    raise ConfigError(f"{what}: cannot bind {host}:{port}: port in use") from None
-                if e.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                    raise ConfigError(f"{what}: cannot bind {host}:{port}: {e.strerror}") from None
 
 
 def make_grpc_server(service, host: str, port: int, max_threads: int = 16,

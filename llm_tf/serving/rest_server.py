@@ -15,10 +15,8 @@ Routes (``{v}`` a version number, ``{l}`` a version label)::
 """
 
 import contextlib
-import errno
 import logging
 import re
-import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -39,7 +37,7 @@ from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from llm_tf.errors import ConfigError
-from llm_tf.serving import inference, rest_json
+from llm_tf.serving import inference, ports, rest_json
 from llm_tf.serving.errors import ServingError, invalid_argument
 
 if TYPE_CHECKING:  # only for annotations: the REST layer needs no more than their methods
@@ -324,47 +322,6 @@ def make_rest_app(service: "InferenceService", metrics: "ServingMetrics | None" 
     return RestApp(service, metrics=metrics, monitoring=monitoring, max_body_bytes=max_body_bytes)
 
 
-def _listening_sockets(host: str, port: int) -> list[socket.socket]:
-    """Binds ``host:port`` on every address ``host`` resolves to, all on one port.
-
-    With ``port`` 0 the first address gets a free port and the others the same one, so the
-    server has one port whatever the name resolves to (``localhost``: 127.0.0.1 and ::1).
-
-    Raises:
-        ConfigError: The first address cannot be bound, a later one fails for a reason other
-            than the address family being unavailable, or ``host`` does not resolve.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise ConfigError(f"cannot serve the REST API on {host}:{port}: cannot resolve host: {e.strerror}") from None
-    bound: list[socket.socket] = []
-    seen = set()
-    for family, kind, proto, _, sockaddr in infos:
-        if (family, sockaddr[0]) in seen:
-            continue
-        seen.add((family, sockaddr[0]))
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            address = (sockaddr[0], bound[0].getsockname()[1] if bound else port, *sockaddr[2:])
-            sock.bind(address)
-        except OSError as e:
-            sock.close()
-            if bound and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                continue  # e.g. no IPv6 on this host: serve the addresses that exist
-            for other in bound:
-                other.close()
-            reason = "port in use" if e.errno == errno.EADDRINUSE else e.strerror
-            raise ConfigError(f"cannot serve the REST API on {host}:{port}: {reason}") from None
-        bound.append(sock)
-    if not bound:
-        raise ConfigError(f"cannot serve the REST API on {host}:{port}: {host} resolves to no address")
-    return bound
-
-
 class RestServer:
     """Serves a WSGI app with waitress (HTTP/1.1, keep-alive) from a background thread.
 
@@ -390,7 +347,7 @@ class RestServer:
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         if threads < 1:
             raise ConfigError(f"REST API threads must be at least 1, got {threads}")
-        sockets = _listening_sockets(host, port)
+        sockets = ports.bind_every_address(host, port, "REST")
         self._port = sockets[0].getsockname()[1]
         self._map: dict = {}
         try:

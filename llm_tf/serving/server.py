@@ -16,7 +16,8 @@ from absl import logging
 
 from llm_tf.errors import ConfigError
 from llm_tf.serving import config as config_lib
-from llm_tf.serving.grpc_server import check_port_free, make_grpc_server
+from llm_tf.serving.grpc_server import make_grpc_server
+from llm_tf.serving.ports import check_port_free
 from llm_tf.serving.inference import InferenceService
 from llm_tf.serving.model_manager import ModelManager
 from llm_tf.serving.monitoring import ServingMetrics
