@@ -63,8 +63,10 @@ class DataConfig(base_config.Config):
 
     ``bucketing`` groups training examples of similar length into batches and cuts every batch
     (train and eval) to the smallest bucket boundary that holds its longest example, instead
-    of padding all to ``seq_length``; ``bucket_boundaries`` default to
-    8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384 (those below ``seq_length``).
+    of padding all to ``seq_length``; ``bucket_boundaries`` default to every 2 tokens up to
+    16, then every 4 to 32, 8 to 64, 16 to 128, 32 to 256, 64 to 512 (those below
+    ``seq_length``), or to 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384 when every input
+    shape is compiled (``trainer.jit_compile``, the ``tpu`` strategy).
 
     ``autotune`` turns tf.data's autotuner on for the training and eval pipelines. It is off
     by default: its thread is only stopped at its next scheduled wake-up, so destroying an

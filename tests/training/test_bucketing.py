@@ -61,3 +61,18 @@ def test_resume_position_holds_with_bucketing(prepared_sample):
     resumed = [f["token_ids"].numpy() for f, _ in task.build_inputs("train", training=True, skip_batches=4).take(2)]
     np.testing.assert_array_equal(full[4], resumed[0])
     np.testing.assert_array_equal(full[5], resumed[1])
+
+
+def default_bucket_widths(prepared, override=""):
+    config = tasks.experiment_config("sentence_classification")
+    configs.apply_overrides(config, [], f"task.data.prepared_dir={prepared},{FAST},task.data.bucketing=true"
+                                        + (f",{override}" if override else ""))
+    batches = tasks.build_task(config).build_inputs("train", training=True).take(40)
+    return {features["token_ids"].shape[1] for features, _ in batches}
+
+
+def test_default_buckets_are_fine_unless_shapes_are_compiled(prepared_sample):
+    fine = default_bucket_widths(prepared_sample)
+    assert fine <= set(tasks.DEFAULT_BUCKETS) | {32} and fine - set(tasks.COMPILED_BUCKETS)
+    compiled = default_bucket_widths(prepared_sample, "trainer.jit_compile=true")
+    assert compiled <= set(tasks.COMPILED_BUCKETS) | {32}

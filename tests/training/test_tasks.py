@@ -21,7 +21,9 @@ def test_unknown_experiment_lists_valid_ones():
 
 
 def test_bucket_boundaries():
-    assert tasks.bucket_boundaries(64) == [8, 16, 24, 32, 48]
+    assert tasks.bucket_boundaries(64) == [4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56]
+    assert tasks.bucket_boundaries(64, compiled=True) == [8, 16, 24, 32, 48]
+    assert tasks.bucket_boundaries(512)[-3:] == [320, 384, 448]
     assert tasks.bucket_boundaries(64, [40, 10, 40]) == [10, 40]
     with pytest.raises(ConfigError, match="bucket_boundaries must lie in"):
         tasks.bucket_boundaries(32, [16, 32])
