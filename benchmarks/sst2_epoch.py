@@ -15,10 +15,12 @@ prepared directory (``llm_prepare --input=train.tsv --eval_input=dev.tsv``), HF 
 files. The figure is the wall time of each system's whole process (start-up, imports,
 tokenization, the epoch, evaluation), plus the in-process breakdown each reports. An epoch
 takes minutes, so by default each system runs once (--rounds=1); with more rounds they
-alternate (ours, hf, hf, ours, ...).
+alternate (ours, hf, hf, ours, ...). Dev accuracy after one epoch moves by about half a point
+with the seed (initialisation, data order, dropout), so ``--seeds=42,43,44`` gives round r
+the r-th seed, the same for both systems, and the accuracy compared is the median over them.
 
 Usage (from the repository root, in the project's virtualenv):
-    python -m benchmarks.sst2_epoch [--prepared_dir=runs/sst2_real/prepared] [--rounds=1]
+    python -m benchmarks.sst2_epoch [--prepared_dir=runs/sst2_real/prepared] [--rounds=1] [--seeds=42]
 
 Results: benchmarks/results/sst2_epoch.{json,md,png}.
 """
@@ -44,14 +46,14 @@ def epoch_steps(prepared_dir: str, batch_size: int) -> int:
         return json.load(f)["counts"]["train"] // batch_size
 
 
-def run_ours(args, steps: int, work: str) -> dict:
+def run_ours(args, steps: int, work: str, seed: int) -> dict:
     """Runs ``llm_train`` for one epoch + dev eval; returns wall time, accuracy and throughput."""
     model_dir = tempfile.mkdtemp(prefix="ours_", dir=work)
     overrides = ",".join([
         f"task.data.prepared_dir={args.prepared_dir}", "task.data.bucketing=true", f"task.model.size={args.size}",
         f"task.data.seq_length={args.seq_length}", f"task.data.global_batch_size={args.batch_size}",
         f"trainer.optimizer.learning_rate={args.learning_rate}", f"trainer.train_steps={steps}",
-        f"trainer.steps_per_loop={steps}",
+        f"trainer.steps_per_loop={steps}", f"task.data.seed={seed}",
     ])
     argv = [os.path.join(os.path.dirname(sys.executable), "llm_train"), "--experiment=sentence_classification",
             "--mode=train_and_eval", f"--model_dir={model_dir}", f"--config_file={CONFIG}", f"--params_override={overrides}"]
@@ -65,15 +67,16 @@ def run_ours(args, steps: int, work: str) -> dict:
     shutil.rmtree(model_dir, ignore_errors=True)
     return {"wall_s": wall, "dev_accuracy": metrics["val_accuracy"], "steps": metrics["step"],
             "train_examples_per_s": metrics.get("examples_per_s"), "last_loss": metrics.get("loss"),
-            "command": " ".join(argv[1:])}
+            "seed": seed, "command": " ".join(argv[1:])}
 
 
-def run_hf(args, python: str, steps: int) -> dict:
+def run_hf(args, python: str, steps: int, seed: int) -> dict:
     """Runs the HF epoch script in the peer venv; returns wall time and what it reported."""
     argv = [python, peers.worker_script("hf_sst2_epoch.py"), f"--train={args.train_tsv}", f"--dev={args.dev_tsv}",
             f"--vocab={os.path.join(args.prepared_dir, 'tokenizer', 'vocab.txt')}", f"--size={args.size}",
             f"--max_seq_length={args.seq_length}", f"--batch_size={args.batch_size}",
-            f"--learning_rate={args.hf_learning_rate or args.learning_rate}", f"--max_steps={steps}"]
+            f"--learning_rate={args.hf_learning_rate or args.learning_rate}", f"--max_steps={steps}",
+            f"--seed={seed}"]
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": peers.worker_pythonpath()}
     if args.torch_omp_wait_policy:
@@ -82,7 +85,7 @@ def run_hf(args, python: str, steps: int) -> dict:
     wall = time.perf_counter() - start
     if out.returncode:
         raise RuntimeError(f"HF epoch failed ({out.returncode}): {out.stderr.strip().splitlines()[-1:]}")
-    return {"wall_s": wall, **json.loads(out.stdout.strip().splitlines()[-1])}
+    return {"wall_s": wall, "seed": seed, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
 def main() -> None:
@@ -99,6 +102,8 @@ def main() -> None:
     parser.add_argument("--hf_learning_rate", type=float, default=0.0,
                         help="HF's peak learning rate when it should differ (default: --learning_rate)")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--seeds", default="42",
+                        help="comma-separated; round r uses the r-th (cycling), the same for both systems")
     parser.add_argument("--max_steps", type=int, default=0, help="fewer steps than an epoch (smoke tests)")
     parser.add_argument("--systems", default="ours,hf")
     parser.add_argument("--peer_venv", default="")
@@ -110,6 +115,10 @@ def main() -> None:
         if not os.path.isfile(path):
             sys.exit(f"sst2_epoch: {path}: missing (prepare SST-2 first, see the module docstring)")
     systems = args.systems.split(",")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        sys.exit(f"sst2_epoch: --seeds={args.seeds!r}: expected comma-separated integers")
     steps = epoch_steps(args.prepared_dir, args.batch_size)
     if args.max_steps:
         steps = min(steps, args.max_steps)
@@ -118,10 +127,12 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="sst2_epoch_")
     runs: dict[str, list] = {s: [] for s in systems}
     for r in range(args.rounds):
+        seed = seeds[r % len(seeds)]
         for system in (systems if r % 2 == 0 else list(reversed(systems))):
-            result = run_ours(args, steps, work) if system == "ours" else run_hf(args, python, steps)
+            result = run_ours(args, steps, work, seed) if system == "ours" else run_hf(args, python, steps, seed)
             runs[system].append(result)
-            print(f"round {r + 1} {system}: {result['wall_s']:.1f} s, dev accuracy {result['dev_accuracy']:.4f}",
+            print(f"round {r + 1} (seed {seed}) {system}: {result['wall_s']:.1f} s, "
+                  f"dev accuracy {result['dev_accuracy']:.4f}",
                   file=sys.stderr)
     machine = common.machine_info()
     machine["load_average_before"] = load_before
@@ -131,7 +142,7 @@ def main() -> None:
     report = {"benchmark": "sst2_epoch", "command": "python -m benchmarks.sst2_epoch " + " ".join(sys.argv[1:]),
               "machine": machine, "steps": steps, "batch_size": args.batch_size, "seq_length": args.seq_length,
               "size": args.size, "learning_rate": args.learning_rate,
-              "hf_learning_rate": args.hf_learning_rate or args.learning_rate, "rounds": args.rounds, "systems": summary,
+              "hf_learning_rate": args.hf_learning_rate or args.learning_rate, "rounds": args.rounds, "seeds": [seeds[r % len(seeds)] for r in range(args.rounds)], "systems": summary,
               "torch_omp_wait_policy": args.torch_omp_wait_policy or "(torch default)"}
     if "ours" in runs and "hf" in runs:
         speedup = common.ratio_summary([x["wall_s"] for x in runs["hf"]], [x["wall_s"] for x in runs["ours"]])
@@ -153,7 +164,8 @@ def markdown(report: dict) -> str:
         common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_version_text(m, "torch", "transformers")),
         f"{report['size']} encoder, {report['steps']} steps of batch {report['batch_size']} (one epoch of SST-2 train), "
         f"max length {report['seq_length']}, lr {report['learning_rate']} (HF {report['hf_learning_rate']}; 10% warm-up, linear decay), AdamW wd 0.01, "
-        f"clip 1.0; dev = SST-2 dev (872); torch with OMP_WAIT_POLICY={report['torch_omp_wait_policy']}. {report['rounds']} round(s) per system"
+        f"clip 1.0; dev = SST-2 dev (872); torch with OMP_WAIT_POLICY={report['torch_omp_wait_policy']}. {report['rounds']} round(s) per system, "
+        f"seeds {', '.join(str(x) for x in report.get('seeds', [42]))} (both systems use a round's seed)"
         + (" (an epoch takes minutes: one round each, so no spread)" if report["rounds"] == 1 else "") + ".", "",
         "| system | input pipeline | process wall s (median) | train examples/s | dev accuracy |", "|---|---|---|---|---|",
     ]
@@ -169,9 +181,17 @@ def markdown(report: dict) -> str:
         last = hf["runs"][-1]
         lines += ["", f"HF in-process breakdown (last run): imports {last['import_s']:.1f} s, tokenization "
                   f"{last['tokenize_s']:.1f} s, training {last['train_s']:.1f} s, dev eval {last['eval_s']:.1f} s."]
+    if len(report["systems"]) > 1 and report["rounds"] > 1:
+        names = list(report["systems"])
+        lines += ["", "| round | seed | " + " | ".join(f"{n} wall s | {n} dev accuracy" for n in names) + " |",
+                  "|---" * (2 + 2 * len(names)) + "|"]
+        for r in range(report["rounds"]):
+            cells = [f"{report['systems'][n]['runs'][r]['wall_s']:.1f} | {report['systems'][n]['runs'][r]['dev_accuracy']:.4f}"
+                     for n in names]
+            lines.append(f"| {r + 1} | {report['systems'][names[0]]['runs'][r].get('seed', '-')} | " + " | ".join(cells) + " |")
     if "target" in report:
         t = report["target"]
-        lines += ["", f"Speed-up (HF wall / ours wall): **{t['speedup']:.2f}x**, dev accuracy ours - HF: "
+        lines += ["", f"Speed-up (HF wall / ours wall): **{t['speedup']:.2f}x**, median dev accuracy ours - HF: "
                   f"{100 * t['accuracy_gap']:+.2f} points (target >= 2x at equal or better accuracy: "
                   f"{'met' if t['met'] else 'NOT met'})."]
     lines += ["", "![sst2 epoch](sst2_epoch.png)", ""]

@@ -1,5 +1,6 @@
 """What every binary shares: running an absl main with one-line errors."""
 
+import gc
 import os
 import sys
 from typing import Callable
@@ -33,5 +34,10 @@ def run_main(main: Callable[[list[str]], int | None], *, allow_args: bool = Fals
         except KeyboardInterrupt:
             print(f"{program}: interrupted", file=sys.stderr)
             return 130
+        finally:
+            # The interpreter's exit-time garbage collection walks every object TensorFlow and
+            # Keras left (1.2-1.3 s after an SST-2 training run; 0.15 s frozen). Exit handlers,
+            # file closes and reference-counted clean-up still run; only cycles stay for the OS.
+            gc.freeze()
 
     app.run(guarded)

@@ -193,10 +193,19 @@ class TrainerConfig(base_config.Config):
 
     ``fgm_epsilon`` > 0 adds FGM adversarial training on the token embeddings; ``pruning``
     prunes weights by magnitude while training.
+
+    ``steps_per_execution`` is how many training steps run per call into the TensorFlow graph
+    (Keras's ``steps_per_execution``): 0 (the default) picks, with the ``one_device`` strategy,
+    the largest of 16, 8, 4, 2, 1 that divides ``steps_per_loop``, and 1 with the others; a
+    given value must divide ``steps_per_loop``, and values above 1 need ``one_device``
+    (TensorFlow fails to run a replicated step's collectives inside the multi-step loop).
+    Several steps a call save the per-step Python and dispatch overhead (SST-2, tiny: 22.5 ->
+    21.0 ms a step at 8); the progress bar then moves that many steps at a time.
     """
 
     train_steps: int = 1000
     steps_per_loop: int = 100
+    steps_per_execution: int = 0
     eval_steps: int = 0
     max_to_keep: int = 3
     best_metric: str = "accuracy"

@@ -47,8 +47,36 @@ def _check(config: configs.ExperimentConfig, mode: str) -> None:
             f"trainer.train_steps ({trainer.train_steps}) must be a multiple of trainer.steps_per_loop "
             f"({trainer.steps_per_loop}): checkpoints and evaluations happen at loop ends"
         )
+    if trainer.steps_per_execution < 0 or (trainer.steps_per_execution
+                                           and trainer.steps_per_loop % trainer.steps_per_execution):
+        raise ConfigError(
+            f"trainer.steps_per_execution ({trainer.steps_per_execution}) must divide trainer.steps_per_loop "
+            f"({trainer.steps_per_loop}), or be 0 to pick one"
+        )
+    if trainer.steps_per_execution > 1 and config.runtime.strategy != "one_device":
+        raise ConfigError(
+            f"trainer.steps_per_execution > 1 runs with the one_device strategy only, not {config.runtime.strategy} "
+            "(TensorFlow fails to run a replicated step's collectives inside the multi-step loop); use 0 or 1"
+        )
     if trainer.mixed_precision not in ("", "float32", "mixed_bfloat16", "mixed_float16"):
         raise ConfigError(f"unknown mixed_precision '{trainer.mixed_precision}' (expected mixed_bfloat16, mixed_float16 or '')")
+
+
+def steps_per_execution(config: configs.ExperimentConfig) -> int:
+    """Training steps per graph call: ``trainer.steps_per_execution``, or for 0 with the
+    ``one_device`` strategy the largest of 16, 8, 4, 2, 1 that divides ``steps_per_loop`` (Keras
+    would run past a loop's end otherwise), and 1 with the other strategies.
+
+    Example:
+        >>> steps_per_execution(configs.ExperimentConfig(trainer=configs.TrainerConfig(steps_per_loop=500)))
+        4
+    """
+    trainer = config.trainer
+    if trainer.steps_per_execution:
+        return trainer.steps_per_execution
+    if config.runtime.strategy != "one_device":
+        return 1
+    return next(n for n in (16, 8, 4, 2, 1) if trainer.steps_per_loop % n == 0)
 
 
 class Trainer:
@@ -107,7 +135,7 @@ class Trainer:
             self.optimizer = build_optimizer(trainer.optimizer, trainer.train_steps)
             self.global_step = global_step(self.optimizer)
             self.model.compile(optimizer=self.optimizer, loss=self.task.loss(), metrics=self.task.metrics(),
-                               jit_compile=trainer.jit_compile)
+                               jit_compile=trainer.jit_compile, steps_per_execution=steps_per_execution(config))
             self.optimizer.build(self.model.trainable_variables)
             # Pruning masks go into the checkpoint beside the model, so export never sees them.
             self.pruning = build_pruning(config, self.model, self.optimizer, self.global_step)

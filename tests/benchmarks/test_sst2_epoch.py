@@ -25,3 +25,20 @@ def test_markdown_states_the_target_verdict():
     text = sst2_epoch.markdown(report)
     assert "**1.50x**" in text and "+1.00 points" in text and "NOT met" in text
     assert "| ours |" in text and "| 500 |" in text
+
+
+def test_markdown_lists_each_rounds_seed_and_accuracy():
+    spread = lambda xs: {"median": sorted(xs)[len(xs) // 2], "min": min(xs), "max": max(xs), "runs": xs}  # noqa: E731
+    ours = [{"wall_s": 60.0 + r, "dev_accuracy": 0.80 + r / 100, "seed": 42 + r} for r in range(3)]
+    hf = [{"wall_s": 120.0 + r, "dev_accuracy": 0.81 - r / 100, "seed": 42 + r, "import_s": 1.0, "tokenize_s": 2.0,
+           "train_s": 110.0, "eval_s": 1.0} for r in range(3)]
+    report = {"command": "c", "machine": {"cpu": "cpu", "cores": 2, "tensorflow": "2", "load_average_before": [1, 1, 1],
+                                          "load_average": [1, 1, 1], "date": "d", "commit": "x", "peers": {}},
+              "size": "tiny", "steps": 2104, "batch_size": 32, "seq_length": 64, "learning_rate": 5e-4,
+              "hf_learning_rate": 5e-4, "rounds": 3, "seeds": [42, 43, 44], "torch_omp_wait_policy": "PASSIVE",
+              "systems": {name: {"wall_s": spread([r["wall_s"] for r in runs]),
+                                 "dev_accuracy": spread([r["dev_accuracy"] for r in runs]), "runs": runs}
+                          for name, runs in (("ours", ours), ("hf", hf))}}
+    text = sst2_epoch.markdown(report)
+    assert "seeds 42, 43, 44" in text
+    assert "| 2 | 43 | 61.0 | 0.8100 | 121.0 | 0.8000 |" in text

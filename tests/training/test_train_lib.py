@@ -76,6 +76,35 @@ def test_loop_length_must_divide_train_steps(prepared_sample, tmp_path):
         train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=25,trainer.steps_per_loop=10"), "train", str(tmp_path))
 
 
+def test_several_steps_per_execution_train_the_same_steps(tmp_path, prepared_sample):
+    override = f"{NO_DROPOUT},trainer.train_steps=12,trainer.steps_per_loop=6"
+    one = train_lib.run_experiment(experiment(prepared_sample, f"{override},trainer.steps_per_execution=1"),
+                                   "train_and_eval", str(tmp_path / "one"))
+    three = train_lib.run_experiment(experiment(prepared_sample, f"{override},trainer.steps_per_execution=3"),
+                                     "train_and_eval", str(tmp_path / "three"))
+    assert one["step"] == three["step"] == 12  # no steps past a loop's end
+    assert three["val_loss"] == pytest.approx(one["val_loss"], rel=1e-5)
+    assert three["loss"] == pytest.approx(one["loss"], rel=1e-5)
+
+
+def test_steps_per_execution_divides_the_loop(prepared_sample, tmp_path):
+    def resolved(strategy="one_device", **trainer):
+        config = configs.ExperimentConfig(trainer=configs.TrainerConfig(**trainer))
+        config.runtime.strategy = strategy
+        return train_lib.steps_per_execution(config)
+
+    assert resolved(steps_per_loop=2104) == 8 and resolved(steps_per_loop=7) == 1
+    assert resolved(steps_per_loop=10, steps_per_execution=5) == 5
+    assert resolved("mirrored", steps_per_loop=2104) == 1
+    with pytest.raises(ConfigError, match=r"steps_per_execution \(4\) must divide trainer.steps_per_loop \(10\)"):
+        train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=10,trainer.steps_per_loop=10,"
+                                                             "trainer.steps_per_execution=4"), "train", str(tmp_path))
+    with pytest.raises(ConfigError, match="one_device strategy only, not mirrored"):
+        train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=10,trainer.steps_per_loop=10,"
+                                                             "trainer.steps_per_execution=2,runtime.strategy=mirrored"),
+                                 "train", str(tmp_path))
+
+
 def test_kill_9_then_the_same_command_resumes(tmp_path, prepared_sample):
     args = ["--experiment=sentence_classification", f"--model_dir={tmp_path}", "--mode=train",
             f"--params_override=task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=300,trainer.steps_per_loop=10"]
