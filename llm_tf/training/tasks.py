@@ -161,7 +161,9 @@ class Task:
 
     Subclasses set ``prepared_for`` (the ``llm_prepare`` task they read, or None for any) and
     implement ``build_model``, ``loss``, ``metrics`` and a per-batch ``transform`` used by
-    :meth:`batched_inputs`.
+    :meth:`batched_inputs`. The transform runs as written, without AutoGraph (which cost ~1.2 s a
+    pipeline to convert the tokenizers' Python); a subclass whose transform branches or loops on
+    tensor values in Python sets ``autograph_transform = True``.
 
     Args:
         config: The experiment config.
@@ -182,6 +184,8 @@ class Task:
 
     #: Whether labels have one entry per sequence position (cut with the inputs by bucketing).
     per_token_labels = False
+    #: Whether the transform needs AutoGraph (Python ``if``/``for`` on tensor values).
+    autograph_transform = False
 
     def batched_inputs(self, split: str, training: bool, skip_batches: int, transform) -> tf.data.Dataset:
         """Serialized records of ``split`` -> batches -> ``transform`` -> ready for Keras.
@@ -194,9 +198,8 @@ class Task:
         """
         data = self.config.task.data
         batch_size = data.global_batch_size if training else data.eval_batch_size
-        # The transforms are TensorFlow ops throughout; AutoGraph would re-read their source (and
-        # tensorflow-text's) for each pipeline, ~1.2 s each on SST-2.
-        transform = tf.autograph.experimental.do_not_convert(transform)
+        if not self.autograph_transform:
+            transform = tf.autograph.experimental.do_not_convert(transform)
         dataset = _training_records(self.record_files(split), training, data)
         if not data.bucketing:
             dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)

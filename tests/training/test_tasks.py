@@ -1,6 +1,7 @@
 """Tests for llm_tf/training/tasks.py (the experiment registry)."""
 
 import pytest
+import tensorflow as tf
 
 from llm_tf.errors import ConfigError
 from llm_tf.training import configs, tasks
@@ -40,3 +41,22 @@ def test_autotune_follows_the_config_on_train_and_eval_inputs(prepared_sample, a
     task = tasks.build_task(config)
     for split, training in (("train", True), ("eval", False)):
         assert task.build_inputs(split, training=training).options().autotune.enabled is autotune
+
+
+def test_a_task_whose_transform_branches_on_tensors_opts_into_autograph(prepared_sample):
+    config = configs.apply_overrides(tasks.experiment_config("sentence_classification"), [],
+                                     f"task.data.prepared_dir={prepared_sample},{FAST}")
+    task = tasks.build_task(config)
+    plain = task.example_transform()
+
+    def branching(serialized):
+        features, labels = plain(serialized)
+        if tf.reduce_any(labels > 0):  # a Python `if` on a tensor: needs AutoGraph
+            labels = labels * 1
+        return features, labels
+
+    with pytest.raises(tf.errors.OperatorNotAllowedInGraphError, match="as a Python `bool`"):
+        task.batched_inputs("eval", False, 0, branching)
+    task.autograph_transform = True
+    features, labels = next(iter(task.batched_inputs("eval", False, 0, branching)))
+    assert labels.shape[0] == features["token_ids"].shape[0] > 0
