@@ -119,6 +119,7 @@ def main() -> None:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         sys.exit(f"sst2_epoch: --seeds={args.seeds!r}: expected comma-separated integers")
+    round_seeds = [seeds[r % len(seeds)] for r in range(args.rounds)]
     steps = epoch_steps(args.prepared_dir, args.batch_size)
     if args.max_steps:
         steps = min(steps, args.max_steps)
@@ -126,8 +127,7 @@ def main() -> None:
     load_before = common.load_average()
     work = tempfile.mkdtemp(prefix="sst2_epoch_")
     runs: dict[str, list] = {s: [] for s in systems}
-    for r in range(args.rounds):
-        seed = seeds[r % len(seeds)]
+    for r, seed in enumerate(round_seeds):
         for system in (systems if r % 2 == 0 else list(reversed(systems))):
             result = run_ours(args, steps, work, seed) if system == "ours" else run_hf(args, python, steps, seed)
             runs[system].append(result)
@@ -142,7 +142,8 @@ def main() -> None:
     report = {"benchmark": "sst2_epoch", "command": "python -m benchmarks.sst2_epoch " + " ".join(sys.argv[1:]),
               "machine": machine, "steps": steps, "batch_size": args.batch_size, "seq_length": args.seq_length,
               "size": args.size, "learning_rate": args.learning_rate,
-              "hf_learning_rate": args.hf_learning_rate or args.learning_rate, "rounds": args.rounds, "seeds": [seeds[r % len(seeds)] for r in range(args.rounds)], "systems": summary,
+              "hf_learning_rate": args.hf_learning_rate or args.learning_rate, "rounds": args.rounds,
+              "seeds": round_seeds, "systems": summary,
               "torch_omp_wait_policy": args.torch_omp_wait_policy or "(torch default)"}
     if "ours" in runs and "hf" in runs:
         speedup = common.ratio_summary([x["wall_s"] for x in runs["hf"]], [x["wall_s"] for x in runs["ours"]])

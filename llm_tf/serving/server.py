@@ -17,10 +17,10 @@ from absl import logging
 from llm_tf.errors import ConfigError
 from llm_tf.serving import config as config_lib
 from llm_tf.serving.grpc_server import make_grpc_server
-from llm_tf.serving.ports import check_port_free
 from llm_tf.serving.inference import InferenceService
 from llm_tf.serving.model_manager import ModelManager
 from llm_tf.serving.monitoring import ServingMetrics
+from llm_tf.serving.ports import check_port_free
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 

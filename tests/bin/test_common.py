@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 SCRIPT = textwrap.dedent("""
-    import atexit, gc, sys
+    import atexit, gc, os
     from llm_tf.bin.common import run_main
     from llm_tf.errors import DataError
 
@@ -18,7 +18,6 @@ SCRIPT = textwrap.dedent("""
         print("ran")
         return 0
 
-    import os
     run_main(main)
 """)
 
