@@ -39,6 +39,10 @@ flags.DEFINE_list("int8_float_ops", [],
                   "full_int8 only: TFLite op types to keep in float32 (selective quantization), e.g. SOFTMAX, or the "
                   "preset 'attention' (BATCH_MATMUL,SOFTMAX,SELECT_V2,TRANSPOSE,RESHAPE,BROADCAST_TO: the "
                   "attention path, which int8 ruins on BERT encoders); default: none (everything int8).")
+flags.DEFINE_integer("batch_size", 0,
+                     "0: the variants take any batch size. 1: their inputs are fixed at one example, what an app "
+                     "classifying one text at a time runs; the shape arithmetic then folds into constants and "
+                     "batch-1 invokes are faster.")
 flags.DEFINE_string("eval_data", None,
                     "Labelled TSV to evaluate on, e.g. SST-2 dev.tsv (default: the prepared data's eval split).")
 flags.DEFINE_integer("eval_count", 0, "Evaluate on at most this many texts (0: all).")
@@ -63,6 +67,7 @@ def main(argv) -> int:
         saved_model_dir=FLAGS.saved_model_dir, output_dir=FLAGS.output_dir, forms=FLAGS.forms,
         variants=FLAGS.variants, representative_count=FLAGS.representative_count,
         representative_data=FLAGS.representative_data, int8_float_ops=FLAGS.int8_float_ops,
+        batch_size=FLAGS.batch_size,
         eval_data=FLAGS.eval_data, eval_count=FLAGS.eval_count,
         latency_runs=FLAGS.latency_runs, num_threads=FLAGS.num_threads or None,
         max_accuracy_drop=FLAGS.max_accuracy_drop, gate_variants=FLAGS.gate_variants,

@@ -15,6 +15,9 @@ weights, float activations); ``full_int8`` (int8 weights and activations calibra
 representative dataset; inputs and outputs stay int32/float32 and strings, and the tokenizer
 stays as it is: only the model part is quantized).
 
+``batch`` is any size by default; a conversion with ``batch_size=1`` fixes it at one example
+(faster at batch 1: the shape arithmetic folds into constants).
+
 The model part is the SavedModel's own ``predict_tokens`` function; the tokenizer of the
 ``text`` form is rebuilt from the SavedModel's vocabulary asset and checked against the
 SavedModel's ``serving_default`` on sample texts before conversion.
@@ -211,15 +214,17 @@ def check_tokenizer(exported: ExportedModel, texts: tuple[str, ...] = CHECK_TEXT
                           f"(max score difference {diff:.3g}); pass --prepared_dir with the training tokenizer")
 
 
-def _functions(exported: ExportedModel, form: str) -> list:
-    """The concrete functions of a form, traced once per export (tracing costs seconds)."""
-    if form not in exported._functions:
-        exported._functions[form] = _trace_functions(exported, form)
-    return exported._functions[form]
+def _functions(exported: ExportedModel, form: str, batch_size: int = 0) -> list:
+    """The concrete functions of a form and batch size, traced once per export (tracing costs seconds)."""
+    key = (form, batch_size)
+    if key not in exported._functions:
+        exported._functions[key] = _trace_functions(exported, form, batch_size)
+    return exported._functions[key]
 
 
-def _trace_functions(exported: ExportedModel, form: str) -> list:
+def _trace_functions(exported: ExportedModel, form: str, batch_size: int) -> list:
     length = exported.seq_length
+    batch = batch_size or None  # a fixed batch lets the converter fold the shape arithmetic into constants
     label_names = tf.constant(exported.labels)
 
     def classify_tokens(inputs: dict) -> dict:
@@ -228,7 +233,7 @@ def _trace_functions(exported: ExportedModel, form: str) -> list:
         return {"scores": out["scores"], "logits": out["logits"], "label_ids": label_ids}
 
     if form == "tokens":
-        specs = [tf.TensorSpec([None, length], tf.int32, name=n) for n in ("token_ids", "segment_ids", "padding_mask")]
+        specs = [tf.TensorSpec([batch, length], tf.int32, name=n) for n in ("token_ids", "segment_ids", "padding_mask")]
 
         @tf.function(input_signature=specs)
         def serving_default(token_ids, segment_ids, padding_mask):
@@ -236,11 +241,14 @@ def _trace_functions(exported: ExportedModel, form: str) -> list:
 
         return [serving_default.get_concrete_function()]
 
-    text_spec = [tf.TensorSpec([None], tf.string, name="text")]
+    text_spec = [tf.TensorSpec([batch], tf.string, name="text")]
 
     def packed(text):
         inputs = exported.tokenizer(text, seq_length=length)
-        return {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
+        out = {k: tf.cast(v, tf.int32) for k, v in inputs.items()}
+        if batch:  # the tokenizer's ragged ops lose the static batch; restating it keeps the encoder static
+            out = {k: tf.reshape(v, [batch, length]) for k, v in out.items()}
+        return out
 
     @tf.function(input_signature=text_spec)
     def classify(text):
@@ -314,10 +322,10 @@ def unsupported_ops(message: str) -> list[str]:
 
 
 def _converter(exported: ExportedModel, form: str, variant: str, texts: list[str] | None,
-               strict_int8: bool) -> tf.lite.TFLiteConverter:
+               strict_int8: bool, batch_size: int = 0) -> tf.lite.TFLiteConverter:
     from tensorflow_text import tflite_registrar
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(_functions(exported, form), exported.loaded)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(_functions(exported, form, batch_size), exported.loaded)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = form == "text"
     if variant == "float16":
@@ -354,7 +362,8 @@ def expand_float_ops(float_ops: list[str]) -> list[str]:
     return out
 
 
-def _selective_int8(exported: ExportedModel, form: str, texts: list[str], float_ops: list[str], name: str) -> bytes:
+def _selective_int8(exported: ExportedModel, form: str, texts: list[str], float_ops: list[str], name: str,
+                    batch_size: int = 0) -> bytes:
     """Full-int8 with some op types left in float: calibrate, then quantize with a denylist.
 
     This is what ``tf.lite.experimental.QuantizationDebugger.get_nondebug_quantized_model``
@@ -367,7 +376,7 @@ def _selective_int8(exported: ExportedModel, form: str, texts: list[str], float_
     bad = [op for op in float_ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
     if bad:
         raise ConfigError(f"float ops must be TFLite op type names such as SOFTMAX or BATCH_MATMUL, got {', '.join(bad)}")
-    converter = _converter(exported, form, "full_int8", texts, False)
+    converter = _converter(exported, form, "full_int8", texts, False, batch_size)
     converter._experimental_calibrate_only = True
     calibrated = run_converter(converter, name)
     try:
@@ -414,6 +423,7 @@ class Conversion:
         variant: One of :data:`VARIANTS`.
         content: The ``.tflite`` bytes (before metadata).
         notes: What the conversion had to settle for, in words (empty: nothing).
+        batch_size: The fixed batch size of its inputs; 0: any batch size.
     """
 
     name: str
@@ -421,10 +431,11 @@ class Conversion:
     variant: str
     content: bytes
     notes: list[str] = dataclasses.field(default_factory=list)
+    batch_size: int = 0
 
 
 def convert_variant(exported: ExportedModel, form: str, variant: str, texts: list[str] | None = None,
-                    float_ops: list[str] | None = None) -> Conversion:
+                    float_ops: list[str] | None = None, batch_size: int = 0) -> Conversion:
     """Converts one form and precision to TFLite.
 
     ``full_int8`` of the ``tokens`` form is tried with int8-only builtins first; if an op has
@@ -439,12 +450,16 @@ def convert_variant(exported: ExportedModel, form: str, variant: str, texts: lis
         float_ops: ``full_int8`` only: TFLite op types (``SOFTMAX``, ``BATCH_MATMUL``, ...) or
             presets (``attention``) to keep in float32; the rest is int8 (selective
             quantization). None: none.
+        batch_size: 0 (default): the inputs take any batch size. 1: the inputs are fixed at
+            batch 1 (what an app classifying one text at a time runs); the converter then
+            folds the dynamic-shape arithmetic into constants, so XNNPACK runs the encoder in
+            fewer, larger partitions and batch-1 invokes are faster.
 
     Returns:
         A :class:`Conversion`.
 
     Raises:
-        ConfigError: Unknown form or variant.
+        ConfigError: Unknown form or variant, or a batch size other than 0 or 1.
         DataError: ``full_int8`` without representative texts.
         UnsupportedOpsError: The converter cannot express some ops (named in the message).
     """
@@ -452,26 +467,28 @@ def convert_variant(exported: ExportedModel, form: str, variant: str, texts: lis
         raise ConfigError(f"unknown form '{form}' (expected one of: {', '.join(FORMS)})")
     if variant not in VARIANTS:
         raise ConfigError(f"unknown variant '{variant}' (expected one of: {', '.join(VARIANTS)})")
+    if batch_size not in (0, 1):
+        raise ConfigError(f"batch size must be 0 (any) or 1 (fixed at one example), got {batch_size}")
     if variant == "full_int8" and not texts:
         raise DataError("representative dataset is empty: full_int8 needs calibration texts")
     name = f"{form}_{variant}"
     notes: list[str] = []
     if variant == "full_int8" and float_ops:
-        content = _selective_int8(exported, form, texts or [], float_ops, name)
+        content = _selective_int8(exported, form, texts or [], float_ops, name, batch_size)
         notes.append(f"op types kept in float32: {', '.join(expand_float_ops(float_ops))}")
     elif variant == "full_int8" and form == "tokens":
         try:
-            content = run_converter(_converter(exported, form, variant, texts, True), name)
+            content = run_converter(_converter(exported, form, variant, texts, True, batch_size), name)
         except LlmTfError as e:
             ops = getattr(e, "ops", [])
             notes.append("int8-only builtins failed" + (f" ({', '.join(ops)})" if ops else "")
                          + "; float kernels allowed where int8 has none")
-            content = run_converter(_converter(exported, form, variant, texts, False), name)
+            content = run_converter(_converter(exported, form, variant, texts, False, batch_size), name)
     else:
-        content = run_converter(_converter(exported, form, variant, texts, False), name)
+        content = run_converter(_converter(exported, form, variant, texts, False, batch_size), name)
     if form == "text" and variant == "full_int8":
         notes.append("model part int8; tokenizer (tensorflow-text custom ops) and string input/output kept as is")
-    return Conversion(name, form, variant, content, notes)
+    return Conversion(name, form, variant, content, notes, batch_size)
 
 
 def export_info_json(exported: ExportedModel, conversion: Conversion) -> str:
@@ -493,6 +510,7 @@ def export_info_json(exported: ExportedModel, conversion: Conversion) -> str:
     return json.dumps({
         "name": conversion.name, "form": conversion.form, "variant": conversion.variant,
         "labels": exported.labels, "seq_length": exported.seq_length,
+        "batch_size": conversion.batch_size or None,  # None: any batch size
         "tokenizer": {"kind": exported.tokenizer.kind, "lower_case": bool(exported.tokenizer.lower_case),
                       "cls_id": exported.tokenizer.cls_id, "sep_id": exported.tokenizer.sep_id,
                       "pad_id": exported.tokenizer.pad_id, "unk_id": exported.tokenizer.unk_id},

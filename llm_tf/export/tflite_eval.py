@@ -144,12 +144,20 @@ def reference_predictions(exported: "tflite_convert.ExportedModel", texts: list[
                      float(np.mean(label_ids_all == truth)))
 
 
-class _Runner:
+class InvokeTimer:
     """Runs one signature and times only the interpreter's invoke.
 
     It drives the signature runner's own interpreter wrapper (what ``SignatureRunner.__call__``
     does: resize, allocate, set, invoke, get) so the timer brackets ``Invoke`` alone; if a
     runtime lacks those internals, the whole call is timed instead.
+
+    Args:
+        interpreter: A loaded interpreter (:func:`llm_tf.export.tflite_runtime.make_interpreter`).
+        signature: The signature to run.
+
+    Example:
+        >>> timer = InvokeTimer(make_interpreter(model_path="tokens_float32.tflite"), "serving_default")  # doctest: +SKIP
+        >>> outputs, seconds = timer(**tokens)  # doctest: +SKIP
     """
 
     def __init__(self, interpreter, signature: str):
@@ -161,6 +169,7 @@ class _Runner:
         self.shapes: dict = {}
 
     def __call__(self, **inputs) -> tuple[dict, float]:
+        """Runs the signature on ``inputs``; returns its outputs and the invoke's seconds."""
         if self.wrapper is None or self.subgraph is None:
             start = time.perf_counter()
             out = self.runner(**inputs)
@@ -213,7 +222,7 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
         raise ConfigError(f"latency runs must be >= 1, got {latency_runs}")
     interpreter = make_interpreter(model_path=path, num_threads=num_threads)
     signature = tflite_convert.TEXT_SIGNATURES[0] if form == "text" else tflite_convert.TOKENS_SIGNATURE
-    run = _Runner(interpreter, signature)
+    run = InvokeTimer(interpreter, signature)
     scores, logits, label_ids = [], [], []
     for i in range(len(texts)):
         out, _ = run(**_example(form, texts, reference, i))
@@ -228,7 +237,11 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
     if form == "text":
         tokenize = make_interpreter(model_path=path, num_threads=num_threads).get_signature_runner(
             tflite_convert.TEXT_SIGNATURES[1])
-        got = tokenize(text=np.array([t.encode("utf-8") for t in texts], dtype=object))
+        fixed_batch = tokenize.get_input_details()["text"]["shape_signature"][0]  # -1: any batch size
+        step = len(texts) if fixed_batch < 1 else int(fixed_batch)
+        chunks = [tokenize(text=np.array([t.encode("utf-8") for t in texts[i:i + step]], dtype=object))
+                  for i in range(0, len(texts), step)]
+        got = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
         differs = np.zeros(len(texts), dtype=bool)
         for key, want in reference.tokens.items():
             differs |= np.any(got[key] != want, axis=1)

@@ -26,6 +26,8 @@ class QuantizeConfig:
         representative_data: A TSV/text file of calibration texts (default: the prepared
             train split).
         int8_float_ops: TFLite op types ``full_int8`` keeps in float32 (empty: all int8).
+        batch_size: 0: the variants take any batch size; 1: their inputs are fixed at one
+            example (faster at batch 1, see :func:`llm_tf.export.tflite_convert.convert_variant`).
         eval_data: A labelled TSV (default: the prepared eval split).
         eval_count: Use at most this many eval texts (0: all).
         latency_runs: Timed invokes per variant.
@@ -45,6 +47,7 @@ class QuantizeConfig:
     representative_count: int = 200
     representative_data: str | None = None
     int8_float_ops: list[str] = dataclasses.field(default_factory=list)
+    batch_size: int = 0
     eval_data: str | None = None
     eval_count: int = 0
     latency_runs: int = 200
@@ -84,6 +87,8 @@ def _validate(config: QuantizeConfig) -> None:
         raise ConfigError("nothing to convert: --forms and --variants must name at least one each")
     if config.eval_count < 0 or config.latency_runs < 1 or config.representative_count < 1:
         raise ConfigError("--eval_count must be >= 0, --latency_runs and --representative_count >= 1")
+    if config.batch_size not in (0, 1):
+        raise ConfigError(f"--batch_size must be 0 (any batch size) or 1 (fixed at one example), got {config.batch_size}")
 
 
 def quantize(config: QuantizeConfig) -> QuantizeResult:
@@ -127,7 +132,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             for variant in config.variants:
                 conversion = tflite_convert.convert_variant(exported, form, variant,
                                                             calibration.texts if calibration else None,
-                                                            config.int8_float_ops or None)
+                                                            config.int8_float_ops or None, config.batch_size)
                 content = tflite_metadata.with_model_files(conversion.content, exported.labels, vocab,
                                                            tflite_convert.export_info_json(exported, conversion))
                 path = os.path.join(tmp, conversion.name + ".tflite")
@@ -144,6 +149,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             "representative_data": ({"source": calibration.source, "count": len(calibration.texts)} if calibration
                                     else {"source": None, "count": 0}),
             "int8_float_ops": list(config.int8_float_ops),
+            "batch_size": config.batch_size or None,
             "reference": {"accuracy": reference.accuracy, "signature": "serving_default"},
             "latency": {"runs": config.latency_runs, "batch_size": 1, "num_threads": config.num_threads,
                         "what": "interpreter invoke only (inputs set beforehand), after 5 warm-up runs",

@@ -86,3 +86,29 @@ def test_library_errors(exported_version, tmp_path, write):
     with pytest.raises(DataError, match="label\\(s\\) 'positive' not among the model's labels"):
         quantize(QuantizeConfig(**base, variants=["float32"], eval_data=other))
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_size_one_variants_are_fixed_at_one_example(exported_version, tmp_path):
+    _, _, dev = eval_texts()
+    out = tmp_path / "fixed"
+    result = llm_quantize(f"--saved_model_dir={exported_version}", f"--output_dir={out}", "--forms=tokens,text",
+                          "--variants=float32,dynamic_int8", "--batch_size=1", f"--eval_data={dev}", "--eval_count=24",
+                          "--latency_runs=5")
+    assert result.returncode == 0, result.stderr
+    report = json.load(open(out / "report.json"))
+    assert report["batch_size"] == 1
+    by_name = {v["name"]: v for v in report["variants"]}
+    assert by_name["text_float32"]["tokenizer_mismatches"] == 0 and by_name["text_float32"]["agreement"] == 1.0
+    for name in by_name:
+        content = open(out / f"{name}.tflite", "rb").read()
+        assert json.loads(tflite_metadata.read_metadata(content)[tflite_metadata.INFO_ENTRY])["batch_size"] == 1
+        runner = make_interpreter(model_content=content).get_signature_runner(
+            "classify" if name.startswith("text") else "serving_default")
+        assert {d["shape_signature"][0] for d in runner.get_input_details().values()} == {1}
+
+
+def test_batch_size_other_than_0_or_1_is_one_line(tmp_path):
+    result = llm_quantize(f"--saved_model_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}", "--batch_size=4")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "llm_quantize: error: --batch_size must be 0 (any batch size) or 1 (fixed at one example), got 4"]

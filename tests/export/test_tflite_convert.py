@@ -17,7 +17,10 @@ MAX_SCORE_DIFF = {"float32": 1e-5, "float16": 5e-3, "dynamic_int8": 5e-2, "full_
 
 
 def _run_variant(path, form, texts, export):
-    interpreter = make_interpreter(model_path=path)
+    return _run_variant_on(make_interpreter(model_path=path), form, texts, export)
+
+
+def _run_variant_on(interpreter, form, texts, export):
     signatures = interpreter.get_signature_list()
     if form == "text":
         assert signatures == {"classify": {"inputs": ["text"], "outputs": ["label_ids", "labels", "logits", "scores"]},
@@ -47,6 +50,37 @@ def test_variant_agrees_with_the_saved_model(converted, loaded_export, form, var
     if form == "text":
         names = [o["labels"][0].decode() for o in outs]
         assert names == [loaded_export.labels[i] for i in label_ids]
+
+
+@pytest.mark.parametrize("form", tflite_convert.FORMS)
+def test_fixed_batch_one_folds_the_shape_ops_and_predicts_the_same(converted, loaded_export, form):
+    from llm_tf.export.tflite_runtime import kernel_placement
+
+    texts, _, _ = eval_texts(16)
+    conversion = tflite_convert.convert_variant(loaded_export, form, "dynamic_int8", batch_size=1)
+    assert conversion.batch_size == 1
+    fixed = make_interpreter(model_content=conversion.content)
+    signature = "classify" if form == "text" else "serving_default"
+    runner = fixed.get_signature_runner(signature)
+    assert all(d["shape_signature"][0] == 1 for d in runner.get_input_details().values())
+    outs = _run_variant_on(fixed, form, texts, loaded_export)
+    dynamic = make_interpreter(model_path=converted[f"{form}_dynamic_int8"][0])
+    want = _run_variant_on(dynamic, form, texts, loaded_export)
+    assert [int(o["label_ids"][0]) for o in outs] == [int(o["label_ids"][0]) for o in want]
+    np.testing.assert_allclose(np.concatenate([o["logits"] for o in outs]),
+                               np.concatenate([o["logits"] for o in want]), atol=1e-4)
+    placed, placed_dynamic = kernel_placement(fixed), kernel_placement(dynamic)
+    # The encoder's dynamic-batch shape arithmetic (REDUCE_PROD, CONCATENATION, ...) is gone from the TFLite kernels.
+    assert placed_dynamic["tflite_kernels"]["REDUCE_PROD"] >= 4 and "REDUCE_PROD" not in placed["tflite_kernels"]
+    assert placed["delegate_partitions"] < placed_dynamic["delegate_partitions"]
+    with pytest.raises((ValueError, RuntimeError)):  # the runtime refuses a batch of two at prepare time
+        runner(**({"text": np.array([b"a", b"b"], dtype=object)} if form == "text" else
+                  {k: np.zeros((2, loaded_export.seq_length), np.int32) for k in ("token_ids", "segment_ids", "padding_mask")}))
+
+
+def test_batch_sizes_other_than_any_or_one_are_refused(loaded_export):
+    with pytest.raises(ConfigError, match="batch size must be 0 \\(any\\) or 1"):
+        tflite_convert.convert_variant(loaded_export, "tokens", "float32", batch_size=8)
 
 
 def test_sizes_shrink_with_precision(converted):
