@@ -109,7 +109,7 @@ def restore_trained_model(model_dir: str, checkpoint: str = "best", prepared_dir
     lora = config.task.lora_rank
     if lora:
         apply_lora(model.get_layer(ENCODER_NAME), lora, config.task.lora_alpha, config.task.lora_targets,
-                   getattr(task, "head_layers_in_encoder", ()))
+                   getattr(task, "head_layers_in_encoder", ()), config.task.lora_embedding_rank)
     # Keras 3 tracks a functional model's weights by layer, so a checkpoint written from the
     # FGM wrapper (same layers) restores into the plain model.
     try:

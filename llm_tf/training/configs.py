@@ -139,7 +139,8 @@ class TaskConfig(base_config.Config):
     (``model.size`` is ignored; see ``llm_tf.training.init_preset``). ``mask_rate`` and
     ``max_predictions_per_seq`` apply to masked-LM pre-training. ``lora_rank`` > 0 freezes
     the encoder and trains LoRA factors (scaled by ``lora_alpha / lora_rank``; 0 means 1) on
-    the ``lora_targets`` projections, plus the task head. ``generation`` holds the text
+    the ``lora_targets`` layers, plus the task head; ``token_embedding`` among them adapts the
+    embedding table, at ``lora_embedding_rank`` (0: ``lora_rank``). ``generation`` holds the text
     generation defaults of a causal LM.
     """
 
@@ -154,6 +155,7 @@ class TaskConfig(base_config.Config):
     lora_rank: int = 0
     lora_alpha: float = 0.0
     lora_targets: list[str] = dataclasses.field(default_factory=lambda: ["query", "value"])
+    lora_embedding_rank: int = 0
     generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
 
 

@@ -116,7 +116,8 @@ class Trainer:
                 logging.info("encoder initialised from preset %s", self.initialized_from)
             if config.task.lora_rank:
                 layers = apply_lora(self.model.get_layer(ENCODER_NAME), config.task.lora_rank, config.task.lora_alpha,
-                                    config.task.lora_targets, getattr(self.task, "head_layers_in_encoder", ()))
+                                    config.task.lora_targets, getattr(self.task, "head_layers_in_encoder", ()),
+                                    config.task.lora_embedding_rank)
                 logging.info("LoRA rank %d on %d layers", config.task.lora_rank, layers)
             if hasattr(self.task, "training_model"):
                 # Training-only structure around the task's model (distillation: the frozen teacher,

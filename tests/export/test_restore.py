@@ -72,7 +72,9 @@ def test_moved_prepared_data_can_be_given(tmp_path, trained_classifier, prepared
 
 
 def test_lora_is_merged_and_predictions_are_kept(tmp_path, prepared_sample):
-    run = train_tiny(prepared_sample, str(tmp_path / "lora"), override="task.lora_rank=4,trainer.train_steps=4,trainer.steps_per_loop=2")
+    run = train_tiny(prepared_sample, str(tmp_path / "lora"),
+                     override="task.lora_rank=4,task.lora_targets=[query,value,token_embedding],task.lora_embedding_rank=2,"
+                              "trainer.train_steps=4,trainer.steps_per_loop=2")
     trained = restore.restore_trained_model(run, "latest")
     assert not [v for v in trained.model.weights if "lora" in v.path]
     # Reference: the LoRA model as trained, restored without merging.
@@ -81,8 +83,10 @@ def test_lora_is_merged_and_predictions_are_kept(tmp_path, prepared_sample):
 
     config = trained.config
     with_lora = trained.task.build_model()
+    assert config.task.lora_targets == ["query", "value", "token_embedding"] and config.task.lora_embedding_rank == 2
     apply_lora(with_lora.get_layer(ENCODER_NAME), config.task.lora_rank, config.task.lora_alpha, config.task.lora_targets,
-               trained.task.head_layers_in_encoder)
+               trained.task.head_layers_in_encoder, config.task.lora_embedding_rank)
+    assert with_lora.get_layer(ENCODER_NAME).get_layer("token_embedding").lora_embeddings_a.shape[1] == 2
     tf.train.Checkpoint(model=with_lora).restore(trained.checkpoint).expect_partial()
     inputs = {k: tf.cast(v, tf.int32) for k, v in trained.task.data.tokenizer(tf.constant(["good", "bad movie"]), seq_length=32).items()}
     np.testing.assert_allclose(trained.model(inputs).numpy(), with_lora(inputs).numpy(), atol=1e-5)

@@ -44,3 +44,33 @@ def test_bad_rank_and_targets():
         apply_lora(classifier().get_layer("encoder"), rank=0, alpha=0, targets=["query"])
     with pytest.raises(ConfigError, match="match no layer of the encoder"):
         apply_lora(classifier().get_layer("encoder"), rank=2, alpha=0, targets=["q_proj"])
+
+
+def test_token_embedding_lora_trains_low_rank_rows_and_merges():
+    model = classifier()
+    count = apply_lora(model.get_layer("encoder"), rank=4, alpha=8, targets=["query", "value", "token_embedding"],
+                       keep_trainable=["pooled_dense"])
+    assert count == 5  # the token embedding plus query and value in each of 2 layers
+    trainable = {v.path: v for v in model.trainable_weights}
+    assert {p for p in trainable if p.startswith("token_embedding")} == {"token_embedding/lora_embeddings_a",
+                                                                       "token_embedding/lora_embeddings_b"}
+    assert tuple(trainable["token_embedding/lora_embeddings_a"].shape) == (50, 4)
+    for v in model.weights:
+        if v.path.endswith(("lora_kernel_b", "lora_embeddings_b")):
+            v.assign(np.random.default_rng(1).normal(0, 0.1, v.shape).astype("float32"))
+    merged = merge_lora(model, classifier)
+    assert not any("lora" in v.path for v in merged.weights)
+    np.testing.assert_allclose(merged(INPUTS).numpy(), model(INPUTS).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_embedding_rank_sets_the_tables_own_rank_at_the_same_scale():
+    model = classifier()
+    apply_lora(model.get_layer("encoder"), rank=8, alpha=16, targets=["query", "token_embedding"], embedding_rank=2)
+    encoder = model.get_layer("encoder")
+    table = encoder.get_layer("token_embedding")
+    assert (table.lora_rank, tuple(table.lora_embeddings_a.shape)) == (2, (50, 2))
+    query = next(layer for layer in encoder._flatten_layers() if layer.name == "query")
+    assert query.lora_rank == 8
+    assert table.lora_alpha / table.lora_rank == query.lora_alpha / query.lora_rank == 2.0
+    with pytest.raises(ConfigError, match="lora_embedding_rank must be >= 0"):
+        apply_lora(classifier().get_layer("encoder"), rank=8, alpha=0, targets=["token_embedding"], embedding_rank=-1)
