@@ -92,6 +92,20 @@ def model_files(directory: str, forms: list[str], variants: list[str]) -> dict[t
     return files
 
 
+def saved_model_of(directory: str) -> str:
+    """The SavedModel an ``llm_quantize`` output directory was made from (its ``report.json``).
+
+    Raises:
+        FileNotFoundError: No readable ``report.json`` naming one.
+    """
+    path = os.path.join(directory, "report.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)["saved_model"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FileNotFoundError(f"{path}: no llm_quantize report naming its SavedModel ({type(e).__name__}: {e})") from None
+
+
 def summarize(times_ms: dict[str, dict[str, list[list[float]]]]) -> dict:
     """Per model/form: each variant's p50s and its per-round speed-up over float32.
 
@@ -127,8 +141,7 @@ def measure(args: argparse.Namespace) -> dict:
     timers, inputs, sources = {}, {}, {}
     for name, directory in args.model:
         files = model_files(directory, args.forms, args.variants)
-        with open(os.path.join(directory, "report.json"), encoding="utf-8") as f:
-            saved_model = json.load(f)["saved_model"]
+        saved_model = saved_model_of(directory)
         sources[name] = {"directory": os.path.abspath(directory), "saved_model": saved_model}
         if "tokens" in args.forms:
             packed = tflite_convert.load_exported(saved_model).tokenize(texts)
@@ -293,4 +306,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from llm_tf.errors import LlmTfError
+
+    try:
+        sys.exit(main())
+    except (FileNotFoundError, LlmTfError) as error:
+        print(f"tflite_latency: error: {error}", file=sys.stderr)
+        sys.exit(1)

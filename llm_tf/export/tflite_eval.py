@@ -238,7 +238,7 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
         tokenize = make_interpreter(model_path=path, num_threads=num_threads).get_signature_runner(
             tflite_convert.TEXT_SIGNATURES[1])
         fixed_batch = tokenize.get_input_details()["text"]["shape_signature"][0]  # -1: any batch size
-        step = len(texts) if fixed_batch < 1 else int(fixed_batch)
+        step = max(len(texts), 1) if fixed_batch < 1 else int(fixed_batch)
         chunks = [tokenize(text=np.array([t.encode("utf-8") for t in texts[i:i + step]], dtype=object))
                   for i in range(0, len(texts), step)]
         got = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}

@@ -37,6 +37,14 @@ def test_missing_files_are_named_with_what_is_there(tmp_path):
         tflite_latency.model_files(str(tmp_path), ["tokens"], ["float32", "dynamic_int8"])
 
 
+def test_a_directory_without_its_report_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="report.json: no llm_quantize report naming its SavedModel"):
+        tflite_latency.saved_model_of(str(tmp_path))
+    (tmp_path / "report.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="KeyError"):
+        tflite_latency.saved_model_of(str(tmp_path))
+
+
 def test_a_real_run_times_every_variant_in_every_round(converted, exported_version, tmp_path):  # noqa: F811
     quantized = tmp_path / "q"
     quantized.mkdir()
