@@ -15,7 +15,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from llm_tf.data import tfrecords
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import compression, restore, signatures, warmup
+from llm_tf.export import compression, restore, signatures, softmax_masks, warmup
 from llm_tf.io_utils import atomic_directory, atomic_write_bytes, atomic_write_json
 
 #: Export metadata beside the warm-up file: where the model came from (lineage).
@@ -157,6 +157,12 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
     trained = restore.restore_trained_model(model_dir, checkpoint, prepared_dir)
     module = build_serving_module(trained)
     functions = module.signatures()
+    if isinstance(module, signatures.ClassifierServing):
+        # For llm_quantize: the token function once more, its attention masks added instead of
+        # selected (softmax_masks); saved as a function of the module, not a serving signature.
+        with softmax_masks.additive_softmax_masks():
+            # A concrete function: saving a tf.function would trace it again, outside this block.
+            module.predict_tokens_additive_masks = module.tokens_function().get_concrete_function()
     with atomic_directory(final) as tmp:
         tf.saved_model.save(module, tmp, signatures=functions)
         methods = {name: signatures.PREDICT_METHOD for name in functions}

@@ -89,10 +89,6 @@ class ClassifierServing(tf.Module):
             serve = tf.function(lambda text: public(self.classify_texts(text)))
             serving_default = serve.get_concrete_function(text_spec)
 
-        def tokens(token_ids, segment_ids, padding_mask):
-            out = self._outputs({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})
-            return {k: out[k] for k in ("logits", "scores", "label_ids")}
-
         features = {"text": tf.io.FixedLenFeature([], tf.string)}
         if self.has_pair:
             features["text_pair"] = tf.io.FixedLenFeature([], tf.string)
@@ -105,9 +101,20 @@ class ClassifierServing(tf.Module):
 
         return {
             DEFAULT_SIGNATURE: serving_default,
-            TOKENS_SIGNATURE: tf.function(tokens).get_concrete_function(*_token_specs()),
+            TOKENS_SIGNATURE: self.tokens_function().get_concrete_function(),
             CLASSIFY_SIGNATURE: tf.function(classify).get_concrete_function(tf.TensorSpec([None], tf.string, name="inputs")),
         }
+
+    def tokens_function(self) -> tf.types.experimental.PolymorphicFunction:
+        """Packed token tensors -> ``logits``, ``scores``, ``label_ids``, traced now (what ``predict_tokens`` runs)."""
+
+        def tokens(token_ids, segment_ids, padding_mask):
+            out = self._outputs({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})
+            return {k: out[k] for k in ("logits", "scores", "label_ids")}
+
+        function = tf.function(tokens, input_signature=_token_specs())
+        function.get_concrete_function()
+        return function
 
 
 class TaggerServing(tf.Module):

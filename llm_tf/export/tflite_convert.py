@@ -101,6 +101,17 @@ class ExportedModel:
         return self.loaded.signatures["predict_tokens"](token_ids=token_ids, segment_ids=segment_ids,
                                                         padding_mask=padding_mask)
 
+    def predict_tokens_additive_masks(self, token_ids, segment_ids, padding_mask) -> dict:
+        """``predict_tokens`` traced with additive attention masks (:mod:`llm_tf.export.softmax_masks`).
+
+        Same outputs, no ``SELECT_V2`` around the attention softmax, so XNNPACK runs the TFLite
+        encoder in one piece. Exports written before it existed fall back to ``predict_tokens``.
+        """
+        function = getattr(self.loaded, "predict_tokens_additive_masks", None)
+        if function is None:
+            return self.predict_tokens(token_ids, segment_ids, padding_mask)
+        return function(token_ids, segment_ids, padding_mask)
+
     def serve(self, texts: list[str]) -> dict:
         """Runs the SavedModel's ``serving_default`` on raw strings.
 
@@ -214,21 +225,22 @@ def check_tokenizer(exported: ExportedModel, texts: tuple[str, ...] = CHECK_TEXT
                           f"(max score difference {diff:.3g}); pass --prepared_dir with the training tokenizer")
 
 
-def _functions(exported: ExportedModel, form: str, batch_size: int = 0) -> list:
+def _functions(exported: ExportedModel, form: str, batch_size: int = 0, additive_masks: bool = True) -> list:
     """The concrete functions of a form and batch size, traced once per export (tracing costs seconds)."""
-    key = (form, batch_size)
+    key = (form, batch_size, additive_masks)
     if key not in exported._functions:
-        exported._functions[key] = _trace_functions(exported, form, batch_size)
+        exported._functions[key] = _trace_functions(exported, form, batch_size, additive_masks)
     return exported._functions[key]
 
 
-def _trace_functions(exported: ExportedModel, form: str, batch_size: int) -> list:
+def _trace_functions(exported: ExportedModel, form: str, batch_size: int, additive_masks: bool) -> list:
     length = exported.seq_length
     batch = batch_size or None  # a fixed batch lets the converter fold the shape arithmetic into constants
     label_names = tf.constant(exported.labels)
+    predict = exported.predict_tokens_additive_masks if additive_masks else exported.predict_tokens
 
     def classify_tokens(inputs: dict) -> dict:
-        out = exported.predict_tokens(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"])
+        out = predict(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"])
         label_ids = tf.cast(out["label_ids"], tf.int32)
         return {"scores": out["scores"], "logits": out["logits"], "label_ids": label_ids}
 
@@ -325,7 +337,10 @@ def _converter(exported: ExportedModel, form: str, variant: str, texts: list[str
                strict_int8: bool, batch_size: int = 0) -> tf.lite.TFLiteConverter:
     from tensorflow_text import tflite_registrar
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(_functions(exported, form, batch_size), exported.loaded)
+    # Full int8 keeps the selected masks: an added -1e9 would share the int8 range of the attention
+    # scores (the SELECT_V2s stay float with --int8_float_ops=attention; an ADD cannot be singled out).
+    functions = _functions(exported, form, batch_size, additive_masks=variant != "full_int8")
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, exported.loaded)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = form == "text"
     if variant == "float16":

@@ -53,6 +53,27 @@ def test_served_predictions_equal_the_in_process_model(exported, trained_classif
     np.testing.assert_allclose(tokens["logits"].numpy(), logits, atol=1e-5)
 
 
+def test_the_additive_mask_function_predicts_the_same_without_selects(exported, trained_classifier):
+    import tensorflow_text  # noqa: F401  (the graph's tokenizer ops, to read it)
+
+    trained = restore.restore_trained_model(trained_classifier)
+    loaded = tf.saved_model.load(exported.path)
+    assert "predict_tokens_additive_masks" not in loaded.signatures  # for llm_quantize, not for TF Serving
+    inputs = {k: tf.cast(v, tf.int32) for k, v in trained.task.data.tokenizer(tf.constant(DEV_TEXTS), seq_length=32).items()}
+    assert int(tf.reduce_min(tf.reduce_sum(inputs["padding_mask"], axis=1))) < 32  # some padding is masked
+    want = loaded.signatures["predict_tokens"](**inputs)
+    got = loaded.predict_tokens_additive_masks(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"])
+    np.testing.assert_allclose(got["logits"].numpy(), want["logits"].numpy(), rtol=1e-6, atol=1e-6)
+
+    def select_ops(function):
+        graph = function.graph.as_graph_def()
+        nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+        return sum(node.op == "SelectV2" for node in nodes)
+
+    # Keras's masked softmax selects twice per layer (2 layers); the embedding lookups' selects remain.
+    assert select_ops(loaded.signatures["predict_tokens"]) - select_ops(loaded.predict_tokens_additive_masks) == 4
+
+
 def test_warmup_requests_replay_against_the_saved_model(exported):
     logs = warmup.read_warmup(os.path.join(exported.path, warmup.WARMUP_FILE))
     assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "predict_log", "classify_log"]
