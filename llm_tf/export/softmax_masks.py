@@ -1,4 +1,4 @@
-"""Keras's masked softmax as an additive mask, while export signatures are traced.
+"""Keras's masked softmax as an additive mask, for functions traced inside a block.
 
 ``keras.layers.Softmax`` (the attention softmax of keras-hub's encoders) applies a mask with
 two ``where``s: masked scores become a large negative number before the softmax and masked
@@ -33,12 +33,13 @@ def _large_negative(dtype) -> float:
 def additive_softmax_masks() -> Iterator[None]:
     """Makes every ``keras.layers.Softmax`` apply its mask by addition until the block ends.
 
-    Trace the functions to export inside the block; the patch is process-wide while it lasts,
-    so nothing else should build Keras graphs meanwhile.
+    Trace the functions inside the block (and keep their concrete functions: a tf.function
+    traced again later, e.g. by ``tf.saved_model.save``, would trace Keras's own masking); the
+    patch is process-wide while it lasts, so nothing else should build Keras graphs meanwhile.
 
     Example:
         >>> with additive_softmax_masks():  # doctest: +SKIP
-        ...     functions = serving_module.signatures()
+        ...     fast = serving_module.tokens_function().get_concrete_function()
     """
     original = keras.layers.Softmax.call
 
