@@ -134,7 +134,7 @@ def summarize(times_ms: dict[str, dict[str, list[list[float]]]]) -> dict:
 def measure(args: argparse.Namespace) -> dict:
     """Loads every model, then times the variants in interleaved rounds."""
     from llm_tf.export import representative, tflite_convert
-    from llm_tf.export.tflite_eval import InvokeTimer
+    from llm_tf.export.tflite_eval import InvokeTimer, example_inputs
     from llm_tf.export.tflite_runtime import make_interpreter
 
     texts = representative.read_text_file(args.eval_data, args.texts).texts
@@ -143,15 +143,12 @@ def measure(args: argparse.Namespace) -> dict:
         files = model_files(directory, args.forms, args.variants)
         saved_model = saved_model_of(directory)
         sources[name] = {"directory": os.path.abspath(directory), "saved_model": saved_model}
-        if "tokens" in args.forms:
-            packed = tflite_convert.load_exported(saved_model).tokenize(texts)
-            inputs[(name, "tokens")] = [{k: v[i:i + 1] for k, v in packed.items()} for i in range(len(texts))]
-        if "text" in args.forms:
-            inputs[(name, "text")] = [{"text": np.array([t.encode("utf-8")], dtype=object)} for t in texts]
+        tokens = tflite_convert.load_exported(saved_model).tokenize(texts) if "tokens" in args.forms else {}
+        for form in args.forms:
+            inputs[(name, form)] = [example_inputs(form, texts, tokens, i) for i in range(len(texts))]
         for (form, variant), path in files.items():
-            signature = tflite_convert.TEXT_SIGNATURES[0] if form == "text" else tflite_convert.TOKENS_SIGNATURE
             timers[(name, form, variant)] = InvokeTimer(make_interpreter(model_path=path, num_threads=args.num_threads),
-                                                        signature)
+                                                        tflite_convert.classify_signature(form))
     for (name, form, _), timer in timers.items():
         for i in range(args.warmup):
             timer(**inputs[(name, form)][i % len(texts)])

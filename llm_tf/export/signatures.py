@@ -106,15 +106,13 @@ class ClassifierServing(tf.Module):
         }
 
     def tokens_function(self) -> tf.types.experimental.PolymorphicFunction:
-        """Packed token tensors -> ``logits``, ``scores``, ``label_ids``, traced now (what ``predict_tokens`` runs)."""
+        """Packed token tensors -> ``logits``, ``scores``, ``label_ids`` (what ``predict_tokens`` runs), untraced."""
 
         def tokens(token_ids, segment_ids, padding_mask):
             out = self._outputs({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})
             return {k: out[k] for k in ("logits", "scores", "label_ids")}
 
-        function = tf.function(tokens, input_signature=_token_specs())
-        function.get_concrete_function()
-        return function
+        return tf.function(tokens, input_signature=_token_specs())
 
 
 class TaggerServing(tf.Module):

@@ -38,6 +38,13 @@ VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
 #: TFLite signature names of each form (the first is the classifier).
 TEXT_SIGNATURES = ("classify", "tokenize")
 TOKENS_SIGNATURE = "serving_default"
+#: Batch sizes a conversion takes: 0 (any) or 1 (fixed at one example).
+BATCH_SIZES = (0, 1)
+
+
+def classify_signature(form: str) -> str:
+    """The signature that classifies in a form's ``.tflite`` file (``classify`` or ``serving_default``)."""
+    return TEXT_SIGNATURES[0] if form == "text" else TOKENS_SIGNATURE
 #: ``float_ops`` presets. ``attention``: the self-attention path (scores, mask, softmax, head
 #: reshapes) and the position-embedding broadcast stay float32; measured on the tiny SST-2
 #: model it takes full_int8 from -7 points to +0.1 at 2% more bytes (docs/quantize.md).
@@ -482,7 +489,7 @@ def convert_variant(exported: ExportedModel, form: str, variant: str, texts: lis
         raise ConfigError(f"unknown form '{form}' (expected one of: {', '.join(FORMS)})")
     if variant not in VARIANTS:
         raise ConfigError(f"unknown variant '{variant}' (expected one of: {', '.join(VARIANTS)})")
-    if batch_size not in (0, 1):
+    if batch_size not in BATCH_SIZES:
         raise ConfigError(f"batch size must be 0 (any) or 1 (fixed at one example), got {batch_size}")
     if variant == "full_int8" and not texts:
         raise DataError("representative dataset is empty: full_int8 needs calibration texts")

@@ -189,10 +189,18 @@ class InvokeTimer:
         return {name: self.wrapper.GetTensor(d["index"], self.subgraph) for name, d in self.outputs.items()}, elapsed
 
 
-def _example(form: str, texts: list[str], reference: Reference, i: int) -> dict:
+def example_inputs(form: str, texts: list[str], tokens: dict[str, np.ndarray], i: int) -> dict:
+    """The inputs of text ``i`` at batch 1 for a form's classifying signature.
+
+    Args:
+        form: ``text`` or ``tokens``.
+        texts: The texts.
+        tokens: Their packed token arrays (``ExportedModel.tokenize``), read by the ``tokens`` form.
+        i: Which text.
+    """
     if form == "text":
         return {"text": np.array([texts[i].encode("utf-8")], dtype=object)}
-    return {k: v[i:i + 1] for k, v in reference.tokens.items()}
+    return {k: v[i:i + 1] for k, v in tokens.items()}
 
 
 def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth: np.ndarray, reference: Reference,
@@ -221,17 +229,17 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
     if latency_runs < 1:
         raise ConfigError(f"latency runs must be >= 1, got {latency_runs}")
     interpreter = make_interpreter(model_path=path, num_threads=num_threads)
-    signature = tflite_convert.TEXT_SIGNATURES[0] if form == "text" else tflite_convert.TOKENS_SIGNATURE
-    run = InvokeTimer(interpreter, signature)
+    run = InvokeTimer(interpreter, tflite_convert.classify_signature(form))
     scores, logits, label_ids = [], [], []
     for i in range(len(texts)):
-        out, _ = run(**_example(form, texts, reference, i))
+        out, _ = run(**example_inputs(form, texts, reference.tokens, i))
         scores.append(out["scores"][0])
         logits.append(out["logits"][0])
         label_ids.append(int(out["label_ids"][0]))
     for i in range(5):
-        run(**_example(form, texts, reference, i % len(texts)))
-    times = np.array([run(**_example(form, texts, reference, i % len(texts)))[1] for i in range(latency_runs)]) * 1000
+        run(**example_inputs(form, texts, reference.tokens, i % len(texts)))
+    times = np.array([run(**example_inputs(form, texts, reference.tokens, i % len(texts)))[1]
+                      for i in range(latency_runs)]) * 1000
     kernels = kernel_placement(interpreter) if getattr(run.runner, "_subgraph_index", 0) == 0 else None
     mismatches = None
     if form == "text":

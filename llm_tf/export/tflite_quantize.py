@@ -87,7 +87,7 @@ def _validate(config: QuantizeConfig) -> None:
         raise ConfigError("nothing to convert: --forms and --variants must name at least one each")
     if config.eval_count < 0 or config.latency_runs < 1 or config.representative_count < 1:
         raise ConfigError("--eval_count must be >= 0, --latency_runs and --representative_count >= 1")
-    if config.batch_size not in (0, 1):
+    if config.batch_size not in tflite_convert.BATCH_SIZES:
         raise ConfigError(f"--batch_size must be 0 (any batch size) or 1 (fixed at one example), got {config.batch_size}")
 
 

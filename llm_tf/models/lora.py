@@ -48,7 +48,8 @@ def apply_lora(encoder: keras.Model, rank: int, alpha: float, targets: Sequence[
         raise ConfigError(f"task.lora_embedding_rank must be >= 0 (0: task.lora_rank), got {embedding_rank}")
     layers = [layer for layer in encoder._flatten_layers(include_self=False) if layer.weights]
     embeddings = [layer for layer in layers if layer.name in targets and isinstance(layer, keras.layers.Embedding)]
-    encoder.enable_lora(rank, target_layer_names=[t for t in targets if t not in {e.name for e in embeddings}])
+    embedding_names = {layer.name for layer in embeddings}
+    encoder.enable_lora(rank, target_layer_names=[t for t in targets if t not in embedding_names])
     for layer in embeddings:  # after the backbone's enable_lora, which freezes every layer first
         layer.trainable = True
         layer.enable_lora(embedding_rank or rank)

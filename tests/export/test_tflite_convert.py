@@ -60,8 +60,7 @@ def test_fixed_batch_one_folds_the_shape_ops_and_predicts_the_same(converted, lo
     conversion = tflite_convert.convert_variant(loaded_export, form, "dynamic_int8", batch_size=1)
     assert conversion.batch_size == 1
     fixed = make_interpreter(model_content=conversion.content)
-    signature = "classify" if form == "text" else "serving_default"
-    runner = fixed.get_signature_runner(signature)
+    runner = fixed.get_signature_runner(tflite_convert.classify_signature(form))
     assert all(d["shape_signature"][0] == 1 for d in runner.get_input_details().values())
     outs = _run_variant_on(fixed, form, texts, loaded_export)
     dynamic = make_interpreter(model_path=converted[f"{form}_dynamic_int8"][0])
