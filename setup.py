@@ -12,6 +12,8 @@ INSTALL_REQUIRES = [
     "tensorflow~=2.20.0",
     "tensorflow-text~=2.20.0",
     "keras-hub~=0.32.0",
+    # keras-hub reads Hugging Face model directories' weights with it (task.init_preset, llm_prepare --preset).
+    "safetensors>=0.4",
     "tf-models-official~=2.20.0",
     "tensorflow-serving-api~=2.20.0",
     "tensorflow-datasets>=4.9,<5",

@@ -5,18 +5,25 @@ Run::
     llm_pipeline --pipeline=pipelines/sst2_sentiment.py                      # shipped sample, minutes
     llm_pipeline --pipeline=pipelines/sst2_sentiment.py --data_dir=../shared/data/sst2 \\
         --pipeline_root=runs/pipelines/sst2 --serving_model_base_path=runs/serving/sst2
+    llm_pipeline --pipeline=pipelines/sst2_sentiment.py --options=preset=all_minilm_l6_v2   # from a checkpoint
 
 ``data_dir`` holds ``train.tsv`` and ``dev.tsv`` (columns ``sentence``, ``label``).
 ``params_override`` goes to the fine-tuning Trainer (``trainer.train_steps=...``). Options
-(``--options=key=value,...`` on the command line): ``pretrain_steps`` (>0 adds MLM
-pre-training on the same text before fine-tuning), ``threshold``, ``max_drop``,
-``quantize`` (false skips the Quantizer), ``vocab_size``, ``strategy``,
-``label_drift_threshold``, ``length_drift_threshold`` (2.5: SST-2's dev sentences are 3x as
-long as its train phrases by design).
+(``--options=key=value,...`` on the command line): ``preset`` (a pre-trained BERT checkpoint:
+a named preset such as ``all_minilm_l6_v2``, a keras-hub preset or a Hugging Face BERT
+directory; ExampleGen tokenizes with its vocabulary and lower-casing instead of learning one,
+the Trainer starts from it with ``task.init_preset`` and
+``configs/sentence_classification/pipeline_preset.yaml``, a few steps on the sample; not with
+``pretrain_steps`` or ``vocab_size``), ``pretrain_steps`` (>0 adds MLM pre-training on the
+same text before fine-tuning), ``threshold``, ``max_drop``, ``quantize`` (false skips the
+Quantizer), ``vocab_size``, ``strategy``, ``label_drift_threshold``,
+``length_drift_threshold`` (2.5: SST-2's dev sentences are 3x as long as its train phrases
+by design).
 """
 
 import os
 
+from llm_tf.errors import ConfigError
 from llm_tf.pipeline.components import (Evaluator, ExampleGen, ExampleValidator, Exporter, InfraValidator, Pusher,
                                         Quantizer, SchemaGen, StatisticsGen, Trainer, Transform)
 from llm_tf.pipeline.dag import Pipeline
@@ -24,10 +31,55 @@ from llm_tf.pipeline.dag import Pipeline
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO, "samples", "sst2_sample")
 MODEL_NAME = "sst2"
+#: Fine-tuning steps from a checkpoint on the shipped sample (a smoke run).
+SAMPLE_PRESET_STEPS = 8
 
 
 def _is_sample(data_dir: str) -> bool:
     return os.path.abspath(data_dir) == SAMPLE_DIR
+
+
+def _parse_overrides(params_override: str | dict) -> dict:
+    """``--params_override`` (dotted pairs, YAML/JSON or a YAML file) as a nested dict, as ``llm_train`` reads it."""
+    if isinstance(params_override, dict):
+        return params_override
+    from official.modeling.hyperparams import params_dict
+
+    parsed = params_dict.ParamsDict()
+    try:
+        params_dict.override_params_dict(parsed, params_override, is_strict=False)
+    except Exception as e:  # yaml, tf.io.gfile and the CSV parser raise many types
+        raise ConfigError(f"--params_override: cannot parse '{params_override}': {e}") from None
+    return parsed.as_dict()
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both else value
+    return merged
+
+
+def _preset_overrides(params_override: str | dict, option: str, preset: str, sample: bool) -> dict:
+    """The fine-tuning Trainer's overrides with a checkpoint: ``task.init_preset`` (and, on the
+    sample, a few steps), then the user's ``params_override``.
+
+    Args:
+        option: The ``preset`` option as given; ``preset`` is the checkpoint as ExampleGen
+            recorded it (a directory's absolute path).
+    """
+    wiring: dict = {"task": {"init_preset": preset}}
+    user = _parse_overrides(params_override) if params_override else {}
+    if sample:  # one loop, of the user's train_steps when given
+        steps = (user.get("trainer") or {}).get("train_steps", SAMPLE_PRESET_STEPS)
+        wiring["trainer"] = {"train_steps": SAMPLE_PRESET_STEPS, "steps_per_loop": steps}
+    given = (user.get("task") or {}).get("init_preset")
+    if given is not None and given not in (option, preset):
+        raise ConfigError(f"--params_override task.init_preset={given} contradicts --options=preset={option} "
+                          "(ExampleGen tokenizes with that checkpoint's vocabulary); name the checkpoint in the preset "
+                          "option only")
+    return _merge(wiring, user)
 
 
 def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: str | None = None,
@@ -43,6 +95,11 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
 
     Returns:
         The :class:`Pipeline`.
+
+    Raises:
+        ConfigError: ``preset`` with ``pretrain_steps`` or ``vocab_size``, a ``preset`` that is
+            not a usable local BERT checkpoint, or a ``params_override`` that cannot be parsed or
+            names another ``task.init_preset``.
     """
     options = dict(options or {})
     data_dir = os.path.abspath(data_dir or SAMPLE_DIR)
@@ -50,10 +107,22 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     # On the sample a smoke run in seconds; on real SST-2 the measured tiny recipe.
     config = "sample_tiny.yaml" if sample else "sst2_tiny.yaml"
     strategy = options.get("strategy", "one_device")
+    pretrain_steps = int(options.get("pretrain_steps", 0))
+    preset = options.get("preset", "")
+    if preset:  # fine-tune a pre-trained checkpoint, with its vocabulary
+        if pretrain_steps > 0:
+            raise ConfigError(f"--options=pretrain_steps={pretrain_steps} does not go with preset={preset}: the "
+                              "checkpoint is the pre-trained encoder (drop one of them)")
+        if "vocab_size" in options:
+            raise ConfigError(f"--options=vocab_size does not go with preset={preset}: the checkpoint's vocabulary "
+                              "is used")
+        config = "pipeline_preset.yaml"
+        vocabulary = {"preset": preset}
+    else:
+        vocabulary = {"vocab_size": int(options.get("vocab_size", 8000))}
 
     example_gen = ExampleGen(inputs=[os.path.join(data_dir, "train.tsv")], eval_inputs=[os.path.join(data_dir, "dev.tsv")],
-                             text_field="sentence", label_field="label", vocab_size=int(options.get("vocab_size", 8000)),
-                             max_seq_length=128)
+                             text_field="sentence", label_field="label", max_seq_length=128, **vocabulary)
     statistics = StatisticsGen(example_gen.output("examples"))
     schema = SchemaGen(statistics.output("statistics"), example_gen.output("examples"))
     validator = ExampleValidator(statistics.output("statistics"), schema.output("schema"), example_gen.output("examples"),
@@ -65,7 +134,6 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     components = [example_gen, statistics, schema, validator, transform]
 
     base_model = None
-    pretrain_steps = int(options.get("pretrain_steps", 0))
     if pretrain_steps > 0:
         pretrainer = Trainer(example_gen.output("examples"), transform.output("transform_graph"), "mlm_pretrain",
                              params_override={"task": {"model": {"size": "tiny"}, "data": {"seq_length": 64}},
@@ -74,6 +142,8 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
                              mode="train", strategy=strategy, name="PreTrainer")
         components.append(pretrainer)
         base_model = pretrainer.output("model")
+    if preset:  # the checkpoint as ExampleGen recorded it (a directory's absolute path)
+        params_override = _preset_overrides(params_override, preset, example_gen.properties["preset"], sample)
     trainer = Trainer(example_gen.output("examples"), transform.output("transform_graph"), "sentence_classification",
                       config_files=[os.path.join(REPO, "configs", "sentence_classification", config)],
                       params_override=params_override, strategy=strategy, base_model=base_model)

