@@ -203,6 +203,28 @@ def _open_keras_hub_preset(directory: str, name: str, field: str) -> LocalPreset
                        os.path.join(directory, VOCABULARY_FILE), KERAS_HUB_FORMAT, name, tokenizer_path)
 
 
+def weights_fingerprint(name: str, field: str = "task.init_preset") -> str:
+    """A SHA-256 over a checkpoint's weight files, so that a cache key changes with its weights.
+
+    A named preset gives its recorded hash (its files are checked against it when resolved);
+    a directory hashes every file whose name starts with ``model`` (``model.safetensors``, its
+    shards and index, ``model.weights.h5``, ...), names included.
+
+    Raises:
+        ConfigError: As :func:`resolve_directory`.
+    """
+    if named_presets.is_named(name):
+        named_presets.locate(name, field)
+        return named_presets.NAMED_PRESETS[name].sha256
+    directory = resolve_directory(name, field)
+    digest = hashlib.sha256()
+    for file_name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, file_name)
+        if file_name.startswith("model") and os.path.isfile(path):
+            digest.update(file_name.encode("utf-8") + b"\0" + named_presets.file_sha256(path).encode("ascii"))
+    return digest.hexdigest()
+
+
 def vocab_fingerprint(vocab: list[str]) -> str:
     """A short SHA-256 of a token list (independent of line endings); equal lists, equal prints."""
     return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()[:12]

@@ -148,6 +148,20 @@ def test_llm_prepare_refuses_unusable_directories_in_one_line(hf_run, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_llm_train_refuses_a_pytorch_only_directory_in_one_line(hf_run, tmp_path):
+    hf_dir, prepared, _ = hf_run
+    bad = tmp_path / "pt"
+    shutil.copytree(hf_dir, bad)
+    os.rename(bad / "model.safetensors", bad / "pytorch_model.bin")
+    result = run_binary("llm_train", "--experiment=sentence_classification", f"--model_dir={tmp_path / 'run'}",
+                        f"--params_override=task.data.prepared_dir={prepared},task.init_preset={bad}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"llm_train: error: task.init_preset: {bad}: only pytorch_model.bin; keras-hub reads model.safetensors"), lines
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def minilm_prepared(tmp_path_factory) -> str:
     if importlib.util.find_spec(named_presets.ALL_MINILM_L6_V2.module) is None:

@@ -45,8 +45,20 @@ class Trainer(Component):
             "params_override": params_override, "mode": mode, "strategy": strategy, "num_devices": num_devices})
 
     def extra_fingerprint(self) -> dict[str, Any]:
-        """The config files' contents."""
-        return {path: file_sha256(path) for path in self.properties["config_files"] if os.path.isfile(path)}
+        """The config files' contents, and the weights of the checkpoint ``task.init_preset`` names.
+
+        A checkpoint directory whose weights are replaced in place then trains again instead
+        of being served from the cache.
+        """
+        from llm_tf.models import presets
+        from llm_tf.training import configs, tasks
+
+        extra = {path: file_sha256(path) for path in self.properties["config_files"] if os.path.isfile(path)}
+        config = configs.apply_overrides(tasks.experiment_config(self.properties["experiment"]),
+                                         self.properties["config_files"], self.properties["params_override"])
+        if config.task.init_preset:
+            extra["task.init_preset"] = presets.weights_fingerprint(config.task.init_preset)
+        return extra
 
     def resolve_config(self, context: ExecutionContext):
         """The experiment config: defaults, config files, overrides, then the pipeline's wiring."""
