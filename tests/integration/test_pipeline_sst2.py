@@ -1,6 +1,5 @@
 """The SST-2 sample pipeline end to end: push, gRPC request, lineage, cache, a worse model refused."""
 
-import importlib.util
 import io
 import os
 import subprocess
@@ -8,6 +7,7 @@ import sys
 
 import pytest
 
+from llm_tf.bin.pipeline import load_pipeline_module
 from llm_tf.pipeline.lineage import format_lineage
 from llm_tf.pipeline.metadata import MetadataStore
 from llm_tf.pipeline.runner import LocalRunner
@@ -18,10 +18,7 @@ ALL = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transfor
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("sst2_sentiment", REPO / "pipelines" / "sst2_sentiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_pipeline_module(str(REPO / "pipelines" / "sst2_sentiment.py"))
 
 
 @pytest.fixture(scope="module")

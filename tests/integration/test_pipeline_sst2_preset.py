@@ -4,13 +4,13 @@ The checkpoint is a tiny Hugging Face BERT directory written by the test (tests/
 over the vocabulary llm_prepare learned on the shipped sample; the Quantizer is skipped.
 """
 
-import importlib.util
 import io
 import os
 
 import numpy as np
 import yaml
 
+from llm_tf.bin.pipeline import load_pipeline_module
 from llm_tf.pipeline.fingerprint import file_sha256
 from llm_tf.pipeline.runner import LocalRunner
 from llm_tf.text.tokenizer import load_vocab
@@ -22,10 +22,7 @@ COMPONENTS = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "T
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("sst2_sentiment_e2e", REPO / "pipelines" / "sst2_sentiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_pipeline_module(str(REPO / "pipelines" / "sst2_sentiment.py"))
 
 
 def test_sample_pipeline_fine_tunes_the_checkpoint_with_its_vocabulary_and_pushes(prepared_sample, tmp_path):

@@ -6,10 +6,11 @@ import shutil
 
 import pytest
 
+from llm_tf.bin.pipeline import load_pipeline_module
 from llm_tf.errors import ConfigError
 from llm_tf.models import named_presets
-from llm_tf.training import configs, tasks
 from llm_tf.text.tokenizer import load_vocab
+from llm_tf.training import configs, tasks
 from tests.conftest import REPO, SST2_SAMPLE
 from tests.preset_fixtures import save_hf_bert_directory
 
@@ -17,10 +18,7 @@ PRESET_YAML = str(REPO / "configs" / "sentence_classification" / "pipeline_prese
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("sst2_sentiment_preset", REPO / "pipelines" / "sst2_sentiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_pipeline_module(str(REPO / "pipelines" / "sst2_sentiment.py"))
 
 
 @pytest.fixture(scope="module")
