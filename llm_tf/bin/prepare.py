@@ -37,8 +37,9 @@ flags.DEFINE_integer("max_text_chars", 0, "Rows whose text is longer than this a
 flags.DEFINE_float("eval_percent", 10.0, "Percent of --input put in the eval split by content hash (no --eval_input).")
 flags.DEFINE_string("split_salt", "llm_tf", "Salt of the hash split (changes the assignment, deterministically).")
 flags.DEFINE_string("vocab_file", "", "Use this vocabulary (vocab.txt or a SentencePiece .model) instead of training one.")
-flags.DEFINE_string("preset", "", "A local keras-hub BERT preset directory: tokenize with its vocabulary "
-                    "(assets/tokenizer/vocabulary.txt) and lower-casing, to fine-tune it with task.init_preset.")
+flags.DEFINE_string("preset", "", "A pre-trained BERT checkpoint: a Hugging Face directory (vocab.txt, "
+                    "tokenizer_config.json), a keras-hub preset directory or a named preset (all_minilm_l6_v2); "
+                    "tokenize with its vocabulary and lower-casing, to fine-tune it with task.init_preset.")
 flags.DEFINE_integer("vocab_size", 8000, "Size of the vocabulary to train.")
 flags.DEFINE_enum("tokenizer", "wordpiece", ["wordpiece", "sentencepiece"], "Vocabulary kind to train.")
 flags.DEFINE_bool("lower_case", True, "Lower-case (and strip accents) before tokenizing.")

@@ -135,7 +135,8 @@ class TaskConfig(base_config.Config):
 
     ``init_checkpoint`` starts the encoder from an earlier run (its ``model_dir``, or the
     ``encoder.weights.h5`` in it), e.g. our own ``mlm_pretrain``. ``init_preset`` starts it
-    from a local keras-hub BERT preset directory, which also sets the encoder's dimensions
+    from a pre-trained BERT checkpoint (a Hugging Face directory, a keras-hub preset directory
+    or a named preset such as ``all_minilm_l6_v2``), which also sets the encoder's dimensions
     (``model.size`` is ignored; see ``llm_tf.training.init_preset``). ``mask_rate`` and
     ``max_predictions_per_seq`` apply to masked-LM pre-training. ``lora_rank`` > 0 freezes
     the encoder and trains LoRA factors (scaled by ``lora_alpha / lora_rank``; 0 means 1) on
