@@ -13,7 +13,7 @@ Run::
 a named preset such as ``all_minilm_l6_v2``, a keras-hub preset or a Hugging Face BERT
 directory; ExampleGen tokenizes with its vocabulary and lower-casing instead of learning one,
 the Trainer starts from it with ``task.init_preset`` and
-``configs/sentence_classification/pipeline_preset.yaml``, a few steps on the sample; not with
+``configs/sentence_classification/sst2_minilm.yaml``, a few steps on the sample; not with
 ``pretrain_steps`` or ``vocab_size``), ``pretrain_steps`` (>0 adds MLM pre-training on the
 same text before fine-tuning), ``threshold``, ``max_drop``, ``quantize`` (false skips the
 Quantizer), ``vocab_size``, ``strategy``, ``label_drift_threshold``,
@@ -116,7 +116,7 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
         if "vocab_size" in options:
             raise ConfigError(f"--options=vocab_size does not go with preset={preset}: the checkpoint's vocabulary "
                               "is used")
-        config = "pipeline_preset.yaml"
+        config = "sst2_minilm.yaml"  # the measured all-MiniLM-L6-v2 recipe (its init_preset and data are rewired)
         vocabulary = {"preset": preset}
     else:
         vocabulary = {"vocab_size": int(options.get("vocab_size", 8000))}

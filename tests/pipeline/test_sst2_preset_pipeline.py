@@ -14,7 +14,7 @@ from llm_tf.training import configs, tasks
 from tests.conftest import REPO, SST2_SAMPLE
 from tests.preset_fixtures import save_hf_bert_directory
 
-PRESET_YAML = str(REPO / "configs" / "sentence_classification" / "pipeline_preset.yaml")
+PRESET_YAML = str(REPO / "configs" / "sentence_classification" / "sst2_minilm.yaml")
 
 
 def _module():
@@ -65,7 +65,7 @@ def test_on_real_data_the_configs_steps_and_the_users_overrides_apply(sst2, hf_d
     shutil.copytree(SST2_SAMPLE, data_dir)
     trainer = _components(sst2, tmp_path, data_dir=str(data_dir), options={"preset": hf_dir})["Trainer"]
     assert trainer.properties["params_override"] == {"task": {"init_preset": hf_dir}}
-    assert _resolved(trainer).trainer.train_steps == 4000
+    assert _resolved(trainer).trainer.train_steps == 4200
     # A user's --params_override applies last, and the init_preset stays the option's.
     trainer = _components(sst2, tmp_path, params_override="trainer.train_steps=4,trainer.optimizer.learning_rate=1e-4",
                           options={"preset": hf_dir})["Trainer"]
