@@ -30,7 +30,6 @@ cannot be built.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
