@@ -294,7 +294,7 @@ def lower_case_key(preset: LocalPreset) -> str:
 
 
 def tokenizer_settings(preset_dir: str, vocab_file: str, lower_case: bool, lower_case_given: bool,
-                       tokenizer: str) -> dict:
+                       tokenizer: str, field: str = "--preset") -> dict:
     """``llm_prepare`` settings that tokenize with a preset's vocabulary and lower-casing.
 
     Args:
@@ -302,6 +302,7 @@ def tokenizer_settings(preset_dir: str, vocab_file: str, lower_case: bool, lower
         vocab_file, lower_case, tokenizer: The ``--vocab_file``, ``--lower_case`` and
             ``--tokenizer`` values given.
         lower_case_given: Whether ``--lower_case``/``--nolower_case`` was on the command line.
+        field: What named the checkpoint (starts the errors about the checkpoint itself).
 
     Returns:
         ``vocab_file``, ``lower_case`` and ``tokenizer`` to use.
@@ -309,7 +310,7 @@ def tokenizer_settings(preset_dir: str, vocab_file: str, lower_case: bool, lower
     Raises:
         ConfigError: Not a usable BERT checkpoint, or a flag that contradicts it.
     """
-    preset = open_preset(preset_dir, "--preset")
+    preset = open_preset(preset_dir, field)
     if vocab_file and os.path.abspath(vocab_file) != preset.vocab_file:
         raise ConfigError(f"--vocab_file={vocab_file} contradicts --preset={preset_dir} (its vocabulary is "
                           f"{preset.vocab_file}); give one of them")

@@ -31,13 +31,14 @@ def _preset_settings(name: str, preset: str, options: dict[str, Any]) -> dict[st
     from llm_tf.errors import ConfigError
     from llm_tf.models import named_presets, presets
 
-    try:
-        checkpoint = presets.open_preset(preset, "preset")
+    try:  # opens and checks the checkpoint once
         settings = presets.tokenizer_settings(preset, options.get("vocab_file", ""), options.get("lower_case", True),
-                                              "lower_case" in options, options.get("tokenizer", "wordpiece"))
+                                              "lower_case" in options, options.get("tokenizer", "wordpiece"),
+                                              field="preset")
     except ConfigError as e:
         raise ConfigError(f"component {name}: {e}") from None
-    return {**settings, "preset": preset if named_presets.is_named(preset) else checkpoint.directory}
+    # A directory as open_preset resolved it (presets.resolve_directory: its absolute path).
+    return {**settings, "preset": preset if named_presets.is_named(preset) else os.path.abspath(preset)}
 
 
 class ExampleGen(Component):
