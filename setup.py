@@ -48,6 +48,7 @@ CONSOLE_SCRIPTS = [
     "llm_quantize=llm_tf.bin.quantize:run",
     "llm_pipeline=llm_tf.bin.pipeline:run",
     "llm_generate=llm_tf.bin.generate:run",
+    "llm_transfer_set=llm_tf.bin.transfer_set:run",
 ]
 
 setuptools.setup(

@@ -41,6 +41,9 @@ flags.DEFINE_string("preset", "", "A pre-trained BERT checkpoint: a Hugging Face
                     "tokenizer_config.json), a keras-hub preset directory or a named preset (all_minilm_l6_v2); "
                     "tokenize with its vocabulary and lower-casing, to fine-tune it with task.init_preset.")
 flags.DEFINE_integer("vocab_size", 8000, "Size of the vocabulary to train.")
+flags.DEFINE_integer("vocab_cut", 0, "With --preset: keep only this many of the checkpoint's tokens, those the train "
+                     "split uses most (plus special tokens and single characters), for a smaller embedding table "
+                     "(a distillation student initialised from the checkpoint). 0: the whole vocabulary.")
 flags.DEFINE_enum("tokenizer", "wordpiece", ["wordpiece", "sentencepiece"], "Vocabulary kind to train.")
 flags.DEFINE_bool("lower_case", True, "Lower-case (and strip accents) before tokenizing.")
 flags.DEFINE_integer("max_seq_length", 128, "Packed sequence length (with [CLS]/[SEP]) for training and statistics.")

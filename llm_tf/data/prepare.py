@@ -22,6 +22,7 @@ Output layout::
 import contextlib
 import dataclasses
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_directory, atomic_write_json
 from llm_tf.text import tokenizer as tokenizer_lib
 from llm_tf.text import vocab as vocab_lib
+from llm_tf.text import vocab_cut
 
 EXAMPLES_DIR = "examples"
 TOKENIZER_DIR = "tokenizer"
@@ -68,6 +70,9 @@ class PrepareConfig:
         vocab_file: Use this vocabulary (``vocab.txt`` or SentencePiece ``.model``) instead
             of training one.
         vocab_size: Size of the vocabulary to train.
+        vocab_cut: With a WordPiece ``vocab_file`` (a checkpoint's): keep only this many of its
+            tokens, the ones the train split uses most (:mod:`llm_tf.text.vocab_cut`), and
+            record the cut in ``tokenizer/vocab_cut.json``. 0 keeps the whole vocabulary.
         tokenizer: ``wordpiece`` or ``sentencepiece``.
         lower_case: Lower-case before tokenizing.
         max_seq_length: Packed sequence length recorded for training and statistics.
@@ -102,6 +107,7 @@ class PrepareConfig:
     split_salt: str = "llm_tf"
     vocab_file: str = ""
     vocab_size: int = 8000
+    vocab_cut: int = 0
     tokenizer: str = "wordpiece"
     lower_case: bool = True
     max_seq_length: int = 128
@@ -193,6 +199,10 @@ def _check_config(config: PrepareConfig) -> None:
         raise ConfigError(f"--tokenizer must be one of {', '.join(tokenizer_lib.KINDS)}, got '{config.tokenizer}'")
     if not config.vocab_file and config.vocab_size <= len(tokenizer_lib.SPECIAL_TOKENS):
         raise ConfigError(f"--vocab_size must exceed {len(tokenizer_lib.SPECIAL_TOKENS)}, got {config.vocab_size}")
+    if config.vocab_cut < 0:
+        raise ConfigError(f"--vocab_cut must be >= 0, got {config.vocab_cut}")
+    if config.vocab_cut and (not config.vocab_file or config.vocab_file.endswith(".model")):
+        raise ConfigError("--vocab_cut cuts a given WordPiece vocabulary: add --preset (or --vocab_file=vocab.txt)")
     if config.validate_against and not os.path.isfile(config.validate_against):
         raise ConfigError(f"{config.validate_against}: no such schema file")
 
@@ -248,8 +258,12 @@ def _build_tokenizer(config: PrepareConfig, spec, work_dir: str) -> tuple[tokeni
             raise DataError(f"{config.vocab_file}: no such vocabulary file")
         kind = "sentencepiece" if config.vocab_file.endswith(".model") else config.tokenizer
         name = os.path.basename(config.vocab_file)
-        shutil.copyfile(config.vocab_file, os.path.join(directory, name))
-        origin = f"given ({config.vocab_file})"
+        if config.vocab_cut:
+            name = "vocab.txt"
+            origin = _cut_vocabulary(config, spec, work_dir, directory, name)
+        else:
+            shutil.copyfile(config.vocab_file, os.path.join(directory, name))
+            origin = f"given ({config.vocab_file})"
     else:
         kind = config.tokenizer
         corpus = _vocab_corpus(os.path.join(work_dir, EXAMPLES_DIR), spec)
@@ -265,6 +279,20 @@ def _build_tokenizer(config: PrepareConfig, spec, work_dir: str) -> tuple[tokeni
     tokenizer_lib.TokenizerConfig(kind=kind, vocab_file=name, lower_case=config.lower_case,
                                   max_seq_length=config.max_seq_length).save(directory)
     return tokenizer_lib.TextTokenizer.from_directory(directory), origin
+
+
+def _cut_vocabulary(config: PrepareConfig, spec, work_dir: str, directory: str, name: str) -> str:
+    """Writes the cut of ``config.vocab_file`` to the train split's most used tokens; returns its origin."""
+    full = tokenizer_lib.TextTokenizer(config.vocab_file, lower_case=config.lower_case, detokenize=False)
+    corpus = _vocab_corpus(os.path.join(work_dir, EXAMPLES_DIR), spec).batch(4096)
+    cut = vocab_cut.cut_vocabulary(full.vocab, full.tokenize, corpus, config.vocab_cut)
+    vocab_lib.save_wordpiece(os.path.join(directory, name), cut.tokens)
+    with open(config.vocab_file, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    atomic_write_json(os.path.join(directory, vocab_cut.CUT_FILE),
+                      {"source_vocab_file": os.path.abspath(config.vocab_file), "source_sha256": digest, **cut.summary()})
+    return (f"cut to {len(cut.tokens):,} of the {cut.full_size:,} tokens of {config.vocab_file} (the train split uses "
+            f"{cut.used:,}; kept tokens cover {cut.coverage:.2%} of its tokens)")
 
 
 def _num_shards(config: PrepareConfig, count: int) -> int:

@@ -33,13 +33,18 @@ from official.modeling.hyperparams import base_config
 
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.export.restore import find_checkpoint
+from llm_tf.models import student_init
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.hidden_states import classifier_with_hidden_states, resolve_layers
 from llm_tf.models.parameters import count_params
+from llm_tf.text.tokenizer import load_vocab
 from llm_tf.training import configs, distillation_loss, tasks, teacher_logits
 from llm_tf.training import teacher as teacher_lib
 from llm_tf.training.optimizers import global_step
 from llm_tf.training.sentence_classification import SentenceClassificationTask
+
+#: The config field naming the teacher layers a fresh student starts from.
+FIELD_INIT = "task.distillation.student_init_layers"
 
 
 @dataclasses.dataclass
@@ -51,7 +56,11 @@ class DistillationConfig(base_config.Config):
     ``temperature_end`` (None: the start value) are reached at ``trainer.train_steps`` when
     ``schedule`` is ``linear`` or ``cosine``. ``teacher_logits_dir`` reads precomputed logits
     instead of running the teacher (not with hidden matching, which needs the teacher's hidden
-    states).
+    states). ``student_init_layers`` (teacher layers; -1 is the last) starts a fresh student
+    from the teacher's own weights (:mod:`llm_tf.models.student_init`): one student layer per
+    listed teacher layer, the teacher's widths, the teacher's embedding rows of the student's
+    vocabulary (which may be a cut of the teacher's, ``llm_prepare --vocab_cut``), its pooler
+    and head; empty: a randomly initialised student sized by ``task.model``.
     """
 
     teacher_dir: str = ""
@@ -65,6 +74,7 @@ class DistillationConfig(base_config.Config):
     hidden_weight: float = 0.0
     student_layers: list[int] = dataclasses.field(default_factory=lambda: [-1])
     teacher_layers: list[int] = dataclasses.field(default_factory=lambda: [-1])
+    student_init_layers: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -220,6 +230,49 @@ class DistillationTask(SentenceClassificationTask):
         validate_settings(config.task.distillation)
         self._manifest = None
         self.report: dict = {}
+
+    @staticmethod
+    def resolve_config(config: configs.ExperimentConfig) -> None:
+        """With ``student_init_layers``: writes the student's dimensions (the teacher's widths,
+        one layer per listed teacher layer) into ``task.model``, so ``params.yaml`` describes it.
+
+        Raises:
+            ConfigError: A teacher that is not a training ``model_dir``, bad layer indices, or a
+                ``task.model`` dimension that disagrees.
+        """
+        settings = config.task.distillation
+        if not settings.student_init_layers:
+            return
+        teacher_dims = teacher_lib.encoder_dimensions(settings.teacher_dir, FIELD_INIT)
+        layers = resolve_layers(settings.student_init_layers, teacher_dims["num_layers"], FIELD_INIT)
+        if len(set(layers)) != len(layers):
+            raise ConfigError(f"{FIELD_INIT}: {list(settings.student_init_layers)} names a layer twice")
+        dims = student_init.student_dimensions(teacher_dims, layers)
+        for key, value in dims.items():
+            given = getattr(config.task.model, key)
+            if given and given != value:
+                raise ConfigError(f"task.model.{key}={given} disagrees with {key}={value} of a student built from the "
+                                  f"teacher's layers {layers} ({FIELD_INIT}); leave it 0")
+        config.override({"task": {"model": dims}}, is_strict=True)
+
+    def initialize_model(self, model: keras.Model) -> str | None:
+        """Starts a fresh student from the teacher's layers (``student_init_layers``); None when not set.
+
+        Returns:
+            What the student was initialised from (for the log).
+        """
+        settings = self.config.task.distillation
+        if not settings.student_init_layers:
+            return None
+        teacher = teacher_lib.load_teacher(settings.teacher_dir, settings.teacher_checkpoint)
+        if teacher.model is None:
+            raise ConfigError(f"{FIELD_INIT}: the teacher {settings.teacher_dir} is a SavedModel; starting the student "
+                              "from its layers needs its training model_dir")
+        copied = student_init.copy_teacher_weights(model, teacher.model, settings.student_init_layers,
+                                                   self.data.tokenizer.vocab, load_vocab(teacher.info.vocab_path),
+                                                   FIELD_INIT)
+        return (f"the teacher {teacher.info.checkpoint}: layers {copied['teacher_layers']}, embedding rows "
+                f"{copied['vocabulary_rows']}, {copied['position_rows']} positions, head {copied['head_layers']}")
 
     def logits_manifest(self) -> dict | None:
         """The checked manifest of ``teacher_logits_dir`` (None when the teacher runs in the step)."""

@@ -55,10 +55,15 @@ class SentenceClassificationTask(tasks.Task):
         """
         return self.batched_inputs(split, training, skip_batches, self.example_transform())
 
-    def example_transform(self):
-        """A batch of serialized records -> (packed model inputs, label ids), in the graph."""
+    def example_transform(self, tokenizer=None):
+        """A batch of serialized records -> (packed model inputs, label ids), in the graph.
+
+        Args:
+            tokenizer: Another ``TextTokenizer`` to pack the texts with (a distillation teacher's
+                own); default: the prepared data's.
+        """
         seq_length = self.config.task.data.seq_length
-        tokenizer = self.data.tokenizer
+        tokenizer = tokenizer or self.data.tokenizer
         table = tasks.label_table(self.data.labels)
         spec = tfrecords.feature_spec(["text", "label"] + (["text_pair"] if self.has_pair else []))
         has_pair = self.has_pair

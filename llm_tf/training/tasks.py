@@ -53,6 +53,12 @@ def experiment_config(name: str) -> configs.ExperimentConfig:
     return config
 
 
+def task_class(name: str) -> type:
+    """The task class of a registered experiment (KeyError when unknown)."""
+    _load_builtin_experiments()
+    return _EXPERIMENTS[name][1]
+
+
 def build_task(config: configs.ExperimentConfig):
     """Instantiates the task that runs ``config``."""
     _load_builtin_experiments()

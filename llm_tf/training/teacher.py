@@ -40,6 +40,8 @@ class TeacherInfo:
         vocab_path: The teacher's vocabulary file.
         params: Parameter count (all frozen).
         num_layers, hidden_dim: Encoder shape (0 for a SavedModel).
+        tokenizer_dir: The teacher's own tokenizer directory (its prepared data's; empty for a
+            SavedModel), used when the student's vocabulary is another (a cut of it).
     """
 
     source: str
@@ -51,6 +53,7 @@ class TeacherInfo:
     params: int
     num_layers: int = 0
     hidden_dim: int = 0
+    tokenizer_dir: str = ""
 
 
 class Teacher:
@@ -84,6 +87,11 @@ def _digest(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def same_vocabulary(info: TeacherInfo, vocab_path: str) -> bool:
+    """Whether the teacher's vocabulary file has the same bytes as ``vocab_path``."""
+    return _digest(info.vocab_path) == _digest(vocab_path)
+
+
 def check_compatible(info: TeacherInfo, labels: list[str], vocab_path: str, prepared_dir: str) -> None:
     """Checks that the teacher reads the student's token ids and predicts the student's labels.
 
@@ -99,15 +107,40 @@ def check_compatible(info: TeacherInfo, labels: list[str], vocab_path: str, prep
     if list(info.labels) != list(labels):
         raise ConfigError(f"{FIELD}: the teacher {info.source} predicts labels {list(info.labels)}, the student's "
                           f"prepared data {prepared_dir} has {list(labels)} (labels and their order must agree)")
-    if _digest(info.vocab_path) != _digest(vocab_path):
+    if not same_vocabulary(info, vocab_path):
         with open(info.vocab_path, "rb") as f:
             theirs = f.read().splitlines()
         with open(vocab_path, "rb") as f:
             ours = f.read().splitlines()
         first = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
         raise ConfigError(f"{FIELD}: the teacher's vocabulary {info.vocab_path} ({len(theirs)} entries) differs from the "
-                          f"student's {vocab_path} ({len(ours)} entries), first at line {first + 1}; distil on data "
-                          "prepared with the teacher's vocabulary (llm_prepare --vocab_file)")
+                          f"student's {vocab_path} ({len(ours)} entries), first at line {first + 1}; a teacher in the "
+                          "step reads the student's token ids, so distil on data prepared with the teacher's "
+                          "vocabulary, or precompute the teacher's logits (task.distillation.teacher_logits_dir), "
+                          "which tokenizes each text the teacher's way")
+
+
+def encoder_dimensions(path: str, field: str = FIELD) -> dict:
+    """The encoder dimensions of a teacher's training ``model_dir`` (from its ``params.yaml``).
+
+    Returns:
+        ``num_layers``, ``hidden_dim``, ``num_heads``, ``intermediate_dim``, ``max_sequence_length``.
+
+    Raises:
+        ConfigError: No path, or not a training ``model_dir`` (e.g. a SavedModel); ``field`` is named.
+    """
+    from llm_tf.export import restore
+
+    if not path:
+        raise ConfigError(f"{FIELD} is not set: {field} needs the teacher's training model_dir")
+    if not os.path.isfile(os.path.join(path, "params.yaml")):
+        raise ConfigError(f"{field}: the teacher {path} is not a training model_dir (no params.yaml); starting the "
+                          "student from the teacher's layers needs one")
+    try:
+        model = restore.load_config(path).task.model
+    except (DataError, ConfigError) as e:
+        raise ConfigError(f"{field}: {e}") from None
+    return {**model.dimensions(), "max_sequence_length": model.max_sequence_length}
 
 
 def _from_model_dir(path: str, checkpoint: str, hidden_layers: list[int]) -> Teacher:
@@ -129,7 +162,8 @@ def _from_model_dir(path: str, checkpoint: str, hidden_layers: list[int]) -> Tea
     encoder = model.get_layer(ENCODER_NAME)
     info = TeacherInfo(os.path.abspath(path), "model_dir", os.path.abspath(trained.checkpoint), trained.step,
                        list(trained.task.data.labels), vocab_path_of(trained.task.data.directory),
-                       count_params(model.weights), encoder.num_layers, encoder.hidden_dim)
+                       count_params(model.weights), encoder.num_layers, encoder.hidden_dim,
+                       os.path.join(trained.task.data.directory, TOKENIZER_DIR))
     if hidden_layers:
         layers = resolve_layers(hidden_layers, encoder.num_layers, "task.distillation.teacher_layers")
         view = classifier_with_hidden_states(model, layers)

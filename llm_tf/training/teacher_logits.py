@@ -5,7 +5,9 @@ eval splits) in file order, runs the teacher in inference mode on the same packe
 training pipeline builds (the student's tokenizer at ``task.data.seq_length``; batches of
 similar length within chunks, for speed), and writes each record back unchanged, in its
 order, plus a float feature ``teacher_logits`` [classes], into shards with the same names
-under ``<output_dir>/examples/``. The logits travel inside the records, so
+under ``<output_dir>/examples/``. A teacher trained on another vocabulary than the student's
+(the student's is a cut of it, ``llm_prepare --vocab_cut``) reads each text tokenized with its
+own tokenizer (its prepared data's) instead, as it was trained. The logits travel inside the records, so
 shuffling and bucketing cannot misalign them, and a run on these shards sees its examples in
 the same order as a run on the original data. ``teacher_logits.json`` records what produced
 them; :func:`open_teacher_logits` checks it against the run's config. From the binary::
@@ -26,6 +28,7 @@ import tensorflow as tf
 from llm_tf.data.prepare import EXAMPLES_DIR
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_directory, atomic_write_json
+from llm_tf.text.tokenizer import TextTokenizer
 from llm_tf.training import teacher as teacher_lib
 from llm_tf.training.sentence_classification import SentenceClassificationTask
 
@@ -96,8 +99,16 @@ def precompute_teacher_logits(config, output_dir: str, batch_size: int = 128, ch
     student = SentenceClassificationTask(config)
     data = student.data
     teacher = teacher_lib.load_teacher(settings.teacher_dir, settings.teacher_checkpoint)
-    teacher_lib.check_compatible(teacher.info, data.labels, teacher_lib.vocab_path_of(data.directory), data.directory)
-    example_transform = student.example_transform()
+    student_vocab = teacher_lib.vocab_path_of(data.directory)
+    own_tokenizer = None
+    if teacher.info.tokenizer_dir and not teacher_lib.same_vocabulary(teacher.info, student_vocab):
+        # The student's vocabulary is another (e.g. a cut of the teacher's): the teacher reads
+        # each text tokenized its own way, as it was trained.
+        teacher_lib.check_compatible(teacher.info, data.labels, teacher.info.vocab_path, data.directory)
+        own_tokenizer = TextTokenizer.from_directory(teacher.info.tokenizer_dir)
+    else:
+        teacher_lib.check_compatible(teacher.info, data.labels, student_vocab, data.directory)
+    example_transform = student.example_transform(own_tokenizer)
     seq_length = data_config.seq_length
 
     def pack(serialized):
@@ -138,6 +149,7 @@ def precompute_teacher_logits(config, output_dir: str, batch_size: int = 128, ch
             "teacher_params": info.params,
             "prepared_dir": os.path.abspath(data.directory),
             "seq_length": seq_length,
+            "teacher_tokenizer": teacher.info.tokenizer_dir if own_tokenizer else "the student's",
             "labels": list(data.labels),
             "splits": splits,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -114,6 +114,11 @@ class Trainer:
             elif preset_weights is not None:
                 self.initialized_from = init_preset.load_weights(self.model, preset_weights, self.preset)
                 logging.info("encoder initialised from preset %s", self.initialized_from)
+            elif not resuming and hasattr(self.task, "initialize_model"):
+                # A task's own start (distillation: the student from the teacher's layers).
+                self.initialized_from = self.task.initialize_model(self.model)
+                if self.initialized_from:
+                    logging.info("model initialised from %s", self.initialized_from)
             if config.task.lora_rank:
                 layers = apply_lora(self.model.get_layer(ENCODER_NAME), config.task.lora_rank, config.task.lora_alpha,
                                     config.task.lora_targets, getattr(self.task, "head_layers_in_encoder", ()),
@@ -256,6 +261,9 @@ def run_experiment(config: configs.ExperimentConfig, mode: str, model_dir: str, 
     strategy = strategies.make_strategy(runtime.strategy, runtime.num_devices, runtime.tpu, runtime.all_reduce_alg)
     if config.task.init_preset:
         init_preset.resolve(config)  # params.yaml then records the preset's dimensions
+    resolve_config = getattr(tasks.task_class(config.experiment), "resolve_config", None)
+    if resolve_config is not None:
+        resolve_config(config)  # e.g. a distillation student's dimensions taken from its teacher
     if strategy.extended.should_checkpoint:
         configs.save_params(config, model_dir)
     trainer = Trainer(config, model_dir, strategy)

@@ -1,0 +1,95 @@
+"""Starting a smaller student from a trained teacher's own layers (DistilBERT-style).
+
+The student is a keras-hub ``BertBackbone`` classifier as wide as the teacher (hidden size,
+heads, feed-forward size) with fewer layers, a vocabulary that is a cut of the teacher's
+(:mod:`llm_tf.text.vocab_cut`) and possibly a shorter position table. :func:`copy_teacher_weights`
+fills it from the teacher:
+
+* token embeddings: the teacher's rows of the student's tokens (a gather by token string);
+* position embeddings: the teacher's first ``max_sequence_length`` rows;
+* segment embeddings, the embeddings' layer norm and the pooler: as they are;
+* student layer ``i``: the teacher's layer ``teacher_layers[i]``;
+* the head outside the encoder (same layer names): as it is.
+
+Example:
+    >>> copy_teacher_weights(student, teacher, [0, 1], student_vocab, teacher_vocab)
+    {'layers': [0, 1], 'vocabulary': '5,000 of 30,522 rows', ...}
+"""
+
+import keras
+import numpy as np
+
+from llm_tf.errors import ConfigError
+from llm_tf.models.encoder import ENCODER_NAME
+from llm_tf.models.hidden_states import resolve_layers
+from llm_tf.text.vocab_cut import row_indices
+
+#: Encoder dimensions the student must share with the teacher to take its layers.
+SHARED_DIMENSIONS = ("hidden_dim", "num_heads", "intermediate_dim")
+
+
+def student_dimensions(teacher_dims: dict, teacher_layers: list[int]) -> dict:
+    """The ``task.model`` fields of a student built from ``teacher_layers`` of a teacher of ``teacher_dims``."""
+    return {"num_layers": len(teacher_layers), **{k: teacher_dims[k] for k in SHARED_DIMENSIONS}}
+
+
+def _copy(target: keras.layers.Layer, source: keras.layers.Layer) -> None:
+    target.set_weights(source.get_weights())
+
+
+def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_layers: list[int],
+                         student_vocab: list[str], teacher_vocab: list[str], field: str = "teacher_layers") -> dict:
+    """Fills a student classifier with a teacher classifier's weights (see the module docstring).
+
+    Args:
+        student: The student task model (an ``encoder`` layer plus head layers).
+        teacher: The trained teacher task model of the same kind.
+        teacher_layers: For each student layer, the teacher layer it starts from.
+        student_vocab: The student's vocabulary (a cut of the teacher's).
+        teacher_vocab: The teacher's vocabulary.
+        field: Config field named in errors.
+
+    Returns:
+        What was copied: layers, vocabulary rows, position rows, head layers.
+
+    Raises:
+        ConfigError: Other widths, a layer count that is not ``len(teacher_layers)``, a longer
+            position table than the teacher's, a student token the teacher lacks, or head layers
+            that do not match.
+    """
+    ours, theirs = student.get_layer(ENCODER_NAME), teacher.get_layer(ENCODER_NAME)
+    for key in SHARED_DIMENSIONS:
+        if getattr(ours, key) != getattr(theirs, key):
+            raise ConfigError(f"{field}: the student's {key} is {getattr(ours, key)}, the teacher's "
+                              f"{getattr(theirs, key)}; a student built from teacher layers has the teacher's widths")
+    layers = resolve_layers(teacher_layers, theirs.num_layers, field)
+    if not layers or len(set(layers)) != len(layers):
+        raise ConfigError(f"{field}: {list(teacher_layers)}: name each teacher layer the student starts from once")
+    if ours.num_layers != len(layers):
+        raise ConfigError(f"{field}: {len(layers)} teacher layers for a student of {ours.num_layers} layers")
+    if ours.max_sequence_length > theirs.max_sequence_length:
+        raise ConfigError(f"{field}: the student's max_sequence_length {ours.max_sequence_length} exceeds the "
+                          f"teacher's {theirs.max_sequence_length}")
+    rows = row_indices(student_vocab, teacher_vocab, "the student's vocabulary", "the teacher's vocabulary")
+    ours.token_embedding.embeddings.assign(np.take(keras.ops.convert_to_numpy(theirs.token_embedding.embeddings),
+                                                   rows, axis=0))
+    positions = keras.ops.convert_to_numpy(theirs.position_embedding.position_embeddings)
+    ours.position_embedding.position_embeddings.assign(positions[:ours.max_sequence_length])
+    for name in ("segment_embedding", "embeddings_layer_norm", "pooled_dense"):
+        _copy(getattr(ours, name), getattr(theirs, name))
+    for i, j in enumerate(layers):
+        _copy(ours.transformer_layers[i], theirs.transformer_layers[j])
+    head = []
+    for layer in student.layers:
+        if layer.name == ENCODER_NAME or not layer.weights:
+            continue
+        try:
+            source = teacher.get_layer(layer.name)
+        except ValueError:
+            raise ConfigError(f"{field}: the teacher has no head layer '{layer.name}' to start the student's from") from None
+        if [w.shape for w in source.weights] != [w.shape for w in layer.weights]:
+            raise ConfigError(f"{field}: head layer '{layer.name}' has other shapes in the teacher")
+        _copy(layer, source)
+        head.append(layer.name)
+    return {"teacher_layers": layers, "vocabulary_rows": f"{len(rows):,} of {len(teacher_vocab):,}",
+            "position_rows": ours.max_sequence_length, "head_layers": head}
