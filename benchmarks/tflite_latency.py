@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--texts", type=int, default=64, help="Sentences to cycle through.")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds.")
     parser.add_argument("--invokes", type=int, default=100, help="Timed invokes per variant per round.")
+    parser.add_argument("--reference", default="", metavar="NAME",
+                        help="A --model name: also report each variant's speed-up over that model's float32 in the "
+                             "same form, per round (a student against its teacher).")
     parser.add_argument("--warmup", type=int, default=10, help="Untimed invokes per variant before the rounds.")
     parser.add_argument("--num_threads", type=int, default=1, help="Interpreter threads.")
     parser.add_argument("--gemm_shapes", default="128x512,256x1024,768x3072",
@@ -106,28 +109,38 @@ def saved_model_of(directory: str) -> str:
         raise FileNotFoundError(f"{path}: no llm_quantize report naming its SavedModel ({type(e).__name__}: {e})") from None
 
 
-def summarize(times_ms: dict[str, dict[str, list[list[float]]]]) -> dict:
+def summarize(times_ms: dict[str, dict[str, list[list[float]]]], reference: str = "") -> dict:
     """Per model/form: each variant's p50s and its per-round speed-up over float32.
 
     Args:
         times_ms: ``{"<model>/<form>": {variant: [round 1 times, round 2 times, ...]}}``, in ms.
+        reference: A model name: also give each variant's per-round speed-up over that
+            model's float32 in the same form (e.g. a distilled student against its teacher).
 
     Returns:
         ``{"<model>/<form>": {variant: {"p50_ms", "best_round_p50_ms", "round_p50_ms",
-        "speedup": common.spread of per-round float32 p50 / variant p50}}}``.
+        "speedup": common.spread of per-round float32 p50 / variant p50[, "speedup_vs_reference"]}}}``.
     """
+    def round_p50s(rounds):
+        return [float(np.percentile(r, 50)) for r in rounds]
+
     out = {}
     for key, variants in times_ms.items():
-        base = [float(np.percentile(r, 50)) for r in variants[BASELINE]]
+        base = round_p50s(variants[BASELINE])
+        form = key.rsplit("/", 1)[1]
+        ref_key = f"{reference}/{form}"
+        ref = round_p50s(times_ms[ref_key][BASELINE]) if reference and ref_key in times_ms else None
         out[key] = {}
         for variant, rounds in variants.items():
-            p50s = [float(np.percentile(r, 50)) for r in rounds]
+            p50s = round_p50s(rounds)
             out[key][variant] = {
                 "p50_ms": float(np.percentile(np.concatenate(rounds), 50)),
                 "p99_ms": float(np.percentile(np.concatenate(rounds), 99)),
                 "best_round_p50_ms": min(p50s), "round_p50_ms": p50s,
                 "speedup": common.spread([b / v for b, v in zip(base, p50s)]),
             }
+            if ref is not None:
+                out[key][variant]["speedup_vs_reference"] = common.spread([b / v for b, v in zip(ref, p50s)])
     return out
 
 
@@ -246,6 +259,17 @@ def markdown(result: dict) -> str:
             rounds = ", ".join(f"{x:.2f}" for x in s["speedup"]["runs"])
             lines.append(f"| {key} | {variant} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {s['best_round_p50_ms']:.3f} | "
                          f"**{s['speedup']['median']:.2f}x** | {rounds} |")
+    reference = result.get("reference")
+    if reference:
+        lines += ["", f"Speed-up over `{reference}` float32 in the same form (per round: its p50 / the variant's p50, "
+                  "median of rounds):", "", "| model / form | variant | speed-up vs reference float32 | rounds |",
+                  "|---|---|---:|---|"]
+        for key, variants in result["summary"].items():
+            for variant, s in variants.items():
+                if "speedup_vs_reference" in s:
+                    vs = s["speedup_vs_reference"]
+                    lines.append(f"| {key} | {variant} | **{vs['median']:.2f}x** | "
+                                 f"{', '.join(f'{x:.2f}' for x in vs['runs'])} |")
     if result.get("gemms"):
         lines += ["", f"XNNPACK matrix products alone (a chain of 8 `[1, 64, K] x [K, N]` products with ReLU, float32 vs "
                   f"dynamic int8, the two taking turns, best of {result['gemm_invokes']} invokes each):", "",
@@ -281,6 +305,9 @@ def chart(result: dict, path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark and writes the results."""
     args = parse_args(argv)
+    if args.reference and args.reference not in dict(args.model):
+        raise FileNotFoundError(f"--reference={args.reference}: not one of the --model names "
+                                f"({', '.join(dict(args.model))})")
     from llm_tf.export.tflite_eval import machine as tflite_machine
 
     machine = common.machine_info()
@@ -292,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     machine["load_average"] = common.load_average()
     result = {"command": "python -m benchmarks.tflite_latency " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine, "rounds": args.rounds, "invokes": args.invokes, "num_threads": args.num_threads,
-              "texts": measured["texts"], "sources": measured["sources"], "summary": summarize(measured["times_ms"]),
+              "texts": measured["texts"], "sources": measured["sources"], "reference": args.reference,
+              "summary": summarize(measured["times_ms"], args.reference),
               "gemms": gemms, "gemm_invokes": args.gemm_invokes,
               "wall_s": time.perf_counter() - started}
     common.write_results("tflite_latency", result, markdown(result), args.results_dir)

@@ -21,7 +21,6 @@ Output layout::
 
 import contextlib
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -171,19 +170,6 @@ def task_spec(config: PrepareConfig) -> examples_lib.TaskSpec:
     )
 
 
-def _expand(patterns: Iterable[str]) -> list[str]:
-    paths = []
-    for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
-            matched = sorted(glob.glob(pattern))
-            if not matched:
-                raise DataError(f"{pattern}: no file matches")
-            paths.extend(matched)
-        else:
-            paths.append(pattern)
-    return paths
-
-
 def _check_config(config: PrepareConfig) -> None:
     if bool(config.inputs) == bool(config.tfds):
         raise ConfigError("give either input files (--input) or a TFDS data set (--tfds), not both or neither")
@@ -220,8 +206,8 @@ def _sources(config: PrepareConfig, spec: examples_lib.TaskSpec) -> list[tuple[s
         else:
             sources.append((None, tfds_source.tfds_rows(config.tfds, train_split, config.tfds_data_dir)))
         return sources
-    train_paths = _expand(config.inputs)
-    eval_paths = _expand(config.eval_inputs)
+    train_paths = readers.expand_patterns(config.inputs)
+    eval_paths = readers.expand_patterns(config.eval_inputs)
     opened = []
     for split, paths in (("train" if eval_paths else None, train_paths), ("eval", eval_paths)):
         for path in paths:

@@ -52,6 +52,27 @@ _TAG = re.compile(r"^(O|[BIES]-\S+)$")
 csv.field_size_limit(64 * 1024 * 1024)
 
 
+def expand_patterns(patterns: Sequence[str], flag: str = "") -> list[str]:
+    """Expands glob patterns (``*?[``) through ``tf.io.gfile`` (local or bucket paths), sorted;
+    other paths are kept as given.
+
+    Raises:
+        DataError: A pattern matches no file (the message names ``--flag`` when given).
+    """
+    paths = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            import tensorflow as tf
+
+            matched = sorted(tf.io.gfile.glob(pattern))
+            if not matched:
+                raise DataError(f"{pattern}: no file matches" + (f" (--{flag})" if flag else ""))
+            paths.extend(matched)
+        else:
+            paths.append(pattern)
+    return paths
+
+
 def detect_format(path: str, fmt: str = "auto") -> str:
     """Returns the input format of ``path``.
 

@@ -209,19 +209,6 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
-def _expand(patterns: list[str], flag: str) -> list[str]:
-    paths = []
-    for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
-            matched = sorted(_gfile().glob(pattern))
-            if not matched:
-                raise DataError(f"{pattern}: no file matches (--{flag})")
-            paths.extend(matched)
-        else:
-            paths.append(pattern)
-    return paths
-
-
 def _check_input(path: str, flag: str) -> None:
     gfile = _gfile()
     if not gfile.exists(path):
@@ -354,31 +341,43 @@ def _same_path(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _records(inputs: _Inputs, path: str, kind: str, text_fields: str, label_fields: str, report: _Report,
+             file_rows: dict[str, int]) -> Iterator[tuple[int, str, str]]:
+    """Yields ``(line, text, label)`` of a ``kind`` (labelled/extra) file's usable rows; the
+    others are bad rows in ``report``. Records the file's row count in ``file_rows``.
+
+    Raises:
+        DataError: The file has a header and no row.
+    """
+    source = inputs.open(path, kind)
+    prefix = "" if kind == "labelled" else kind + "_"
+    text_field = _pick_field(source, path, text_fields, prefix + "text_field", "text")
+    label_field = _pick_field(source, path, label_fields, prefix + "label_field", "label")
+    count = 0
+    for item in source:
+        count += 1
+        if isinstance(item, RowProblem):
+            report.bad(path, item.line, item.reason)
+            continue
+        text, label = _text_and_label(item, path, text_field, text_fields, label_field, label_fields, report)
+        if label is not None:
+            yield item.line, text, label
+    if count == 0:
+        raise DataError(f"{path}: no rows, only a header (--{kind})")
+    file_rows[path] = count
+
+
 def _read_labelled(inputs: _Inputs, paths: list[str], config: TransferSetConfig, report: _Report,
                    file_rows: dict[str, int]) -> list[tuple[str, str]]:
     rows = []
     for path in paths:
-        source = inputs.open(path, "labelled")
-        text_field = _pick_field(source, path, config.text_field, "text_field", "text")
-        label_field = _pick_field(source, path, config.label_field, "label_field", "label")
-        count = 0
-        for item in source:
-            count += 1
-            if isinstance(item, RowProblem):
-                report.bad(path, item.line, item.reason)
-                continue
-            text, label = _text_and_label(item, path, text_field, config.text_field, label_field, config.label_field,
-                                          report)
-            if label is None:
-                continue
+        for _, text, label in _records(inputs, path, "labelled", config.text_field, config.label_field, report,
+                                       file_rows):
             report.candidates["labelled"] += 1
             if not text:
                 report.dropped["labelled"]["empty_text"] += 1
                 continue
             rows.append((text, label))
-        if count == 0:
-            raise DataError(f"{path}: no rows, only a header (--labelled)")
-        file_rows[path] = count
     return rows
 
 
@@ -416,23 +415,12 @@ def _read_extra(inputs: _Inputs, paths: list[str], config: TransferSetConfig, la
     mapped_names = ", ".join(sorted(config.label_map)) or "nothing"
     label_names = ", ".join(sorted(labels))
     for path in paths:
-        source = inputs.open(path, "extra")
-        text_field = _pick_field(source, path, config.extra_text_field, "extra_text_field", "text")
-        label_field = _pick_field(source, path, config.extra_label_field, "extra_label_field", "label")
-        count = 0
-        for item in source:
-            count += 1
-            if isinstance(item, RowProblem):
-                report.bad(path, item.line, item.reason)
-                continue
-            text, label = _text_and_label(item, path, text_field, config.extra_text_field, label_field,
-                                          config.extra_label_field, report)
-            if label is None:
-                continue
+        for line, text, label in _records(inputs, path, "extra", config.extra_text_field, config.extra_label_field,
+                                          report, file_rows):
             if label in config.label_map:
                 label = str(config.label_map[label]).strip()
             elif label not in labels:
-                report.bad(path, item.line, f"unmapped label '{label}' (--label_map maps {mapped_names}; the labelled "
+                report.bad(path, line, f"unmapped label '{label}' (--label_map maps {mapped_names}; the labelled "
                            f"files' labels are {label_names})", "unmapped label")
                 continue
             documents += 1
@@ -449,9 +437,6 @@ def _read_extra(inputs: _Inputs, paths: list[str], config: TransferSetConfig, la
                     report.dropped["extra"]["too_many_words"] += 1
                 else:
                     rows.append((sentence, label))
-        if count == 0:
-            raise DataError(f"{path}: no rows, only a header (--extra)")
-        file_rows[path] = count
     return rows, documents
 
 
@@ -697,8 +682,8 @@ def build_transfer_set(config: TransferSetConfig, output_path: str) -> dict[str,
     """
     started = time.time()
     _check_config(config, output_path)
-    roles = {"labelled": _expand(config.labelled, "labelled"), "extra": _expand(config.extra, "extra"),
-             "exclude": _expand(config.exclude, "exclude")}
+    roles = {"labelled": readers.expand_patterns(config.labelled, "labelled"), "extra": readers.expand_patterns(config.extra, "extra"),
+             "exclude": readers.expand_patterns(config.exclude, "exclude")}
     summary_path = output_path + SUMMARY_SUFFIX
     for role, paths in roles.items():
         for path in paths:

@@ -19,6 +19,17 @@ def test_speedup_is_taken_per_round_against_float32():
     assert summary["float32"]["best_round_p50_ms"] == 2.0
 
 
+def test_speedup_against_a_reference_model_is_per_round_and_per_form():
+    times = {"teacher/tokens": {"float32": [[10.0], [20.0]], "dynamic_int8": [[5.0], [5.0]]},
+             "student/tokens": {"float32": [[4.0], [4.0]], "dynamic_int8": [[2.0], [1.0]]},
+             "student/text": {"float32": [[4.0], [4.0]], "dynamic_int8": [[2.0], [2.0]]}}
+    summary = tflite_latency.summarize(times, reference="teacher")
+    assert summary["student/tokens"]["dynamic_int8"]["speedup_vs_reference"]["runs"] == pytest.approx([5.0, 20.0])
+    assert summary["teacher/tokens"]["float32"]["speedup_vs_reference"]["runs"] == pytest.approx([1.0, 1.0])
+    assert "speedup_vs_reference" not in summary["student/text"]["dynamic_int8"], "no teacher text form was timed"
+    assert "speedup_vs_reference" not in tflite_latency.summarize(times)["student/tokens"]["float32"]
+
+
 def test_arguments_need_float32_and_name_dir_pairs():
     with pytest.raises(SystemExit):
         tflite_latency.parse_args(["--model=tiny=/x", "--variants=dynamic_int8"])
