@@ -8,7 +8,10 @@ fills it from the teacher:
 * token embeddings: the teacher's rows of the student's tokens (a gather by token string);
 * position embeddings: the teacher's first ``max_sequence_length`` rows;
 * segment embeddings, the embeddings' layer norm and the pooler: as they are;
-* student layer ``i``: the teacher's layer ``teacher_layers[i]``;
+* student layer ``i``: the teacher's layer ``teacher_layers[i]``; a student with a smaller
+  feed-forward size keeps, in each layer, the teacher's feed-forward units that matter most
+  (largest ``|input weights| * |output weights|``, :func:`feedforward_units`), so depth can be
+  traded for width at the same parameter count;
 * the head outside the encoder (same layer names): as it is.
 
 Example:
@@ -25,16 +28,55 @@ from llm_tf.models.hidden_states import resolve_layers
 from llm_tf.text.vocab_cut import row_indices
 
 #: Encoder dimensions the student must share with the teacher to take its layers.
-SHARED_DIMENSIONS = ("hidden_dim", "num_heads", "intermediate_dim")
+SHARED_DIMENSIONS = ("hidden_dim", "num_heads")
 
 
-def student_dimensions(teacher_dims: dict, teacher_layers: list[int]) -> dict:
-    """The ``task.model`` fields of a student built from ``teacher_layers`` of a teacher of ``teacher_dims``."""
-    return {"num_layers": len(teacher_layers), **{k: teacher_dims[k] for k in SHARED_DIMENSIONS}}
+def student_dimensions(teacher_dims: dict, teacher_layers: list[int], intermediate_dim: int = 0) -> dict:
+    """The ``task.model`` fields of a student built from ``teacher_layers`` of a teacher of ``teacher_dims``.
+
+    Args:
+        intermediate_dim: The student's feed-forward size (0: the teacher's).
+
+    Raises:
+        ConfigError: ``intermediate_dim`` above the teacher's.
+    """
+    if intermediate_dim > teacher_dims["intermediate_dim"]:
+        raise ConfigError(f"task.model.intermediate_dim={intermediate_dim} exceeds the teacher's "
+                          f"{teacher_dims['intermediate_dim']}: a student built from its layers keeps a subset of them")
+    return {"num_layers": len(teacher_layers), **{k: teacher_dims[k] for k in SHARED_DIMENSIONS},
+            "intermediate_dim": intermediate_dim or teacher_dims["intermediate_dim"]}
 
 
 def _copy(target: keras.layers.Layer, source: keras.layers.Layer) -> None:
     target.set_weights(source.get_weights())
+
+
+def feedforward_units(layer, keep: int) -> np.ndarray:
+    """The ``keep`` feed-forward units of a keras-hub ``TransformerEncoder`` that matter most, in order.
+
+    A unit's score is the norm of its input weights times the norm of its output weights (how
+    much it can move the layer's output); ties go to the lower index.
+    """
+    inner = keras.ops.convert_to_numpy(layer._feedforward_intermediate_dense.kernel)  # [hidden, units]
+    outer = keras.ops.convert_to_numpy(layer._feedforward_output_dense.kernel)  # [units, hidden]
+    score = np.linalg.norm(inner, axis=0) * np.linalg.norm(outer, axis=1)
+    return np.sort(np.argsort(-score, kind="stable")[:keep])
+
+
+def _copy_layer(target, source) -> None:
+    """A transformer layer, its feed-forward cut to the target's size when it is smaller."""
+    size = target._feedforward_intermediate_dense.units
+    if size == source._feedforward_intermediate_dense.units:
+        _copy(target, source)
+        return
+    units = feedforward_units(source, size)
+    for name in ("_self_attention_layer", "_self_attention_layer_norm", "_feedforward_layer_norm"):
+        _copy(getattr(target, name), getattr(source, name))
+    inner, outer = source._feedforward_intermediate_dense, source._feedforward_output_dense
+    target._feedforward_intermediate_dense.set_weights([keras.ops.convert_to_numpy(inner.kernel)[:, units],
+                                                        keras.ops.convert_to_numpy(inner.bias)[units]])
+    target._feedforward_output_dense.set_weights([keras.ops.convert_to_numpy(outer.kernel)[units],
+                                                  keras.ops.convert_to_numpy(outer.bias)])
 
 
 def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_layers: list[int],
@@ -53,7 +95,7 @@ def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_lay
         What was copied: layers, vocabulary rows, position rows, head layers.
 
     Raises:
-        ConfigError: Other widths, a layer count that is not ``len(teacher_layers)``, a longer
+        ConfigError: Other widths (or a larger feed-forward size), a layer count that is not ``len(teacher_layers)``, a longer
             position table than the teacher's, a student token the teacher lacks, or head layers
             that do not match.
     """
@@ -62,6 +104,9 @@ def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_lay
         if getattr(ours, key) != getattr(theirs, key):
             raise ConfigError(f"{field}: the student's {key} is {getattr(ours, key)}, the teacher's "
                               f"{getattr(theirs, key)}; a student built from teacher layers has the teacher's widths")
+    if ours.intermediate_dim > theirs.intermediate_dim:
+        raise ConfigError(f"{field}: the student's intermediate_dim {ours.intermediate_dim} exceeds the teacher's "
+                          f"{theirs.intermediate_dim}")
     layers = resolve_layers(teacher_layers, theirs.num_layers, field)
     if not layers or len(set(layers)) != len(layers):
         raise ConfigError(f"{field}: {list(teacher_layers)}: name each teacher layer the student starts from once")
@@ -78,7 +123,7 @@ def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_lay
     for name in ("segment_embedding", "embeddings_layer_norm", "pooled_dense"):
         _copy(getattr(ours, name), getattr(theirs, name))
     for i, j in enumerate(layers):
-        _copy(ours.transformer_layers[i], theirs.transformer_layers[j])
+        _copy_layer(ours.transformer_layers[i], theirs.transformer_layers[j])
     head = []
     for layer in student.layers:
         if layer.name == ENCODER_NAME or not layer.weights:
@@ -92,4 +137,5 @@ def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_lay
         _copy(layer, source)
         head.append(layer.name)
     return {"teacher_layers": layers, "vocabulary_rows": f"{len(rows):,} of {len(teacher_vocab):,}",
-            "position_rows": ours.max_sequence_length, "head_layers": head}
+            "position_rows": ours.max_sequence_length, "head_layers": head,
+            "feedforward_units": f"{ours.intermediate_dim:,} of {theirs.intermediate_dim:,}"}

@@ -58,9 +58,11 @@ class DistillationConfig(base_config.Config):
     instead of running the teacher (not with hidden matching, which needs the teacher's hidden
     states). ``student_init_layers`` (teacher layers; -1 is the last) starts a fresh student
     from the teacher's own weights (:mod:`llm_tf.models.student_init`): one student layer per
-    listed teacher layer, the teacher's widths, the teacher's embedding rows of the student's
-    vocabulary (which may be a cut of the teacher's, ``llm_prepare --vocab_cut``), its pooler
-    and head; empty: a randomly initialised student sized by ``task.model``.
+    listed teacher layer, the teacher's widths (``task.model.intermediate_dim`` may be smaller:
+    each layer keeps the teacher's most important feed-forward units), the teacher's embedding
+    rows of the student's vocabulary (which may be a cut of the teacher's, ``llm_prepare
+    --vocab_cut``), its pooler and head; empty: a randomly initialised student sized by
+    ``task.model``.
     """
 
     teacher_dir: str = ""
@@ -247,7 +249,7 @@ class DistillationTask(SentenceClassificationTask):
         layers = resolve_layers(settings.student_init_layers, teacher_dims["num_layers"], FIELD_INIT)
         if len(set(layers)) != len(layers):
             raise ConfigError(f"{FIELD_INIT}: {list(settings.student_init_layers)} names a layer twice")
-        dims = student_init.student_dimensions(teacher_dims, layers)
+        dims = student_init.student_dimensions(teacher_dims, layers, config.task.model.intermediate_dim)
         for key, value in dims.items():
             given = getattr(config.task.model, key)
             if given and given != value:
@@ -271,8 +273,9 @@ class DistillationTask(SentenceClassificationTask):
         copied = student_init.copy_teacher_weights(model, teacher.model, settings.student_init_layers,
                                                    self.data.tokenizer.vocab, load_vocab(teacher.info.vocab_path),
                                                    FIELD_INIT)
-        return (f"the teacher {teacher.info.checkpoint}: layers {copied['teacher_layers']}, embedding rows "
-                f"{copied['vocabulary_rows']}, {copied['position_rows']} positions, head {copied['head_layers']}")
+        return (f"the teacher {teacher.info.checkpoint}: layers {copied['teacher_layers']} (feed-forward units "
+                f"{copied['feedforward_units']}), embedding rows {copied['vocabulary_rows']}, {copied['position_rows']} "
+                f"positions, head {copied['head_layers']}")
 
     def logits_manifest(self) -> dict | None:
         """The checked manifest of ``teacher_logits_dir`` (None when the teacher runs in the step)."""

@@ -153,3 +153,28 @@ def test_cut_vocabulary_keeps_order_specials_and_characters():
     assert row_indices(kept, vocab).tolist() == [vocab.index(t) for t in kept]
     with pytest.raises(ConfigError, match=r"1 token\(s\) not in full vocabulary, first 'zebra'"):
         row_indices(kept + ["zebra"], vocab)
+
+
+def test_a_narrower_feedforward_keeps_the_teachers_most_important_units(cut_prepared, teacher_dir):  # noqa: F811
+    from llm_tf.models.student_init import feedforward_units
+
+    config = distillation_config(cut_prepared, teacher_dir, "task.distillation.student_init_layers=[-1],"
+                                 "task.model.num_layers=0,task.model.hidden_dim=0,task.model.intermediate_dim=200")
+    student, initialized_from = _student(config)
+    assert "feed-forward units 200 of 512" in initialized_from
+    teacher_layer = load_teacher(teacher_dir).model.get_layer("encoder").transformer_layers[1]
+    ours = student.get_layer("encoder").transformer_layers[0]
+    units = feedforward_units(teacher_layer, 200)
+    inner = teacher_layer._feedforward_intermediate_dense.kernel.numpy()
+    outer = teacher_layer._feedforward_output_dense.kernel.numpy()
+    score = np.linalg.norm(inner, axis=0) * np.linalg.norm(outer, axis=1)
+    assert len(units) == 200 and score[units].min() >= np.delete(score, units).max()
+    np.testing.assert_array_equal(ours._feedforward_intermediate_dense.kernel.numpy(), inner[:, units])
+    np.testing.assert_array_equal(ours._feedforward_output_dense.kernel.numpy(), outer[units])
+    np.testing.assert_array_equal(ours._self_attention_layer.get_weights()[0],
+                                  teacher_layer._self_attention_layer.get_weights()[0])
+
+    too_wide = distillation_config(cut_prepared, teacher_dir, "task.distillation.student_init_layers=[0],"
+                                   "task.model.num_layers=0,task.model.hidden_dim=0,task.model.intermediate_dim=1024")
+    with pytest.raises(ConfigError, match="intermediate_dim=1024 exceeds the teacher's 512"):
+        tasks.task_class("distillation").resolve_config(too_wide)
