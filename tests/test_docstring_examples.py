@@ -14,6 +14,7 @@ SELF_CONTAINED = (
     "llm_tf.data.splits",
     "llm_tf.data.statistics",
     "llm_tf.data.tfrecords",
+    "llm_tf.pipeline.blessing",
     "llm_tf.serving.batching",
     "llm_tf.serving.config",
     "llm_tf.serving.monitoring",

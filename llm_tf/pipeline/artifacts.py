@@ -16,6 +16,10 @@ SAVED_MODEL = "SavedModel"
 TFLITE_MODELS = "TFLiteModels"
 INFRA_BLESSING = "InfraBlessing"
 PUSHED_MODEL = "PushedModel"
+#: A distillation transfer set: ``transfer_set.tsv`` (sentence, label, source) and its summary.
+TRANSFER_SET = "TransferSet"
+#: Precomputed teacher logits: a ``task.distillation.teacher_logits_dir``.
+TEACHER_LOGITS = "TeacherLogits"
 
 
 @dataclasses.dataclass

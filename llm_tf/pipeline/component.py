@@ -124,6 +124,16 @@ class Component:
         """
         return {}
 
+    def key_properties(self) -> dict[str, Any]:
+        """The execution properties the cache key covers (default: all of them).
+
+        All properties are recorded on the execution either way. A component whose result
+        depends on only part of what its properties configure narrows this (TeacherLogits
+        covers only the parts of the student's training config the logits depend on), so that
+        changing the rest re-runs the components that use it and not this one.
+        """
+        return self.properties
+
     def execute(self, context: ExecutionContext) -> ExecutionResult:  # pragma: no cover - abstract
         """Runs the component; writes each output into ``context.output_dirs[name]``.
 

@@ -80,6 +80,10 @@ def format_lineage(store: MetadataStore, version: int, serving_model_base_path: 
                 for path, digest in sorted(p.get("data_files", {}).items()):
                     lines.append(f"       data file {path} sha256 {digest[:16]}")
                 lines.append(f"       counts {p.get('counts')} labels {p.get('labels')}")
+            elif art.type == artifacts.TRANSFER_SET:
+                for path, digest in sorted(p.get("data_files", {}).items()):
+                    lines.append(f"       data file {path} sha256 {digest[:16]}")
+                lines.append(f"       transfer set {p.get('path')} rows {p.get('rows')} {p.get('counts')}")
             elif art.type == artifacts.TRANSFORM_GRAPH:
                 lines.append(f"       vocabulary {p.get('vocab_file')} ({p.get('kind')}, {p.get('vocab_size')} tokens, "
                              f"sha256 {str(p.get('vocab_sha256'))[:16]})")

@@ -1,7 +1,8 @@
 """The local runner: runs a pipeline's DAG in dependency order in this process.
 
 For every component it resolves the inputs, computes the cache key (inputs' fingerprints,
-properties and the code fingerprint), and either reuses a completed execution with that key
+the properties the component's key covers, ``Component.key_properties``, and the code
+fingerprint), and either reuses a completed execution with that key
 (cached) or runs the executor into staging directories that are renamed to
 ``<pipeline_root>/<component>/<output>/<execution_id>/`` only on success, so no partial
 artifact is ever visible. A failed or killed run is resumed by running it again: completed
@@ -180,10 +181,11 @@ class LocalRunner:
                 raise PipelineError(f"component {component.name}: input '{key}' ({ref.component}.{ref.output}) was not produced")
             inputs[key] = artifact
         properties = dict(component.properties)
+        keyed = dict(component.key_properties())
         extra = component.extra_fingerprint()
         if extra:
-            properties["_fingerprint"] = extra
-        key = fingerprint.execution_key(type(component).__name__, component.name, properties,
+            properties["_fingerprint"] = keyed["_fingerprint"] = extra
+        key = fingerprint.execution_key(type(component).__name__, component.name, keyed,
                                         {k: a.fingerprint for k, a in inputs.items()}, code["code_fingerprint"])
         if self.enable_cache:
             cached = store.find_cached(component.name, key)

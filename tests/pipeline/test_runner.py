@@ -84,3 +84,28 @@ def test_failure_stops_the_run_and_marks_the_rest_not_run(tmp_path):
     result = LocalRunner(out=io.StringIO()).run(_pipeline(tmp_path), raise_on_failure=False)
     assert [c.status for c in result.components] == ["done", "failed", "not run"]
     assert not result.succeeded
+
+
+class _Narrow(Step):
+    """A Step whose cache key covers only ``suffix``, not ``note``."""
+
+    def __init__(self, data, suffix: str = "+", note: str = "", name: str | None = None):
+        super().__init__(data, suffix=suffix, name=name)
+        self.properties["note"] = note
+
+    def key_properties(self):
+        return {"suffix": self.properties["suffix"]}
+
+
+def test_key_properties_narrow_the_cache_key_but_every_property_is_recorded(tmp_path):
+    def pipeline(note, suffix="+"):
+        source = Source("x")
+        return Pipeline("p", str(tmp_path), [source, _Narrow(source.output("data"), suffix, note, name="Narrow")])
+
+    _run(pipeline("a"))
+    again, _ = _run(pipeline("b"))              # only a property outside the key changed
+    assert again["Narrow"].status == "cached" and fakes.CALLS["Narrow"] == 1
+    changed, _ = _run(pipeline("b", suffix="!"))
+    assert changed["Narrow"].status == "done" and fakes.CALLS["Narrow"] == 2
+    with MetadataStore(os.path.join(str(tmp_path), "metadata.sqlite")) as store:
+        assert store.execution(changed["Narrow"].execution_id)["properties"] == {"suffix": "!", "note": "b"}

@@ -13,6 +13,12 @@ and infers a schema; splitting it would mean reimplementing it):
 * :class:`ExampleValidator` validates every split's statistics against that schema with
   ``llm_tf.data.schema.validate`` (what ``llm_prepare --validate_against`` runs) and stops
   the run on anomalies.
+
+Distillation adds :class:`TransferSetGen` (the transfer set, ``llm_transfer_set``'s library
+call; an ExampleGen given it as its ``transfer_set`` input prepares it) and
+:class:`TeacherLogits` (the teacher's logits for the student's examples, computed once); the
+Trainer takes ``teacher_model`` and ``teacher_logits``, and the Evaluator a
+``reference_evaluation`` (the teacher's) that the student must reach a share of.
 """
 
 from llm_tf.pipeline.components.example_gen import ExampleGen
@@ -24,8 +30,10 @@ from llm_tf.pipeline.components.pusher import Pusher
 from llm_tf.pipeline.components.quantizer import Quantizer
 from llm_tf.pipeline.components.schema_gen import SchemaGen
 from llm_tf.pipeline.components.statistics_gen import StatisticsGen
+from llm_tf.pipeline.components.teacher_logits import TeacherLogits
 from llm_tf.pipeline.components.trainer import Trainer
+from llm_tf.pipeline.components.transfer_set_gen import TransferSetGen
 from llm_tf.pipeline.components.transform import Transform
 
 __all__ = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer", "Evaluator",
-           "Exporter", "Quantizer", "InfraValidator", "Pusher"]
+           "Exporter", "Quantizer", "InfraValidator", "Pusher", "TransferSetGen", "TeacherLogits"]

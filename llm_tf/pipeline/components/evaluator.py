@@ -7,6 +7,7 @@ from llm_tf.io_utils import atomic_write_json
 from llm_tf.pipeline import artifacts, blessing, model_eval
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 from llm_tf.pipeline.components.exporter import version_dir
+from llm_tf.pipeline.errors import PipelineError
 
 BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
 
@@ -14,9 +15,12 @@ BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
 class Evaluator(Component):
     """Scores the candidate SavedModel and the currently served one on the same eval split.
 
-    Blessing: the candidate's metric (accuracy, or entity F1 for NER) is at least
-    ``threshold`` AND at most ``max_drop`` below the served model's (the latest version under
-    ``baseline_model_base_path``; no baseline when nothing is served there).
+    Blessing (:func:`llm_tf.pipeline.blessing.decide`): the candidate's metric (accuracy, or
+    entity F1 for NER) is at least ``threshold`` AND at most ``max_drop`` below the served
+    model's (the latest version under ``baseline_model_base_path``; no baseline when nothing
+    is served there) AND, with a ``reference_evaluation`` (another Evaluator's, e.g. the
+    teacher's of a distilled student), at least ``min_share_of_reference`` times the
+    reference's value.
 
     Args:
         saved_model: Exporter's ``saved_model``.
@@ -26,19 +30,54 @@ class Evaluator(Component):
         baseline_model_base_path: The serving model base path (the served model is its latest version).
         length_buckets: Word-count bucket bounds for the length slices.
         eval_count: At most this many eval examples (0: all).
+        reference_evaluation: Another Evaluator's ``evaluation`` of a model on the same eval
+            data (same metric, same number of examples; checked when the Evaluator runs).
+        min_share_of_reference: With a reference: the share of its value the candidate must reach.
         name: Component name.
+
+    Raises:
+        PipelineError: A negative ``min_share_of_reference``.
     """
 
-    INPUTS = {"saved_model": artifacts.SAVED_MODEL, "examples": artifacts.EXAMPLES}
+    INPUTS = {"saved_model": artifacts.SAVED_MODEL, "examples": artifacts.EXAMPLES,
+              "reference_evaluation": artifacts.MODEL_EVALUATION}
+    OPTIONAL_INPUTS = frozenset({"reference_evaluation"})
     OUTPUTS = {"evaluation": artifacts.MODEL_EVALUATION, "blessing": artifacts.MODEL_BLESSING}
 
     def __init__(self, saved_model: OutputRef, examples: OutputRef, threshold: float = 0.0, max_drop: float = 0.01,
                  baseline_model_base_path: str = "", length_buckets: tuple[int, ...] = model_eval.DEFAULT_BUCKETS,
-                 eval_count: int = 0, name: str | None = None):
-        super().__init__(name, {"saved_model": saved_model, "examples": examples}, {
-            "threshold": threshold, "max_drop": max_drop,
-            "baseline_model_base_path": os.path.abspath(baseline_model_base_path) if baseline_model_base_path else "",
-            "length_buckets": list(length_buckets), "eval_count": eval_count})
+                 eval_count: int = 0, reference_evaluation: OutputRef | None = None,
+                 min_share_of_reference: float = blessing.DEFAULT_MIN_SHARE, name: str | None = None):
+        if min_share_of_reference < 0:
+            raise PipelineError(f"component {name or 'Evaluator'}: min_share_of_reference must be >= 0, got "
+                                f"{min_share_of_reference}")
+        properties = {"threshold": threshold, "max_drop": max_drop,
+                      "baseline_model_base_path": os.path.abspath(baseline_model_base_path) if baseline_model_base_path else "",
+                      "length_buckets": list(length_buckets), "eval_count": eval_count}
+        if reference_evaluation is not None:  # without a reference the cache key stays as it was
+            properties["min_share_of_reference"] = min_share_of_reference
+        super().__init__(name, {"saved_model": saved_model, "examples": examples,
+                                "reference_evaluation": reference_evaluation}, properties)
+
+    def _reference(self, context: ExecutionContext, candidate: dict) -> float | None:
+        """The reference's value of the candidate's metric (None without a reference).
+
+        Raises:
+            PipelineError: The reference measured another metric or on another number of examples.
+        """
+        reference = context.inputs.get("reference_evaluation")
+        if reference is None:
+            return None
+        props = reference.properties
+        if props.get("metric") != candidate["metric"] or props.get("value") is None:
+            raise PipelineError(f"component {self.name}: reference_evaluation {reference.uri} measured "
+                                f"'{props.get('metric')}', the candidate '{candidate['metric']}'")
+        if props.get("count") != candidate["count"]:
+            raise PipelineError(f"component {self.name}: reference_evaluation {reference.uri} scored "
+                                f"{props.get('count')} examples, the candidate {candidate['count']}: not the same "
+                                "eval data")
+        context.log(f"reference {props['metric']} {props['value']:.4f} ({reference.uri})")
+        return float(props["value"])
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Writes ``evaluation.json`` and ``BLESSED`` or ``NOT_BLESSED``."""
@@ -48,6 +87,7 @@ class Evaluator(Component):
         buckets = tuple(props["length_buckets"])
         candidate = model_eval.evaluate_saved_model(version_dir(context.inputs["saved_model"]), texts, gold, task, buckets)
         context.log(f"candidate {candidate['metric']} {candidate['value']:.4f} on {candidate['count']} examples")
+        reference = self._reference(context, candidate)
         baseline, baseline_dir = None, ""
         base = props["baseline_model_base_path"]
         versions = existing_versions(base) if base else []
@@ -55,10 +95,13 @@ class Evaluator(Component):
             baseline_dir = os.path.join(base, str(versions[-1]))
             baseline = model_eval.evaluate_saved_model(baseline_dir, texts, gold, task, buckets)
             context.log(f"served version {versions[-1]}: {baseline['metric']} {baseline['value']:.4f}")
+        min_share = props.get("min_share_of_reference", blessing.DEFAULT_MIN_SHARE)
         decision = blessing.decide(candidate["metric"], candidate["value"], baseline["value"] if baseline else None,
-                                   props["threshold"], props["max_drop"])
+                                   props["threshold"], props["max_drop"], reference, min_share)
+        reference_uri = context.inputs["reference_evaluation"].uri if reference is not None else ""
         atomic_write_json(os.path.join(context.output_dirs["evaluation"], "evaluation.json"),
-                          {"candidate": candidate, "baseline": baseline, "baseline_dir": baseline_dir})
+                          {"candidate": candidate, "baseline": baseline, "baseline_dir": baseline_dir,
+                           "reference_value": reference, "reference_evaluation": reference_uri})
         marker = BLESSED_FILE if decision.blessed else NOT_BLESSED_FILE
         atomic_write_json(os.path.join(context.output_dirs["blessing"], marker), vars(decision))
         context.log(("BLESSED: " if decision.blessed else "NOT BLESSED: ") + decision.reason)
@@ -66,5 +109,10 @@ class Evaluator(Component):
                       "by_label": {k: v["value"] for k, v in candidate["by_label"].items()},
                       "by_length": {k: v["value"] for k, v in candidate["by_length"].items()},
                       "baseline_value": baseline["value"] if baseline else None, "baseline_dir": baseline_dir}
+        metrics = {candidate["metric"]: candidate["value"], "blessed": decision.blessed}
+        if reference is not None:
+            eval_props.update({"reference_value": reference, "reference_evaluation": reference_uri,
+                               "share_of_reference": candidate["value"] / reference if reference else None})
+            metrics["share_of_reference"] = eval_props["share_of_reference"]
         return ExecutionResult({"evaluation": eval_props, "blessing": {"blessed": decision.blessed, "reason": decision.reason}},
-                               {candidate["metric"]: candidate["value"], "blessed": decision.blessed})
+                               metrics)

@@ -21,6 +21,9 @@ class Quantizer(Component):
         eval_count: Eval texts (0: all).
         latency_runs: Timed invokes per variant.
         representative_count: Calibration texts for ``full_int8``.
+        gate_variants: What the gate counts (names such as ``tokens_full_int8``, precisions or
+            forms; empty: every variant). The others are reported and never fail.
+        int8_float_ops: TFLite op types ``full_int8`` keeps in float32 (e.g. ``attention``).
         name: Component name.
     """
 
@@ -29,10 +32,12 @@ class Quantizer(Component):
 
     def __init__(self, saved_model: OutputRef, forms: tuple[str, ...] = ("text",),
                  variants: tuple[str, ...] = ("float32", "dynamic_int8"), max_accuracy_drop: float = 1.0,
-                 eval_count: int = 0, latency_runs: int = 20, representative_count: int = 100, name: str | None = None):
+                 eval_count: int = 0, latency_runs: int = 20, representative_count: int = 100,
+                 gate_variants: tuple[str, ...] = (), int8_float_ops: tuple[str, ...] = (), name: str | None = None):
         super().__init__(name, {"saved_model": saved_model}, {
             "forms": list(forms), "variants": list(variants), "max_accuracy_drop": max_accuracy_drop,
-            "eval_count": eval_count, "latency_runs": latency_runs, "representative_count": representative_count})
+            "eval_count": eval_count, "latency_runs": latency_runs, "representative_count": representative_count,
+            "gate_variants": list(gate_variants), "int8_float_ops": list(int8_float_ops)})
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Runs ``quantize`` into the ``tflite_models`` directory."""
@@ -43,7 +48,8 @@ class Quantizer(Component):
         result = quantize(QuantizeConfig(
             saved_model_dir=version_dir(context.inputs["saved_model"]), output_dir=out, forms=props["forms"],
             variants=props["variants"], max_accuracy_drop=props["max_accuracy_drop"], eval_count=props["eval_count"],
-            latency_runs=props["latency_runs"], representative_count=props["representative_count"], overwrite=True,
+            latency_runs=props["latency_runs"], representative_count=props["representative_count"],
+            gate_variants=props.get("gate_variants", []), int8_float_ops=props.get("int8_float_ops", []), overwrite=True,
             command="llm_pipeline Quantizer"))
         files = {name: os.path.basename(path) for name, path in result.files.items()}
         passed = not result.failed
