@@ -21,7 +21,7 @@ The DAG (component names as in the run summary)::
 
 ``data_dir`` holds ``train.tsv`` and ``dev.tsv`` (columns ``sentence``, ``label``). The teacher
 is ``configs/sentence_classification/sst2_minilm.yaml`` from the ``preset`` checkpoint
-(``task.init_preset``); the student is ``configs/distillation/sst2_minilm_to_l2.yaml``
+(``task.init_preset``); the student is ``configs/distillation/sst2_minilm_student.yaml``
 (soft targets of precomputed teacher logits, started from the teacher's own layers
 ``student_init_layers``, the teacher's vocabulary cut to the ``vocab_cut`` tokens the transfer
 set uses most); both configs' data and teacher paths are replaced by the pipeline's
@@ -83,7 +83,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO, "samples", "sst2_sample")
 MODEL_NAME = "sst2"
 TEACHER_CONFIG = os.path.join(REPO, "configs", "sentence_classification", "sst2_minilm.yaml")
-STUDENT_CONFIG = os.path.join(REPO, "configs", "distillation", "sst2_minilm_to_l2.yaml")
+STUDENT_CONFIG = os.path.join(REPO, "configs", "distillation", "sst2_minilm_student.yaml")
 DEFAULT_PRESET = "all_minilm_l6_v2"
 #: Steps on the shipped sample (60 sentences): a brief fine-tune and a small student, minutes in all.
 SAMPLE_TEACHER_STEPS = 40
@@ -262,8 +262,10 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
         except ValueError:
             raise ConfigError(f"--options=student_init_layers={options['student_init_layers']}: expected layer "
                               "numbers joined by '+', e.g. 0+5") from None
-    if tiny:  # a tiny student on any CPU: float32 (bf16 is emulated where the CPU lacks it)
-        student_override = _merge(student_override, {"trainer": {"mixed_precision": "float32"}})
+    if tiny:  # a tiny student on any CPU: float32 (bf16 is emulated where the CPU lacks it); the tiny
+        # teacher's own feed-forward size (the config's 768 is half of all-MiniLM-L6-v2's)
+        student_override = _merge(student_override, {"trainer": {"mixed_precision": "float32"},
+                                                      "task": {"model": {"intermediate_dim": 0}}})
     student_config = {"config_files": [STUDENT_CONFIG],
                       "params_override": _merge(student_override, _parse_overrides(params_override))}
     logits = TeacherLogits(student_examples.output("examples"), teacher.output("model"),

@@ -13,7 +13,7 @@ from tests.conftest import REPO, SST2_SAMPLE
 from tests.preset_fixtures import save_hf_bert_directory
 
 TEACHER_YAML = str(REPO / "configs" / "sentence_classification" / "sst2_minilm.yaml")
-STUDENT_YAML = str(REPO / "configs" / "distillation" / "sst2_minilm_to_l2.yaml")
+STUDENT_YAML = str(REPO / "configs" / "distillation" / "sst2_minilm_student.yaml")
 ORDER = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "TeacherTrainer", "TeacherExporter",
          "TeacherEvaluator", "TransferSetGen", "StudentExampleGen", "StudentTransform", "TeacherLogits", "StudentTrainer",
          "StudentExporter", "StudentEvaluator", "Quantizer", "InfraValidator", "Pusher"]
