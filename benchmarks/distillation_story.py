@@ -13,7 +13,8 @@ Usage (from the repository root, in the project's virtualenv):
         --group=teacher=runs/distill/teacher_minilm \\
         --group="student distilled=runs/distill/minilm_l2_s42,runs/distill/minilm_l2_s43" \\
         --tflite=teacher=runs/distill/tflite/teacher --tflite="student distilled=runs/distill/tflite/student" \\
-        --latency=benchmarks/results/distillation/tflite_latency.json --results_dir=benchmarks/results/distillation
+        --latency=benchmarks/results/distillation/tflite_latency.json --latency_name="student distilled=student" \\
+        --results_dir=benchmarks/results/distillation
 
 Results: ``<results_dir>/distillation.{json,md,png}``.
 """
@@ -22,6 +23,7 @@ import argparse
 import glob
 import json
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -51,10 +53,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tflite", action="append", default=[], metavar="NAME=DIR",
                         help="An llm_quantize output directory of the group's exported model.")
     parser.add_argument("--latency", default="", help="A benchmarks.tflite_latency result JSON (--reference=teacher).")
+    parser.add_argument("--latency_name", action="append", default=[], metavar="NAME=MODEL",
+                        help="The --model name a group has in the --latency run (default: the group's name).")
     parser.add_argument("--results_dir", default=common.RESULTS, help="Where distillation.{json,md,png} go.")
     args = parser.parse_args(argv)
     args.group = {name: value.split(",") for name, value in _pairs(args.group, "group").items()}
     args.tflite = _pairs(args.tflite, "tflite")
+    args.latency_name = _pairs(args.latency_name, "latency_name")
     if args.teacher not in args.group:
         raise ValueError(f"--teacher={args.teacher}: not one of the --group names ({', '.join(args.group)})")
     return args
@@ -78,9 +83,17 @@ def run_accuracy(model_dir: str) -> dict:
     best_step, best = max(evaluations, key=lambda e: (e[1], -e[0]))
     with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as f:
         final = json.load(f)
-    params = final.get("student_params") or final.get("total_params")
+    params = final.get("student_params") or final.get("total_params") or _restored_params(model_dir)
     return {"model_dir": model_dir, "best": best, "best_step": best_step, "final": evaluations[-1][1],
             "final_step": evaluations[-1][0], "params": params}
+
+
+def _restored_params(model_dir: str) -> int:
+    """Parameters of the model a run trained, rebuilt from its ``params.yaml`` and checkpoint."""
+    from llm_tf.export.restore import restore_trained_model
+    from llm_tf.models.parameters import count_params
+
+    return count_params(restore_trained_model(model_dir, "latest").model.weights)
 
 
 def tflite_summary(directory: str) -> dict:
@@ -88,8 +101,8 @@ def tflite_summary(directory: str) -> dict:
     with open(os.path.join(directory, "report.json"), encoding="utf-8") as f:
         report = json.load(f)
     out = {"directory": directory, "reference_accuracy": (report.get("reference") or {}).get("accuracy"), "variants": {}}
-    for name, v in report.get("variants", {}).items():
-        out["variants"][name] = {k: v.get(k) for k in ("size_bytes", "accuracy", "agreement", "passed")}
+    for v in report.get("variants", []):  # one entry per file: name is <form>_<variant>
+        out["variants"][v["name"]] = {k: v.get(k) for k in ("size_bytes", "accuracy", "agreement", "passed")}
     saved_model = report.get("saved_model", "")
     export_info = os.path.join(saved_model, "assets.extra", "llm_tf_export.json") if saved_model else ""
     if export_info and os.path.isfile(export_info):
@@ -112,7 +125,8 @@ def collect(args: argparse.Namespace) -> dict:
         if name in args.tflite:
             row["tflite"] = tflite_summary(args.tflite[name])
             row["params"] = row["params"] or row["tflite"].get("float_params")
-        for form_variant, s in ((k, v) for k, v in latency.get("summary", {}).items() if k.startswith(name + "/")):
+        timed = args.latency_name.get(name, name)
+        for form_variant, s in ((k, v) for k, v in latency.get("summary", {}).items() if k.startswith(timed + "/")):
             form = form_variant.split("/", 1)[1]
             for variant, values in s.items():
                 row.setdefault("latency", {})[f"{form}_{variant}"] = {
@@ -168,12 +182,12 @@ def markdown(result: dict, command: str) -> str:
     machine = result.get("latency_machine")
     if machine:
         lines += ["", common.machine_line(machine, f"; TF {machine.get('tensorflow', '?')}")]
-    lines += ["", "![accuracy vs size vs latency](distillation.png)", ""]
+    lines += ["", "![accuracy vs latency and size of the TFLite files](distillation.png)", ""]
     return "\n".join(lines)
 
 
 def chart(result: dict, path: str) -> None:
-    """Dev accuracy (median, seed range) against parameters; labels give int8 size and latency."""
+    """Accuracy against batch-1 latency for every timed TFLite file (tokens form); labels give its size."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,26 +195,23 @@ def chart(result: dict, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for name, row in result["rows"].items():
-        if not row["params"]:
+        variants = (row.get("tflite") or {}).get("variants", {})
+        points = [(key, variants[key], lat) for key, lat in (row.get("latency") or {}).items()
+                  if key.startswith(SHIP_FORM + "_") and key in variants and lat.get("p50_ms")]
+        if not points:
             continue
-        x = row["params"] / 1e6
-        values = [r["best"] * 100 for r in row["runs"]]
-        y = row["best_median"] * 100
-        ax.errorbar([x], [y], yerr=[[y - min(values)], [max(values) - y]], fmt="o", capsize=3)
-        key = f"{SHIP_FORM}_{SHIP_VARIANT}"
-        variant = (row.get("tflite") or {}).get("variants", {}).get(key, {})
-        lat = (row.get("latency") or {}).get(key, {})
-        note = name
-        if variant.get("size_bytes"):
-            note += f"\nint8 {variant['size_bytes'] / 1e6:.1f} MB"
-        if lat.get("p50_ms"):
-            note += f", {lat['p50_ms']:.2f} ms"
-        ax.annotate(note, (x, y), textcoords="offset points", xytext=(6, -4), fontsize=7)
+        xs = [lat["p50_ms"] for _, _, lat in points]
+        ys = [100 * v["accuracy"] for _, v, _ in points]
+        line, = ax.plot(xs, ys, "o-", label=f"{name} ({row['params'] / 1e6:.2f}M parameters)")
+        for (key, v, lat), x, y in zip(points, xs, ys):
+            ax.annotate(f"{key.split('_', 1)[1]}, {v['size_bytes'] / 1e6:.1f} MB", (x, y), textcoords="offset points",
+                        xytext=(5, 5 if name == result["teacher"] else -11), fontsize=7, color=line.get_color())
     ax.set_xscale("log")
-    ax.set_xlabel("parameters (millions, log scale)")
-    ax.set_ylabel("SST-2 dev accuracy, best (%)")
-    ax.set_title("Teacher vs students: accuracy, size, batch-1 latency (int8 TFLite)")
+    ax.set_xlabel(f"batch-1 latency, ms (p50, TFLite {SHIP_FORM} form, log scale)")
+    ax.set_ylabel("SST-2 dev accuracy of the file (%)")
+    ax.set_title("Teacher vs students: accuracy, size and latency of the TFLite files")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     common.save_png(fig, path)
     plt.close(fig)
 
@@ -208,7 +219,7 @@ def chart(result: dict, path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Collects the runs and writes the results."""
     args = parse_args(argv)
-    command = "python -m benchmarks.distillation_story " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.distillation_story " + shlex.join(argv if argv is not None else sys.argv[1:])
     result = collect(args)
     result.update(command=command, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     common.write_results("distillation", result, markdown(result, command), args.results_dir)
