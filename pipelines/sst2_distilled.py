@@ -78,6 +78,7 @@ from llm_tf.pipeline.components import (Evaluator, ExampleGen, ExampleValidator,
                                         Quantizer, SchemaGen, StatisticsGen, TeacherLogits, Trainer, TransferSetGen,
                                         Transform)
 from llm_tf.pipeline.dag import Pipeline
+from llm_tf.pipeline.overrides import merge_overrides, parse_overrides
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO, "samples", "sst2_sample")
@@ -146,30 +147,6 @@ def _steps(steps: int | None, learning_rate: float | None, sample: bool) -> dict
     return override
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    merged = dict(base)
-    for key, value in extra.items():
-        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = _merge(merged[key], value) if both else value
-    return merged
-
-
-def _parse_overrides(params_override: str | dict) -> dict:
-    """``--params_override`` as a nested dict, as ``llm_train`` reads it."""
-    if isinstance(params_override, dict):
-        return params_override
-    if not params_override:
-        return {}
-    from official.modeling.hyperparams import params_dict
-
-    parsed = params_dict.ParamsDict()
-    try:
-        params_dict.override_params_dict(parsed, params_override, is_strict=False)
-    except Exception as e:  # noqa: BLE001 (yaml, tf.io.gfile and the CSV parser raise many types)
-        raise ConfigError(f"--params_override: cannot parse '{params_override}': {e}") from None
-    return parsed.as_dict()
-
-
 def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: str | None = None,
                     params_override: str = "", options: dict | None = None) -> Pipeline:
     """Builds the distilled SST-2 pipeline (see the module docstring).
@@ -222,7 +199,7 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     example_gen = ExampleGen(inputs=[train], eval_inputs=[dev], text_field="sentence", label_field="label",
                              max_seq_length=128, **vocabulary)
     if not tiny:  # the checkpoint as ExampleGen recorded it (a directory's absolute path)
-        teacher_override = _merge({"task": {"init_preset": example_gen.properties["preset"]}},
+        teacher_override = merge_overrides({"task": {"init_preset": example_gen.properties["preset"]}},
                                   _steps(teacher_steps or (SAMPLE_TEACHER_STEPS if sample else None),
                                          SAMPLE_TEACHER_LEARNING_RATE if sample else None, sample))
     statistics = StatisticsGen(example_gen.output("examples"))
@@ -257,17 +234,17 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     layers = _items(options["student_init_layers"]) if "student_init_layers" in options else (["0"] if tiny else [])
     if layers:
         try:
-            student_override = _merge(student_override, {"task": {"distillation": {
+            student_override = merge_overrides(student_override, {"task": {"distillation": {
                 "student_init_layers": [int(layer) for layer in layers]}}})
         except ValueError:
             raise ConfigError(f"--options=student_init_layers={options['student_init_layers']}: expected layer "
                               "numbers joined by '+', e.g. 0+5") from None
     if tiny:  # a tiny student on any CPU: float32 (bf16 is emulated where the CPU lacks it); the tiny
         # teacher's own feed-forward size (the config's 768 is half of all-MiniLM-L6-v2's)
-        student_override = _merge(student_override, {"trainer": {"mixed_precision": "float32"},
+        student_override = merge_overrides(student_override, {"trainer": {"mixed_precision": "float32"},
                                                       "task": {"model": {"intermediate_dim": 0}}})
     student_config = {"config_files": [STUDENT_CONFIG],
-                      "params_override": _merge(student_override, _parse_overrides(params_override))}
+                      "params_override": merge_overrides(student_override, parse_overrides(params_override))}
     logits = TeacherLogits(student_examples.output("examples"), teacher.output("model"),
                            teacher_blessing=teacher_evaluator.output("blessing"), **student_config)
     student = Trainer(student_examples.output("examples"), student_transform.output("transform_graph"), "distillation",

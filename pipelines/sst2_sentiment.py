@@ -27,6 +27,7 @@ from llm_tf.errors import ConfigError
 from llm_tf.pipeline.components import (Evaluator, ExampleGen, ExampleValidator, Exporter, InfraValidator, Pusher,
                                         Quantizer, SchemaGen, StatisticsGen, Trainer, Transform)
 from llm_tf.pipeline.dag import Pipeline
+from llm_tf.pipeline.overrides import merge_overrides, parse_overrides
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO, "samples", "sst2_sample")
@@ -39,28 +40,6 @@ def _is_sample(data_dir: str) -> bool:
     return os.path.abspath(data_dir) == SAMPLE_DIR
 
 
-def _parse_overrides(params_override: str | dict) -> dict:
-    """``--params_override`` (dotted pairs, YAML/JSON or a YAML file) as a nested dict, as ``llm_train`` reads it."""
-    if isinstance(params_override, dict):
-        return params_override
-    from official.modeling.hyperparams import params_dict
-
-    parsed = params_dict.ParamsDict()
-    try:
-        params_dict.override_params_dict(parsed, params_override, is_strict=False)
-    except Exception as e:  # yaml, tf.io.gfile and the CSV parser raise many types
-        raise ConfigError(f"--params_override: cannot parse '{params_override}': {e}") from None
-    return parsed.as_dict()
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    merged = dict(base)
-    for key, value in extra.items():
-        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = _merge(merged[key], value) if both else value
-    return merged
-
-
 def _preset_overrides(params_override: str | dict, option: str, preset: str, sample: bool) -> dict:
     """The fine-tuning Trainer's overrides with a checkpoint: ``task.init_preset`` (and, on the
     sample, a few steps), then the user's ``params_override``.
@@ -70,7 +49,7 @@ def _preset_overrides(params_override: str | dict, option: str, preset: str, sam
             recorded it (a directory's absolute path).
     """
     wiring: dict = {"task": {"init_preset": preset}}
-    user = _parse_overrides(params_override) if params_override else {}
+    user = parse_overrides(params_override) if params_override else {}
     if sample:  # one loop, of the user's train_steps when given
         steps = (user.get("trainer") or {}).get("train_steps", SAMPLE_PRESET_STEPS)
         wiring["trainer"] = {"train_steps": SAMPLE_PRESET_STEPS, "steps_per_loop": steps}
@@ -79,7 +58,7 @@ def _preset_overrides(params_override: str | dict, option: str, preset: str, sam
         raise ConfigError(f"--params_override task.init_preset={given} contradicts --options=preset={option} "
                           "(ExampleGen tokenizes with that checkpoint's vocabulary); name the checkpoint in the preset "
                           "option only")
-    return _merge(wiring, user)
+    return merge_overrides(wiring, user)
 
 
 def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: str | None = None,

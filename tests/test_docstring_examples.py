@@ -15,6 +15,7 @@ SELF_CONTAINED = (
     "llm_tf.data.statistics",
     "llm_tf.data.tfrecords",
     "llm_tf.pipeline.blessing",
+    "llm_tf.pipeline.overrides",
     "llm_tf.serving.batching",
     "llm_tf.serving.config",
     "llm_tf.serving.monitoring",
