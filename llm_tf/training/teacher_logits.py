@@ -106,6 +106,10 @@ def precompute_teacher_logits(config, output_dir: str, batch_size: int = 128, ch
         # each text tokenized its own way, as it was trained.
         teacher_lib.check_compatible(teacher.info, data.labels, teacher.info.vocab_path, data.directory)
         own_tokenizer = TextTokenizer.from_directory(teacher.info.tokenizer_dir)
+    elif not teacher_lib.same_vocabulary(teacher.info, student_vocab):
+        raise ConfigError(f"{teacher_lib.FIELD}: the teacher {teacher.info.source} is a SavedModel whose vocabulary "
+                          f"{teacher.info.vocab_path} differs from the student's {student_vocab}; tokenizing each text "
+                          "the teacher's way needs its training model_dir (its prepared data's tokenizer)")
     else:
         teacher_lib.check_compatible(teacher.info, data.labels, student_vocab, data.directory)
     example_transform = student.example_transform(own_tokenizer)

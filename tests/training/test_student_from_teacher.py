@@ -178,3 +178,14 @@ def test_a_narrower_feedforward_keeps_the_teachers_most_important_units(cut_prep
                                    "task.model.num_layers=0,task.model.hidden_dim=0,task.model.intermediate_dim=1024")
     with pytest.raises(ConfigError, match="intermediate_dim=1024 exceeds the teacher's 512"):
         tasks.task_class("distillation").resolve_config(too_wide)
+
+
+def test_a_savedmodel_teacher_with_another_vocabulary_is_refused_by_precompute(tmp_path, cut_prepared,
+                                                                               teacher_dir):  # noqa: F811
+    from llm_tf.export import exporter
+
+    version = exporter.export_saved_model(teacher_dir, str(tmp_path / "teacher"), warmup_count=0).path
+    config = distillation_config(cut_prepared, version)
+    with pytest.raises(ConfigError, match="is a SavedModel whose vocabulary .* differs from the student's"):
+        teacher_logits.precompute_teacher_logits(config, str(tmp_path / "logits"))
+    assert not os.path.exists(tmp_path / "logits")
