@@ -72,8 +72,8 @@ OUTPUT_EXTENSION = ".tsv"
 SUMMARY_SUFFIX = ".summary.json"
 #: Values of the ``source`` column, in priority order (the first occurrence of a text wins).
 SOURCES = ("labelled", "extra", "augmented")
-#: Hugging Face tensor names of the token embedding table (``BertForMaskedLM`` & co. prefix ``bert.``).
-HF_EMBEDDING_KEYS = ("embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight")
+#: The token embedding table among a checkpoint's backbone weights (``presets.backbone_weights``).
+EMBEDDING_WEIGHT = "token_embedding/embeddings"
 #: At most this many bad rows are listed (``file:line: reason``) in the summary; all are counted.
 MAX_LISTED_BAD_ROWS = 100
 #: Query rows per block when computing nearest neighbours (a block x candidates float32 matrix).
@@ -509,6 +509,10 @@ def is_whole_word_token(token: str) -> bool:
 def load_token_embeddings(preset_name: str) -> tuple[np.ndarray, list[str], bool]:
     """Reads a checkpoint's token embedding table and WordPiece vocabulary.
 
+    The weights come through :func:`llm_tf.models.presets.backbone_weights` (keras-hub's own
+    loader, for Hugging Face and keras-hub checkpoints alike), the vocabulary through
+    :func:`llm_tf.text.tokenizer.load_vocab`.
+
     Args:
         preset_name: A named preset, a Hugging Face BERT directory or a keras-hub preset directory.
 
@@ -517,54 +521,18 @@ def load_token_embeddings(preset_name: str) -> tuple[np.ndarray, list[str], bool
 
     Raises:
         ConfigError: Not a usable BERT checkpoint (see :func:`llm_tf.models.presets.open_preset`).
-        DataError: The weights file lacks the embedding table, or it is smaller than the vocabulary.
+        DataError: The weights do not load, or the table is smaller than the vocabulary.
     """
     from llm_tf.models import presets
+    from llm_tf.text.tokenizer import load_vocab
 
     preset = presets.open_preset(preset_name, "--preset")
-    with open(preset.vocab_file, encoding="utf-8") as f:
-        vocab = [line.rstrip("\r\n") for line in f]
-    while vocab and not vocab[-1]:
-        vocab.pop()
-    if preset.format == presets.TRANSFORMERS_FORMAT:
-        embeddings = _hf_embeddings(preset.directory)
-    else:
-        import keras_hub
-
-        try:
-            backbone = keras_hub.models.BertBackbone.from_preset(preset.directory)
-        except Exception as e:  # noqa: BLE001 (h5py and keras-hub raise many types for a bad file)
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-            raise DataError(f"{preset.directory}: keras-hub could not load the checkpoint: {type(e).__name__}: "
-                            f"{first}") from None
-        embeddings = np.asarray(backbone.token_embedding.embeddings.numpy())
-        del backbone
+    vocab = load_vocab(preset.vocab_file)
+    embeddings = presets.backbone_weights(preset)[EMBEDDING_WEIGHT]
     if embeddings.ndim != 2 or embeddings.shape[0] < len(vocab):
         raise DataError(f"{preset.directory}: the token embedding table has shape {embeddings.shape}, fewer rows "
                         f"than the {len(vocab)} tokens of {preset.vocab_file}")
     return embeddings[: len(vocab)].astype(np.float32), vocab, preset.lower_case
-
-
-def _hf_embeddings(directory: str) -> np.ndarray:
-    from safetensors import safe_open
-
-    from llm_tf.models import hf_checkpoint
-
-    files = [os.path.join(directory, hf_checkpoint.WEIGHTS_FILE)]
-    index = os.path.join(directory, hf_checkpoint.SHARDED_WEIGHTS_FILE)
-    if not os.path.isfile(files[0]) and os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            weight_map = json.load(f).get("weight_map", {})
-        files = sorted({os.path.join(directory, weight_map[k]) for k in HF_EMBEDDING_KEYS if k in weight_map})
-    for path in files:
-        try:
-            with safe_open(path, framework="np") as f:
-                for key in HF_EMBEDDING_KEYS:
-                    if key in f.keys():  # noqa: SIM118 (a safetensors handle has no __contains__)
-                        return f.get_tensor(key)
-        except Exception as e:  # noqa: BLE001 (safetensors raises its own error types for a damaged file)
-            raise DataError(f"{path}: unreadable safetensors file: {type(e).__name__}: {e}") from None
-    raise DataError(f"{directory}: no token embedding table ({' or '.join(HF_EMBEDDING_KEYS)}) in its weights")
 
 
 def nearest_neighbours(embeddings: np.ndarray, vocab: list[str], words: list[str], k: int,
