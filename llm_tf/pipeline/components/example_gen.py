@@ -41,7 +41,7 @@ def expand_files(patterns: list[str]) -> list[str]:
 def _preset_settings(name: str, preset: str, options: dict[str, Any]) -> dict[str, Any]:
     """The ``preset`` property (normalized) and the checkpoint's tokenizer settings, as ``llm_prepare --preset``."""
     from llm_tf.errors import ConfigError
-    from llm_tf.models import named_presets, presets
+    from llm_tf.models import presets
 
     try:  # opens and checks the checkpoint once
         settings = presets.tokenizer_settings(preset, options.get("vocab_file", ""), options.get("lower_case", True),
@@ -49,8 +49,15 @@ def _preset_settings(name: str, preset: str, options: dict[str, Any]) -> dict[st
                                               field="preset")
     except ConfigError as e:
         raise ConfigError(f"component {name}: {e}") from None
-    # A directory as open_preset resolved it (presets.resolve_directory: its absolute path).
-    return {**settings, "preset": preset if named_presets.is_named(preset) else os.path.abspath(preset)}
+    return {**settings, "preset": preset_property(preset)}
+
+
+def preset_property(preset: str) -> str:
+    """How components record a checkpoint: a named preset by its name, a directory by its
+    absolute path (as ``presets.resolve_directory`` resolves it); empty stays empty."""
+    from llm_tf.models import named_presets
+
+    return preset if not preset or named_presets.is_named(preset) else os.path.abspath(preset)
 
 
 class ExampleGen(Component):

@@ -12,7 +12,7 @@ from typing import Any
 
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult
-from llm_tf.pipeline.components.example_gen import expand_files
+from llm_tf.pipeline.components.example_gen import expand_files, preset_property
 from llm_tf.pipeline.errors import PipelineError
 from llm_tf.pipeline.fingerprint import file_sha256
 
@@ -25,13 +25,6 @@ FILE_FIELDS = ("labelled", "extra", "exclude")
 def transfer_file(artifact: artifacts.Artifact) -> str:
     """The TSV inside a TransferSetGen artifact."""
     return artifact.properties.get("path") or os.path.join(artifact.uri, TRANSFER_FILE)
-
-
-def _preset_property(preset: str) -> str:
-    """A named preset by its name, a directory by its absolute path (as ExampleGen records it)."""
-    from llm_tf.models import named_presets
-
-    return preset if not preset or named_presets.is_named(preset) else os.path.abspath(preset)
 
 
 class TransferSetGen(Component):
@@ -67,7 +60,7 @@ class TransferSetGen(Component):
             raise PipelineError(f"component {label}: give at least one labelled file (labelled=[...])")
         for key in FILE_FIELDS:
             config[key] = [os.path.abspath(p) for p in config.get(key, [])]
-        config["preset"] = _preset_property(config.get("preset", ""))
+        config["preset"] = preset_property(config.get("preset", ""))
         defaults = dataclasses.asdict(TransferSetConfig())
         super().__init__(name, {}, {**defaults, **config})
 
