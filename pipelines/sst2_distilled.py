@@ -73,6 +73,7 @@ re-prepares the student's data and recomputes the logits, still with the cached 
 
 import os
 
+from llm_tf.data.transfer_set import parse_label_map
 from llm_tf.errors import ConfigError
 from llm_tf.pipeline.components import (Evaluator, ExampleGen, ExampleValidator, Exporter, InfraValidator, Pusher,
                                         Quantizer, SchemaGen, StatisticsGen, TeacherLogits, Trainer, TransferSetGen,
@@ -126,14 +127,11 @@ def _float(options: dict, key: str, default: float) -> float:
 
 
 def _label_map(value: str) -> dict[str, str]:
-    pairs = {}
-    for item in _items(value):
-        if ":" not in item:
-            raise ConfigError(f"--options=label_map={value}: expected extra_label:label items joined by '+', e.g. "
-                              "positive:1+negative:0")
-        key, label = item.split(":", 1)
-        pairs[key.strip()] = label.strip()
-    return pairs
+    try:
+        return parse_label_map(_items(value), "--options=label_map", "positive:1+negative:0")
+    except ConfigError:
+        raise ConfigError(f"--options=label_map={value}: expected extra_label:label items joined by '+', e.g. "
+                          "positive:1+negative:0") from None
 
 
 def _steps(steps: int | None, learning_rate: float | None, sample: bool) -> dict:

@@ -15,7 +15,7 @@ import json
 from absl import flags
 
 from llm_tf.bin.common import run_main
-from llm_tf.errors import ConfigError
+from llm_tf.data.transfer_set import parse_label_map
 
 FLAGS = flags.FLAGS
 
@@ -44,24 +44,6 @@ flags.DEFINE_string("preset", "", "Checkpoint whose token embedding table gives 
 flags.DEFINE_integer("max_rows", 0, "Keep at most this many rows, labelled first, then extra, then augmented (0: all).")
 flags.DEFINE_string("output", None, "The TSV to write (atomically); the summary goes to <output>.summary.json.")
 flags.mark_flag_as_required("output")
-
-
-def parse_label_map(pairs: list[str]) -> dict[str, str]:
-    """Parses ``--label_map`` pairs ``FROM:TO`` into a dict.
-
-    Raises:
-        ConfigError: A pair without ``:``, an empty side, or a label mapped twice.
-    """
-    mapping: dict[str, str] = {}
-    for pair in pairs:
-        source, sep, target = pair.partition(":")
-        source, target = source.strip(), target.strip()
-        if not sep or not source or not target:
-            raise ConfigError(f"--label_map: '{pair}' is not FROM:TO (e.g. --label_map=positive:1,negative:0)")
-        if source in mapping and mapping[source] != target:
-            raise ConfigError(f"--label_map: '{source}' is mapped twice ({mapping[source]} and {target})")
-        mapping[source] = target
-    return mapping
 
 
 def config_from_flags():

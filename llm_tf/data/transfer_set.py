@@ -141,6 +141,29 @@ class TransferSetConfig:
 # -- text helpers ----------------------------------------------------------------------------
 
 
+def parse_label_map(pairs: list[str], field: str = "--label_map", example: str = "positive:1,negative:0") -> dict[str, str]:
+    """Parses ``FROM:TO`` pairs (an extra file's label to the labelled set's) into a dict.
+
+    Args:
+        pairs: The pairs, e.g. ``["positive:1", "negative:0"]``.
+        field: The flag or option named in errors.
+        example: A correct value, shown in errors.
+
+    Raises:
+        ConfigError: A pair without ``:``, an empty side, or a label mapped twice.
+    """
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        source, sep, target = pair.partition(":")
+        source, target = source.strip(), target.strip()
+        if not sep or not source or not target:
+            raise ConfigError(f"{field}: '{pair}' is not FROM:TO (e.g. {field}={example})")
+        if source in mapping and mapping[source] != target:
+            raise ConfigError(f"{field}: '{source}' is mapped twice ({mapping[source]} and {target})")
+        mapping[source] = target
+    return mapping
+
+
 def normalise(text: str) -> str:
     """The key texts are deduplicated and excluded by: lower-cased, accents stripped, letters
     and digits only (white space and punctuation dropped, so tokenisations of one text agree).
