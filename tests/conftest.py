@@ -116,3 +116,19 @@ def prepared_conll_sample(tmp_path_factory) -> str:
 def trained_tagger(prepared_conll_sample, tmp_path_factory) -> str:
     """model_dir of a tiny NER tagger trained for a few steps on the CoNLL sample."""
     return train_tiny(prepared_conll_sample, str(tmp_path_factory.mktemp("runs") / "tagger"), "token_classification")
+
+
+def predict_served(model_base_path: str, texts: list[str], model_name: str = "sst2") -> list[dict]:
+    """Serves a model base path with the embedded server on free ports, sends ``texts`` over
+    gRPC and stops the server; returns one output dict per text."""
+    from llm_tf.serving.client import ServingClient
+    from llm_tf.serving.server import EmbeddedServer, ServerOptions
+
+    server = EmbeddedServer(ServerOptions(port=0, rest_api_port=0, model_name=model_name, model_base_path=model_base_path,
+                                          file_system_poll_wait_seconds=0, ready_timeout=120))
+    server.start()
+    try:
+        with ServingClient(f"localhost:{server.grpc_port}") as client:
+            return client.predict_texts(model_name, texts)
+    finally:
+        server.stop(grace=0)

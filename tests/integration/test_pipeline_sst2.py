@@ -11,7 +11,7 @@ from llm_tf.bin.pipeline import load_pipeline_module
 from llm_tf.pipeline.lineage import format_lineage
 from llm_tf.pipeline.metadata import MetadataStore
 from llm_tf.pipeline.runner import LocalRunner
-from tests.conftest import REPO
+from tests.conftest import REPO, predict_served
 
 ALL = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer", "Exporter", "Evaluator",
        "Quantizer", "InfraValidator", "Pusher"]
@@ -35,23 +35,13 @@ def _run(paths, **kwargs):
 
 
 def test_sample_pipeline_pushes_a_model_that_answers_over_grpc(first_run):
-    from llm_tf.serving.client import ServingClient
-    from llm_tf.serving.server import EmbeddedServer, ServerOptions
-
     paths, _, result = first_run
     assert [c.component for c in result.components] == ALL and result.succeeded
     assert result["Pusher"].metrics == {"pushed": True, "version": 1}
     assert result["Quantizer"].outputs["tflite_models"].properties["files"]
     base = paths["serving_model_base_path"]
     assert sorted(os.listdir(base)) == ["1"]
-    server = EmbeddedServer(ServerOptions(port=0, rest_api_port=0, model_name="sst2", model_base_path=base,
-                                          file_system_poll_wait_seconds=0, ready_timeout=120))
-    server.start()
-    try:
-        with ServingClient(f"localhost:{server.grpc_port}") as client:
-            [answer] = client.predict_texts("sst2", ["a warm , funny and beautifully acted story"])
-    finally:
-        server.stop(grace=0)
+    [answer] = predict_served(base, ["a warm , funny and beautifully acted story"])
     assert answer["labels"] in ("0", "1") and len(answer["scores"]) == 2
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from llm_tf.bin.pipeline import load_pipeline_module
 from llm_tf.pipeline.runner import LocalRunner
-from tests.conftest import REPO
+from tests.conftest import REPO, predict_served
 
 TEACHER_SIDE = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "TeacherTrainer",
                 "TeacherExporter", "TeacherEvaluator", "TransferSetGen", "StudentExampleGen", "StudentTransform",
@@ -31,9 +31,6 @@ def first_run(tmp_path_factory):
 
 
 def test_the_whole_dag_pushes_a_blessed_student_smaller_than_its_teacher(first_run):
-    from llm_tf.serving.client import ServingClient
-    from llm_tf.serving.server import EmbeddedServer, ServerOptions
-
     paths, result = first_run
     assert [c.component for c in result.components] == TEACHER_SIDE + STUDENT_SIDE and result.succeeded
     blessing = result["StudentEvaluator"].outputs["blessing"].properties
@@ -54,15 +51,7 @@ def test_the_whole_dag_pushes_a_blessed_student_smaller_than_its_teacher(first_r
     assert graphs[0]["vocab_sha256"] == graphs[1]["vocab_sha256"]
     assert result["StudentExampleGen"].outputs["examples"].properties["counts"] == {"train": 60, "eval": 16}
 
-    server = EmbeddedServer(ServerOptions(port=0, rest_api_port=0, model_name="sst2",
-                                          model_base_path=paths["serving_model_base_path"],
-                                          file_system_poll_wait_seconds=0, ready_timeout=120))
-    server.start()
-    try:
-        with ServingClient(f"localhost:{server.grpc_port}") as client:
-            [answer] = client.predict_texts("sst2", ["a gripping , funny and touching film"])
-    finally:
-        server.stop(grace=0)
+    [answer] = predict_served(paths["serving_model_base_path"], ["a gripping , funny and touching film"])
     assert answer["labels"] in ("0", "1") and len(answer["scores"]) == 2
 
 
