@@ -136,7 +136,8 @@ def cut_vocabulary(vocab: list[str], tokenize, texts: Iterable[tf.Tensor], max_s
     if not total:
         raise DataError("cannot cut the vocabulary: the corpus has no tokens")
     tokens = select_tokens(vocab, counts, max_size)
-    kept = np.array([t in set(tokens) for t in vocab])
+    kept_tokens = set(tokens)
+    kept = np.array([t in kept_tokens for t in vocab])
     return VocabularyCut(tokens, len(vocab), int(np.count_nonzero(counts)), float(counts[kept].sum() / total), total)
 
 
