@@ -76,13 +76,12 @@ def format_lineage(store: MetadataStore, version: int, serving_model_base_path: 
         for name, art in entry["outputs"].items():
             lines.append(f"     out {name}: {art.type} {art.uri}")
             p = art.properties
-            if art.type == artifacts.EXAMPLES:
+            if art.type in (artifacts.EXAMPLES, artifacts.TRANSFER_SET):  # both are read from data files
                 for path, digest in sorted(p.get("data_files", {}).items()):
                     lines.append(f"       data file {path} sha256 {digest[:16]}")
+            if art.type == artifacts.EXAMPLES:
                 lines.append(f"       counts {p.get('counts')} labels {p.get('labels')}")
             elif art.type == artifacts.TRANSFER_SET:
-                for path, digest in sorted(p.get("data_files", {}).items()):
-                    lines.append(f"       data file {path} sha256 {digest[:16]}")
                 lines.append(f"       transfer set {p.get('path')} rows {p.get('rows')} {p.get('counts')}")
             elif art.type == artifacts.TRANSFORM_GRAPH:
                 lines.append(f"       vocabulary {p.get('vocab_file')} ({p.get('kind')}, {p.get('vocab_size')} tokens, "
