@@ -31,6 +31,20 @@ from llm_tf.text.vocab_cut import row_indices
 SHARED_DIMENSIONS = ("hidden_dim", "num_heads")
 
 
+def teacher_layer_numbers(teacher_layers: list[int], teacher_num_layers: int, field: str) -> list[int]:
+    """The teacher layers a student starts from, as 0-based numbers (-1 is the last).
+
+    Raises:
+        ConfigError: A layer the teacher does not have, no layer, or a layer named twice.
+    """
+    layers = resolve_layers(teacher_layers, teacher_num_layers, field)
+    if not layers:
+        raise ConfigError(f"{field} is empty: name the teacher layers the student starts from (e.g. [0, 5])")
+    if len(set(layers)) != len(layers):
+        raise ConfigError(f"{field}: {list(teacher_layers)} names a layer twice")
+    return layers
+
+
 def student_dimensions(teacher_dims: dict, teacher_layers: list[int], intermediate_dim: int = 0) -> dict:
     """The ``task.model`` fields of a student built from ``teacher_layers`` of a teacher of ``teacher_dims``.
 
@@ -107,9 +121,7 @@ def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_lay
     if ours.intermediate_dim > theirs.intermediate_dim:
         raise ConfigError(f"{field}: the student's intermediate_dim {ours.intermediate_dim} exceeds the teacher's "
                           f"{theirs.intermediate_dim}")
-    layers = resolve_layers(teacher_layers, theirs.num_layers, field)
-    if not layers or len(set(layers)) != len(layers):
-        raise ConfigError(f"{field}: {list(teacher_layers)}: name each teacher layer the student starts from once")
+    layers = teacher_layer_numbers(teacher_layers, theirs.num_layers, field)
     if ours.num_layers != len(layers):
         raise ConfigError(f"{field}: {len(layers)} teacher layers for a student of {ours.num_layers} layers")
     if ours.max_sequence_length > theirs.max_sequence_length:

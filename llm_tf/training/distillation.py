@@ -246,9 +246,7 @@ class DistillationTask(SentenceClassificationTask):
         if not settings.student_init_layers:
             return
         teacher_dims = teacher_lib.encoder_dimensions(settings.teacher_dir, FIELD_INIT)
-        layers = resolve_layers(settings.student_init_layers, teacher_dims["num_layers"], FIELD_INIT)
-        if len(set(layers)) != len(layers):
-            raise ConfigError(f"{FIELD_INIT}: {list(settings.student_init_layers)} names a layer twice")
+        layers = student_init.teacher_layer_numbers(settings.student_init_layers, teacher_dims["num_layers"], FIELD_INIT)
         dims = student_init.student_dimensions(teacher_dims, layers, config.task.model.intermediate_dim)
         for key, value in dims.items():
             given = getattr(config.task.model, key)
