@@ -71,11 +71,11 @@ def compare(served: list[dict], local: dict[str, np.ndarray], labels: list[str] 
 def measure(args: argparse.Namespace) -> dict:
     """Serves the model, sends every text, runs them in process, compares."""
     import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the tokenizer's ops in the SavedModel)
 
     from llm_tf.data.labels import load_labels
     from llm_tf.export.exporter import existing_versions
     from llm_tf.export.representative import read_text_file
+    from llm_tf.pipeline.model_eval import batches, load_serving_signature
     from llm_tf.serving.client import ServingClient
     from llm_tf.serving.server import EmbeddedServer, ServerOptions
 
@@ -85,10 +85,10 @@ def measure(args: argparse.Namespace) -> dict:
     version_dir = os.path.join(args.model_base_path, str(versions[-1]))
     data = read_text_file(args.eval_data)
     names = list(load_labels(os.path.join(version_dir, "assets.extra", "labels.txt")))
-    signature = tf.saved_model.load(version_dir).signatures["serving_default"]
+    _loaded, signature = load_serving_signature(version_dir)
     local: dict[str, list] = {}
-    for start in range(0, len(data.texts), 64):
-        outputs = signature(text=tf.constant(data.texts[start:start + 64]))
+    for chunk in batches(data.texts, 64):
+        outputs = signature(text=tf.constant(chunk))
         for name, value in outputs.items():
             local.setdefault(name, []).append(value.numpy())
     local_arrays = {name: np.concatenate(parts) for name, parts in local.items()}

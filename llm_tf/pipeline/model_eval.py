@@ -27,14 +27,17 @@ def bucket_name(words: int, boundaries: tuple[int, ...]) -> str:
     return f">{boundaries[-1]}"
 
 
-def _load(version_dir: str):
+def load_serving_signature(version_dir: str):
+    """Loads an exported version; returns ``(loaded, its serving_default function)`` (keep
+    ``loaded`` alive while calling the function)."""
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
 
     loaded = tf.saved_model.load(version_dir)
     return loaded, loaded.signatures["serving_default"]
 
 
-def _batches(items: list, size: int):
+def batches(items: list, size: int):
+    """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -80,9 +83,9 @@ def evaluate_saved_model(version_dir: str, texts: list[str], gold: list[Any], ta
     """
     if not texts:
         raise DataError(f"{version_dir}: nothing to evaluate (empty eval split)")
-    _, serve = _load(version_dir)
+    _, serve = load_serving_signature(version_dir)
     predictions: list[Any] = []
-    for chunk in _batches(texts, batch_size):
+    for chunk in batches(texts, batch_size):
         out = serve(text=tf.constant(chunk))
         if task == "token_classification":
             for row in out["tags"].numpy():
