@@ -4,6 +4,7 @@ Readers of our outputs never see a half-written file or directory, even after a 
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +19,21 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
 DIR_MODE = 0o777 & ~_UMASK
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a file's contents, read in chunks; a ``scheme://`` path through ``tf.io.gfile``."""
+    digest = hashlib.sha256()
+    if "://" in path:
+        import tensorflow as tf
+
+        open_file = tf.io.gfile.GFile
+    else:
+        open_file = open
+    with open_file(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

@@ -45,3 +45,20 @@ def test_existing_directory_needs_overwrite(tmp_path):
         open(os.path.join(work, "new"), "w").close()
     assert os.listdir(final) == ["new"]
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_file_sha256_reads_local_and_gfile_paths(tmp_path):
+    import hashlib
+
+    import tensorflow as tf
+
+    from llm_tf.io_utils import file_sha256
+
+    data = bytes(range(256)) * 5000  # more than one chunk
+    (tmp_path / "f.bin").write_bytes(data)
+    assert file_sha256(str(tmp_path / "f.bin")) == hashlib.sha256(data).hexdigest()
+    assert file_sha256(str(tmp_path / "f.bin"), chunk=7) == hashlib.sha256(data).hexdigest()
+    tf.io.gfile.makedirs("ram://sha_test")
+    with tf.io.gfile.GFile("ram://sha_test/f.bin", "wb") as f:
+        f.write(data)
+    assert file_sha256("ram://sha_test/f.bin") == hashlib.sha256(data).hexdigest()

@@ -21,7 +21,6 @@ Output layout::
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ from llm_tf.data.bad_rows import BadRowHandler
 from llm_tf.data.datasets import iter_examples
 from llm_tf.data.rows import Row, RowProblem
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.io_utils import atomic_directory, atomic_write_json
+from llm_tf.io_utils import atomic_directory, atomic_write_json, file_sha256
 from llm_tf.text import tokenizer as tokenizer_lib
 from llm_tf.text import vocab as vocab_lib
 from llm_tf.text import vocab_cut
@@ -273,10 +272,9 @@ def _cut_vocabulary(config: PrepareConfig, spec, work_dir: str, directory: str, 
     corpus = _vocab_corpus(os.path.join(work_dir, EXAMPLES_DIR), spec).batch(4096)
     cut = vocab_cut.cut_vocabulary(full.vocab, full.tokenize, corpus, config.vocab_cut)
     vocab_lib.save_wordpiece(os.path.join(directory, name), cut.tokens)
-    with open(config.vocab_file, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
     atomic_write_json(os.path.join(directory, vocab_cut.CUT_FILE),
-                      {"source_vocab_file": os.path.abspath(config.vocab_file), "source_sha256": digest, **cut.summary()})
+                      {"source_vocab_file": os.path.abspath(config.vocab_file),
+                       "source_sha256": file_sha256(config.vocab_file), **cut.summary()})
     return (f"cut to {len(cut.tokens):,} of the {cut.full_size:,} tokens of {config.vocab_file} (the train split uses "
             f"{cut.used:,}; kept tokens cover {cut.coverage:.2%} of its tokens)")
 

@@ -59,7 +59,7 @@ import numpy as np
 from llm_tf.data import readers
 from llm_tf.data.rows import Row, RowProblem
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.io_utils import atomic_write_json, atomic_write_text
+from llm_tf.io_utils import atomic_write_json, atomic_write_text, file_sha256
 
 #: Output columns, in order (``llm_prepare --text_field=sentence --label_field=label``).
 TEXT_COLUMN = "sentence"
@@ -240,14 +240,6 @@ def _check_input(path: str, flag: str) -> None:
         raise DataError(f"{path}: is a directory, expected a file (--{flag})")
     if gfile.stat(path).length == 0:
         raise DataError(f"{path}: file is empty (--{flag})")
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with _gfile().GFile(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_text(path: str, text: str) -> None:
@@ -776,7 +768,7 @@ def build_transfer_set(config: TransferSetConfig, output_path: str) -> dict[str,
         "bad_rows": {"count": report.bad_count, "by_reason": _sorted_counts(report.bad_by_reason),
                      "rows": report.bad_rows},
         "augmentation": augmentation,
-        "inputs": [{"path": path, "role": role, "rows": file_rows.get(path, 0), "sha256": _sha256(path)}
+        "inputs": [{"path": path, "role": role, "rows": file_rows.get(path, 0), "sha256": file_sha256(path)}
                    for role, paths in roles.items() for path in paths],
         "config": dataclasses.asdict(config),
         "seconds": round(time.time() - started, 2),

@@ -18,10 +18,10 @@ Example:
 """
 
 import dataclasses
-import hashlib
 import importlib.util
 import os
 
+from llm_tf import io_utils
 from llm_tf.errors import ConfigError
 
 
@@ -80,11 +80,7 @@ def file_sha256(path: str) -> str:
     stat = os.stat(path)
     key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
     if key not in _verified:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _verified[key] = digest.hexdigest()
+        _verified[key] = io_utils.file_sha256(path)
     return _verified[key]
 
 

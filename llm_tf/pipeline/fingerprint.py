@@ -8,20 +8,13 @@ import subprocess
 from typing import Any
 
 import llm_tf
+# The pipeline's components import file_sha256 from here too.
+from llm_tf.io_utils import file_sha256
 
 
 def hash_json(value: Any) -> str:
     """SHA-256 (hex) of ``value`` as canonical JSON."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
-    """SHA-256 (hex) of a file's contents, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _package_dir() -> str:
