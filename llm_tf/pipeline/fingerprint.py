@@ -8,6 +8,7 @@ import subprocess
 from typing import Any
 
 import llm_tf
+
 # The pipeline's components import file_sha256 from here too.
 from llm_tf.io_utils import file_sha256
 
