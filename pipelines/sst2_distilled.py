@@ -198,8 +198,8 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
                              max_seq_length=128, **vocabulary)
     if not tiny:  # the checkpoint as ExampleGen recorded it (a directory's absolute path)
         teacher_override = merge_overrides({"task": {"init_preset": example_gen.properties["preset"]}},
-                                  _steps(teacher_steps or (SAMPLE_TEACHER_STEPS if sample else None),
-                                         SAMPLE_TEACHER_LEARNING_RATE if sample else None, sample))
+                                           _steps(teacher_steps or (SAMPLE_TEACHER_STEPS if sample else None),
+                                                  SAMPLE_TEACHER_LEARNING_RATE if sample else None, sample))
     statistics = StatisticsGen(example_gen.output("examples"))
     schema = SchemaGen(statistics.output("statistics"), example_gen.output("examples"))
     validator = ExampleValidator(statistics.output("statistics"), schema.output("schema"), example_gen.output("examples"),
