@@ -24,17 +24,22 @@ INSTALL_REQUIRES = [
     "pyyaml>=6.0",
     "tqdm>=4.66",
     "numpy>=1.26",
-    # Serving: gRPC (TF Serving's API), REST (werkzeug routing on the waitress server), Prometheus metrics.
-    "grpcio>=1.60",
-    "werkzeug>=3.0",
-    "waitress>=3.0,<4",
-    "prometheus-client>=0.20",
 ]
 
 EXTRAS_REQUIRE = {
     "dev": [
         "pytest>=8",
         "pytest-timeout>=2.3",
+        # `ruff check` runs before the tests (scripts/test.sh); pinned so that CI's rule set cannot move under us.
+        "ruff==0.17.6",
+    ],
+    # llm_tf.serving (llm_serve, llm_predict, the pipeline's infra validation): pip install 'llm-tf[serving]'.
+    "serving": [
+        # Serving: gRPC (TF Serving's API), REST (werkzeug routing on the waitress server), Prometheus metrics.
+        "grpcio>=1.60",
+        "werkzeug>=3.0",
+        "waitress>=3.0,<4",
+        "prometheus-client>=0.20",
     ],
 }
 

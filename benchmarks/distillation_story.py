@@ -90,8 +90,8 @@ def run_accuracy(model_dir: str) -> dict:
 
 def _restored_params(model_dir: str) -> int:
     """Parameters of the model a run trained, rebuilt from its ``params.yaml`` and checkpoint."""
-    from llm_tf.export.restore import restore_trained_model
     from llm_tf.models.parameters import count_params
+    from llm_tf.training.model_dir import restore_trained_model
 
     return count_params(restore_trained_model(model_dir, "latest").model.weights)
 
@@ -100,7 +100,8 @@ def tflite_summary(directory: str) -> dict:
     """Sizes and accuracies of an ``llm_quantize`` output, and its SavedModel's parameter count."""
     with open(os.path.join(directory, "report.json"), encoding="utf-8") as f:
         report = json.load(f)
-    out = {"directory": directory, "reference_accuracy": (report.get("reference") or {}).get("accuracy"), "variants": {}}
+    out = {"directory": directory, "reference_accuracy": (report.get("reference") or {}).get("accuracy"),
+           "variants": {}}
     for v in report.get("variants", []):  # one entry per file: name is <form>_<variant>
         out["variants"][v["name"]] = {k: v.get(k) for k in ("size_bytes", "accuracy", "agreement", "passed")}
     saved_model = report.get("saved_model", "")

@@ -59,7 +59,7 @@ def main() -> None:
     if args.inter:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter)
     from benchmarks.peer_workers.train_tf import stand_in_prepared
-    from llm_tf.training import configs, optimizers, tasks
+    from llm_tf.training import configs, optimizers, registry_imports, tasks  # noqa: F401
 
     prepared = stand_in_prepared(os.path.join(tempfile.mkdtemp(prefix="fit_states_"), "prepared"), 8000, 128)
     config = tasks.experiment_config("sentence_classification")

@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from benchmarks.worker_protocol import REPLY
 from llm_tf.errors import ConfigError
@@ -280,4 +280,5 @@ def interleave(plan: Sequence[tuple[str, "Worker", dict]], rounds: int, warmup: 
 
 
 def _short(reply: dict) -> dict:
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in reply.items() if not isinstance(v, (list, dict))}
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in reply.items()
+            if not isinstance(v, (list, dict))}

@@ -39,7 +39,8 @@ def commands(only: list[str], quick: bool, results_dir: str, serving_model_dir: 
     out = []
     for name in only:
         full, short = BENCHMARKS[name]
-        out.append([sys.executable, "-m", f"benchmarks.{name}", *(short if quick else full), f"--results_dir={results_dir}"])
+        out.append([sys.executable, "-m", f"benchmarks.{name}", *(short if quick else full),
+                    f"--results_dir={results_dir}"])
     if serving_model_dir and not quick:  # serving.py always writes to benchmarks/results
         out.append([sys.executable, "-m", "benchmarks.serving", f"--model_dir={serving_model_dir}"])
     return out

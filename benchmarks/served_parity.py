@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_base_path", required=True, help="An llm_export base path (numbered versions).")
     parser.add_argument("--model_name", default="model", help="The name the server serves it under.")
-    parser.add_argument("--eval_data", default="../shared/data/sst2/dev.tsv", help="TSV with a header (sentence, label).")
+    parser.add_argument("--eval_data", default="../shared/data/sst2/dev.tsv",
+                        help="TSV with a header (sentence, label).")
     parser.add_argument("--batch_size", type=int, default=1, help="Texts per Predict request.")
     parser.add_argument("--results_dir", default=common.RESULTS, help="Where served_parity.{json,md} go.")
     return parser.parse_args(argv)
@@ -73,9 +74,9 @@ def measure(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     from llm_tf.data.labels import load_labels
-    from llm_tf.export.exporter import existing_versions
+    from llm_tf.export.export_dir import existing_versions
     from llm_tf.export.representative import read_text_file
-    from llm_tf.pipeline.model_eval import batches, load_serving_signature
+    from llm_tf.export.saved_model_eval import batches, load_serving_signature
     from llm_tf.serving.client import ServingClient
     from llm_tf.serving.server import EmbeddedServer, ServerOptions
 

@@ -62,7 +62,8 @@ def load_sentences() -> tuple[list[str], str]:
     """SST-2 dev sentences (the shipped sample when ../shared is absent) and their source."""
     path = SHARED_DEV if os.path.isfile(SHARED_DEV) else SAMPLE_DEV
     with open(path, encoding="utf-8") as f:
-        return [row["sentence"] for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)], os.path.abspath(path)
+        return ([row["sentence"] for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)],
+                os.path.abspath(path))
 
 
 # ------------------------------------------------------------------------------ CPU accounting
@@ -156,7 +157,8 @@ def inprocess_callers(version_dir: str, sentences: list[str]):
 
     function = tf.saved_model.load(version_dir).signatures["serving_default"]
     singles = [tf.constant([s]) for s in sentences]
-    batches = [tf.constant([sentences[(k + j) % len(sentences)] for j in range(BATCH)]) for k in range(0, len(sentences), BATCH)]
+    batches = [tf.constant([sentences[(k + j) % len(sentences)] for j in range(BATCH)])
+               for k in range(0, len(sentences), BATCH)]
     return (lambda i: function(text=singles[i % len(singles)]),
             lambda i: function(text=batches[i % len(batches)]))
 
@@ -288,7 +290,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from llm_tf.export import exporter
-    from llm_tf.serving import config as config_lib
+    from llm_tf.serving import config_files
 
     sentences, source = load_sentences()
     work = tempfile.mkdtemp(prefix="serving_bench_")
@@ -296,7 +298,7 @@ def main() -> None:
     export = exporter.export_saved_model(args.model_dir, base, version=1)
     spec_path = os.path.join(work, "load_spec.json")
     serving_load.write_spec(spec_path, serving_load.make_spec(MODEL, sentences, ["label_ids", "labels", "scores"]))
-    batchings = {path: config_lib.load_batching_parameters(path) for path in batching_files}
+    batchings = {path: config_files.load_batching_parameters(path) for path in batching_files}
     null_base = os.path.join(work, "null")
     if "grpc_batching_nullmodel" in configs:
         from tests.serving.conftest import save_tiny_model
@@ -390,7 +392,8 @@ def write_report(args, rounds, plan, loads, load_before, batchings, sentences, s
         if name.startswith("grpc_batching") and name.endswith(f"_c{top}") and "nullmodel" not in name:
             per_round = [g["qps"] / b["qps"] for g, b in zip(rounds[name], rounds["inprocess_batched"])]
             ratios[name] = {"median_of_rounds": statistics.median(per_round), "per_round": per_round,
-                            "median_qps_ratio": results[name]["qps"]["median"] / results["inprocess_batched"]["qps"]["median"],
+                            "median_qps_ratio": (results[name]["qps"]["median"]
+                                                 / results["inprocess_batched"]["qps"]["median"]),
                             "target": 0.8, "met": statistics.median(per_round) >= 0.8}
     others = [r["others_cores"] for runs in rounds.values() for r in runs]
     busy = {"load_average_before": load_before, "load_average_per_round": loads,
@@ -430,13 +433,14 @@ def write_report(args, rounds, plan, loads, load_before, batchings, sentences, s
     lines = []
     for name, ratio in ratios.items():
         verdict = "met" if ratio["met"] else "NOT met"
-        lines.append(f"{name.rpartition('_c')[0]} at concurrency {top} / in-process batched: **{ratio['median_of_rounds']:.2f}** "
-                     f"median of rounds (per round: {', '.join(f'{x:.2f}' for x in ratio['per_round'])}; ratio of "
+        lines.append(f"{name.rpartition('_c')[0]} at concurrency {top} / in-process batched: "
+                     f"**{ratio['median_of_rounds']:.2f}** median of rounds "
+                     f"(per round: {', '.join(f'{x:.2f}' for x in ratio['per_round'])}; ratio of "
                      f"medians {ratio['median_qps_ratio']:.2f}; target >= 0.80: {verdict}).")
     load_line = (f"Machine load: load average {', '.join(f'{x:g}' for x in load_before)} (1/5/15 min) before the run, "
-                 f"1-min {', '.join(f'{l[0]:g}' for l in loads)} at the start of each round; other processes used "
-                 f"{busy['others_cores_median']:.2f} cores (median over measurements, max {busy['others_cores_max']:.2f}) "
-                 "of the 2.")
+                 f"1-min {', '.join(f'{load[0]:g}' for load in loads)} at the start of each round; "
+                 f"other processes used {busy['others_cores_median']:.2f} cores (median over measurements, "
+                 f"max {busy['others_cores_max']:.2f}) of the 2.")
     if busy["busy"]:
         load_line += (" **The machine was busy with other work during this run: absolute numbers are low and noisy; "
                       "the interleaved per-round ratios are the figures to compare.**")
@@ -447,10 +451,11 @@ def write_report(args, rounds, plan, loads, load_before, batchings, sentences, s
     markdown = "\n".join([
         "# Serving: in-process SavedModel vs embedded server (tiny SST-2 model)", "",
         f"Command: `{report['command']}`  ",
-        f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, TF {report['machine']['tensorflow']}, "
-        f"commit {report['machine']['commit']}, {report['machine']['date']}  ",
+        f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+        f"TF {report['machine']['tensorflow']}, commit {report['machine']['commit']}, {report['machine']['date']}  ",
         load_line, "",
-        f"Requests: one sentence each, from {len(sentences)} sentences of {os.path.basename(os.path.dirname(source))} dev, "
+        f"Requests: one sentence each, from {len(sentences)} sentences of "
+        f"{os.path.basename(os.path.dirname(source))} dev, "
         f"sent by a separate load-generator process ({report['load_generator']}) keeping C requests in flight; "
         f"`inprocess*` run in the benchmark process (threads; `inprocess_batched` calls the SavedModel with {BATCH} "
         f"sentences). QPS = sentences/s. {args.rounds} rounds of {args.seconds:g} s, configurations interleaved within "

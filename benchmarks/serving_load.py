@@ -37,7 +37,8 @@ import resource
 import subprocess
 import sys
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 RESPONSE_TYPE = "tensorflow.serving.PredictResponse"
@@ -338,7 +339,7 @@ class LoadProcess:
             self._process.kill()
             self._process.wait()
 
-    def __enter__(self) -> "LoadProcess":
+    def __enter__(self) -> LoadProcess:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -56,7 +56,8 @@ def run_ours(args, steps: int, work: str, seed: int) -> dict:
         f"trainer.steps_per_loop={steps}", f"task.data.seed={seed}",
     ])
     argv = [os.path.join(os.path.dirname(sys.executable), "llm_train"), "--experiment=sentence_classification",
-            "--mode=train_and_eval", f"--model_dir={model_dir}", f"--config_file={CONFIG}", f"--params_override={overrides}"]
+            "--mode=train_and_eval", f"--model_dir={model_dir}", f"--config_file={CONFIG}",
+            f"--params_override={overrides}"]
     start = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
     wall = time.perf_counter() - start
@@ -108,7 +109,8 @@ def main() -> None:
     parser.add_argument("--systems", default="ours,hf")
     parser.add_argument("--peer_venv", default="")
     parser.add_argument("--torch_omp_wait_policy", default="PASSIVE",
-                        help="OMP_WAIT_POLICY for torch ('' = its default; see benchmarks.training_throughput.worker_env)")
+                        help="OMP_WAIT_POLICY for torch ('' = its default; "
+                             "see benchmarks.training_throughput.worker_env)")
     parser.add_argument("--results_dir", default=common.RESULTS)
     args = parser.parse_args()
     for path in (os.path.join(args.prepared_dir, "summary.json"), args.train_tsv, args.dev_tsv):
@@ -163,12 +165,15 @@ def markdown(report: dict) -> str:
         "# One SST-2 epoch (real data): llm-tf vs HF transformers (PyTorch)", "",
         f"`{report['command']}`", "",
         common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_version_text(m, "torch", "transformers")),
-        f"{report['size']} encoder, {report['steps']} steps of batch {report['batch_size']} (one epoch of SST-2 train), "
-        f"max length {report['seq_length']}, lr {report['learning_rate']} (HF {report['hf_learning_rate']}; 10% warm-up, linear decay), AdamW wd 0.01, "
-        f"clip 1.0; dev = SST-2 dev (872); torch with OMP_WAIT_POLICY={report['torch_omp_wait_policy']}. {report['rounds']} round(s) per system, "
+        f"{report['size']} encoder, {report['steps']} steps of batch {report['batch_size']} "
+        f"(one epoch of SST-2 train), max length {report['seq_length']}, lr {report['learning_rate']} "
+        f"(HF {report['hf_learning_rate']}; 10% warm-up, linear decay), AdamW wd 0.01, "
+        f"clip 1.0; dev = SST-2 dev (872); torch with OMP_WAIT_POLICY={report['torch_omp_wait_policy']}. "
+        f"{report['rounds']} round(s) per system, "
         f"seeds {', '.join(str(x) for x in report.get('seeds', [42]))} (both systems use a round's seed)"
         + (" (an epoch takes minutes: one round each, so no spread)" if report["rounds"] == 1 else "") + ".", "",
-        "| system | input pipeline | process wall s (median) | train examples/s | dev accuracy |", "|---|---|---|---|---|",
+        "| system | input pipeline | process wall s (median) | train examples/s | dev accuracy |",
+        "|---|---|---|---|---|",
     ]
     pipelines = {"ours": "llm_train, in-graph tokenizer in tf.data, length bucketing",
                  "hf": "fast tokenizer + DataCollatorWithPadding (dynamic padding), plain loop"}
@@ -187,9 +192,10 @@ def markdown(report: dict) -> str:
         lines += ["", "| round | seed | " + " | ".join(f"{n} wall s | {n} dev accuracy" for n in names) + " |",
                   "|---" * (2 + 2 * len(names)) + "|"]
         for r in range(report["rounds"]):
-            cells = [f"{report['systems'][n]['runs'][r]['wall_s']:.1f} | {report['systems'][n]['runs'][r]['dev_accuracy']:.4f}"
-                     for n in names]
-            lines.append(f"| {r + 1} | {report['systems'][names[0]]['runs'][r].get('seed', '-')} | " + " | ".join(cells) + " |")
+            cells = [f"{report['systems'][n]['runs'][r]['wall_s']:.1f} | "
+                     f"{report['systems'][n]['runs'][r]['dev_accuracy']:.4f}" for n in names]
+            lines.append(f"| {r + 1} | {report['systems'][names[0]]['runs'][r].get('seed', '-')} | "
+                         + " | ".join(cells) + " |")
     if "target" in report:
         t = report["target"]
         lines += ["", f"Speed-up (HF wall / ours wall): **{t['speedup']:.2f}x**, median dev accuracy ours - HF: "

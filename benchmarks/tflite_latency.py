@@ -86,11 +86,13 @@ def model_files(directory: str, forms: list[str], variants: list[str]) -> dict[t
     Raises:
         FileNotFoundError: A requested file is missing (named, with the files that are there).
     """
-    files = {(form, variant): os.path.join(directory, f"{form}_{variant}.tflite") for form in forms for variant in variants}
+    files = {(form, variant): os.path.join(directory, f"{form}_{variant}.tflite")
+             for form in forms for variant in variants}
     missing = [path for path in files.values() if not os.path.isfile(path)]
     if missing:
         present = sorted(f for f in os.listdir(directory) if f.endswith(".tflite")) if os.path.isdir(directory) else []
-        raise FileNotFoundError(f"{', '.join(missing)} not found (the directory holds: {', '.join(present) or 'nothing'}); "
+        raise FileNotFoundError(f"{', '.join(missing)} not found "
+                                f"(the directory holds: {', '.join(present) or 'nothing'}); "
                                 "run llm_quantize with those --forms/--variants first")
     return files
 
@@ -106,7 +108,8 @@ def saved_model_of(directory: str) -> str:
         with open(path, encoding="utf-8") as f:
             return json.load(f)["saved_model"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise FileNotFoundError(f"{path}: no llm_quantize report naming its SavedModel ({type(e).__name__}: {e})") from None
+        raise FileNotFoundError(
+            f"{path}: no llm_quantize report naming its SavedModel ({type(e).__name__}: {e})") from None
 
 
 def summarize(times_ms: dict[str, dict[str, list[list[float]]]], reference: str = "") -> dict:
@@ -146,7 +149,7 @@ def summarize(times_ms: dict[str, dict[str, list[list[float]]]], reference: str 
 
 def measure(args: argparse.Namespace) -> dict:
     """Loads every model, then times the variants in interleaved rounds."""
-    from llm_tf.export import representative, tflite_convert
+    from llm_tf.export import export_dir, representative, tflite_convert
     from llm_tf.export.tflite_eval import InvokeTimer, example_inputs
     from llm_tf.export.tflite_runtime import make_interpreter
 
@@ -156,7 +159,7 @@ def measure(args: argparse.Namespace) -> dict:
         files = model_files(directory, args.forms, args.variants)
         saved_model = saved_model_of(directory)
         sources[name] = {"directory": os.path.abspath(directory), "saved_model": saved_model}
-        tokens = tflite_convert.load_exported(saved_model).tokenize(texts) if "tokens" in args.forms else {}
+        tokens = export_dir.load_exported(saved_model).tokenize(texts) if "tokens" in args.forms else {}
         for form in args.forms:
             inputs[(name, form)] = [example_inputs(form, texts, tokens, i) for i in range(len(texts))]
         for (form, variant), path in files.items():
@@ -188,7 +191,8 @@ def gemm_chain_model(k: int, n: int, quantize: bool, rows: int = 64, count: int 
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    weights = [tf.constant(rng.normal(0, 0.05, (k, n) if i % 2 == 0 else (n, k)).astype("float32")) for i in range(count)]
+    weights = [tf.constant(rng.normal(0, 0.05, (k, n) if i % 2 == 0 else (n, k)).astype("float32"))
+               for i in range(count)]
 
     @tf.function(input_signature=[tf.TensorSpec([1, rows, k], tf.float32)])
     def chain(x):
@@ -202,7 +206,8 @@ def gemm_chain_model(k: int, n: int, quantize: bool, rows: int = 64, count: int 
     return converter.convert()
 
 
-def measure_gemms(shapes: list[tuple[int, int]], invokes: int, num_threads: int, rows: int = 64, count: int = 8) -> list[dict]:
+def measure_gemms(shapes: list[tuple[int, int]], invokes: int, num_threads: int, rows: int = 64,
+                  count: int = 8) -> list[dict]:
     """Best invoke time of each GEMM chain in float32 and dynamic int8, the two taking turns.
 
     Returns:
@@ -229,8 +234,10 @@ def measure_gemms(shapes: list[tuple[int, int]], invokes: int, num_threads: int,
                 interpreter.invoke()
                 best[name] = min(best[name], time.perf_counter() - start)
         flop = 2.0 * rows * k * n * count
-        out.append({"k": k, "n": n, "float32_ms": best["float32"] * 1000, "dynamic_int8_ms": best["dynamic_int8"] * 1000,
-                    "float32_gflops": flop / best["float32"] / 1e9, "dynamic_int8_gops": flop / best["dynamic_int8"] / 1e9,
+        out.append({"k": k, "n": n, "float32_ms": best["float32"] * 1000,
+                    "dynamic_int8_ms": best["dynamic_int8"] * 1000,
+                    "float32_gflops": flop / best["float32"] / 1e9,
+                    "dynamic_int8_gops": flop / best["dynamic_int8"] / 1e9,
                     "speedup": best["float32"] / best["dynamic_int8"]})
     return out
 
@@ -251,14 +258,15 @@ def markdown(result: dict) -> str:
         f"Invoke only (inputs set beforehand), batch 1, {result['num_threads']} thread(s), XNNPACK (LiteRT's default "
         f"op resolver); {result['rounds']} rounds x {result['invokes']} invokes per variant over the same "
         f"{result['texts']} sentences, the variants taking turns within each round.", "",
-        "| model / form | variant | p50 ms | p99 ms | best round p50 ms | speed-up vs float32 (median of rounds) | rounds |",
+        "| model / form | variant | p50 ms | p99 ms | best round p50 ms | "
+        "speed-up vs float32 (median of rounds) | rounds |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for key, variants in result["summary"].items():
         for variant, s in variants.items():
             rounds = ", ".join(f"{x:.2f}" for x in s["speedup"]["runs"])
-            lines.append(f"| {key} | {variant} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {s['best_round_p50_ms']:.3f} | "
-                         f"**{s['speedup']['median']:.2f}x** | {rounds} |")
+            lines.append(f"| {key} | {variant} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | "
+                         f"{s['best_round_p50_ms']:.3f} | **{s['speedup']['median']:.2f}x** | {rounds} |")
     reference = result.get("reference")
     if reference:
         lines += ["", f"Speed-up over `{reference}` float32 in the same form (per round: its p50 / the variant's p50, "
@@ -271,13 +279,15 @@ def markdown(result: dict) -> str:
                     lines.append(f"| {key} | {variant} | **{vs['median']:.2f}x** | "
                                  f"{', '.join(f'{x:.2f}' for x in vs['runs'])} |")
     if result.get("gemms"):
-        lines += ["", f"XNNPACK matrix products alone (a chain of 8 `[1, 64, K] x [K, N]` products with ReLU, float32 vs "
-                  f"dynamic int8, the two taking turns, best of {result['gemm_invokes']} invokes each):", "",
+        lines += ["", "XNNPACK matrix products alone (a chain of 8 `[1, 64, K] x [K, N]` products with ReLU, "
+                  f"float32 vs dynamic int8, the two taking turns, best of {result['gemm_invokes']} invokes each):", "",
                   "| K x N | float32 ms (GFLOP/s) | dynamic int8 ms (GOP/s) | int8 speed-up |", "|---|---:|---:|---:|"]
         lines += [f"| {g['k']} x {g['n']} | {g['float32_ms']:.3f} ({g['float32_gflops']:.0f}) | "
-                  f"{g['dynamic_int8_ms']:.3f} ({g['dynamic_int8_gops']:.0f}) | **{g['speedup']:.2f}x** |" for g in result["gemms"]]
+                  f"{g['dynamic_int8_ms']:.3f} ({g['dynamic_int8_gops']:.0f}) | **{g['speedup']:.2f}x** |"
+                  for g in result["gemms"]]
     lines += ["", "Models: " + "; ".join(f"{name}: `{src['directory']}` (from `{src['saved_model']}`)"
-                                         for name, src in result["sources"].items()), "", "![chart](tflite_latency.png)", ""]
+                                         for name, src in result["sources"].items()),
+              "", "![chart](tflite_latency.png)", ""]
     return "\n".join(lines)
 
 
@@ -325,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
               "wall_s": time.perf_counter() - started}
     common.write_results("tflite_latency", result, markdown(result), args.results_dir)
     chart(result, os.path.join(args.results_dir, "tflite_latency.png"))
-    print("median speed-ups: " + ", ".join(f"{k} {v}: {s['speedup']['median']:.2f}x" for k, vs in result["summary"].items()
+    print("median speed-ups: " + ", ".join(f"{k} {v}: {s['speedup']['median']:.2f}x"
+                                           for k, vs in result["summary"].items()
                                            for v, s in vs.items() if v != BASELINE), file=sys.stderr)
     return 0
 

@@ -79,7 +79,8 @@ def tokenizer_directory(path: str, data: str, vocab_size: int, max_seq_length: i
 
     from llm_tf.data import readers
     from llm_tf.data.rows import Row
-    from llm_tf.text import tokenizer as tokenizer_lib, vocab as vocab_lib
+    from llm_tf.text import tokenizer as tokenizer_lib
+    from llm_tf.text import vocab as vocab_lib
 
     sentences = [row.fields["sentence"] for row in readers.open_source(data) if isinstance(row, Row)]
     directory = tempfile.mkdtemp(prefix="tokenizer-")
@@ -119,7 +120,8 @@ def main() -> None:
     argvs = {
         "ours": [peers.project_python(), tf_worker, "--system=ours", f"--tokenizer_dir={directory}",
                  f"--tflite_sentences={args.tflite_sentences}", *common_flags],
-        "keras_hub": [peers.project_python(), tf_worker, "--system=keras_hub", f"--tokenizer_dir={directory}", *common_flags],
+        "keras_hub": [peers.project_python(), tf_worker, "--system=keras_hub", f"--tokenizer_dir={directory}",
+                      *common_flags],
     }
     peer_record = {}
     if "hf" in systems:
@@ -185,14 +187,15 @@ def markdown(result: dict) -> str:
     ]
     for name, figure in result["figures"].items():
         rate = figure["sentences_per_s"]
-        lines.append(f"| {name} | {figure['sentences']:,} | {rate['median']:,.0f} | {rate['min']:,.0f} | {rate['max']:,.0f} |")
+        lines.append(f"| {name} | {figure['sentences']:,} | {rate['median']:,.0f} | {rate['min']:,.0f} | "
+                     f"{rate['max']:,.0f} |")
     lines += ["", "| ratio (per round, same rounds) | median | min | max |", "|---|---|---|---|"]
     for name, r in result["ratios"].items():
         lines.append(f"| {name} | {r['median']:.2f}x | {r['min']:.2f}x | {r['max']:.2f}x |")
     if result["agreement_with_ours"]:
         lines += ["", "Token ids identical to ours (first sentences): " + ", ".join(
-            f"{s} {100 * a['identical_token_ids']:.1f}% of {a['sentences']}" for s, a in result["agreement_with_ours"].items())
-            + "."]
+            f"{s} {100 * a['identical_token_ids']:.1f}% of {a['sentences']}"
+            for s, a in result["agreement_with_ours"].items()) + "."]
     if "target" in result:
         t = result["target"]
         lines += ["", f"Target {t['what']}: **{t['median_ratio']:.2f}x** ({'met' if t['met'] else 'NOT met'})."]

@@ -97,8 +97,8 @@ def worker_argv(config: str, size: str, batches: str, vocab_size: int, peer_pyth
 
 def measure_peaks(peer_python: str | None, n: int, rounds: int, log_dir: str, torch_env: dict | None = None) -> dict:
     """Best large-matmul GFLOP/s per framework and dtype, interleaved."""
-    workers = {"tf": peers.Worker([peers.project_python(), peers.worker_script("train_tf.py"), "--system=peak"], "peak_tf",
-                                  log_dir=log_dir)}
+    workers = {"tf": peers.Worker([peers.project_python(), peers.worker_script("train_tf.py"), "--system=peak"],
+                                  "peak_tf", log_dir=log_dir)}
     if peer_python:
         workers["torch"] = peers.Worker([peer_python, peers.worker_script("hf_train.py"), "--peak"], "peak_torch",
                                         env=torch_env, log_dir=log_dir)
@@ -126,7 +126,8 @@ def parse_skip(text: str) -> set[tuple[str, str]]:
     for item in filter(None, text.split(",")):
         size, _, config = item.partition(":")
         if size not in SIZES or config not in CONFIGS:
-            raise SystemExit(f"--skip: '{item}' is not size:config (sizes: {', '.join(SIZES)}; configs: {', '.join(CONFIGS)})")
+            raise SystemExit(f"--skip: '{item}' is not size:config "
+                             f"(sizes: {', '.join(SIZES)}; configs: {', '.join(CONFIGS)})")
         pairs.add((size, config))
     return pairs
 
@@ -242,7 +243,8 @@ def summarize(size: str, replies: dict, ready: dict, args, peak: dict) -> dict:
         hf_rates = out["configs"][hf]["examples_per_s"]["runs"]
         for c in replies:
             if (c.startswith("ours") or c.startswith("keras_hub")) and precision in c:
-                out["ratios"][f"{c} / {hf}"] = common.ratio_summary(out["configs"][c]["examples_per_s"]["runs"], hf_rates)
+                out["ratios"][f"{c} / {hf}"] = common.ratio_summary(out["configs"][c]["examples_per_s"]["runs"],
+                                                                    hf_rates)
         ours = [c for c in replies if c.startswith("ours") and precision in c]
         if ours:
             best = max(ours, key=lambda c: out["configs"][c]["examples_per_s"]["median"])
@@ -261,21 +263,23 @@ def markdown(report: dict) -> str:
         "# Training throughput: llm-tf vs keras-hub vs HF transformers (PyTorch)", "",
         f"`{report['command']}`", "",
         common.machine_line(m, f"; TF {m['tensorflow']}" + common.peer_version_text(m, "torch", "transformers")),
-        f"Classifier fine-tuning, batch {report['batch_size']}, seq {report['seq_length']} (all tokens real), vocabulary "
-        f"{report['vocab_size']}, identical synthetic batches; {report['rounds']} interleaved rounds of "
+        f"Classifier fine-tuning, batch {report['batch_size']}, seq {report['seq_length']} (all tokens real), "
+        f"vocabulary {report['vocab_size']}, identical synthetic batches; {report['rounds']} interleaved rounds of "
         f"{report['steps_per_round']} steps per configuration after {report['warmup_steps']} warm-up steps, every "
         f"configuration in its own process; torch workers with OMP_WAIT_POLICY={report['torch_omp_wait_policy']}.  ",
         "Timed: the training loop of each round (TF systems: the epoch inside `fit`, first batch to the last "
         "step's results; HF: its Python loop). A `fit` call also has a fixed cost outside its loop, shown as "
         "*fit call overhead* (mostly tf.data's autotuner thread joined when the iterator is destroyed; paid once "
         "per `llm_train` run, not per step).  ",
-        "Matmul peak (n=%d, best GFLOP/s): %s. MFU = model matmul FLOP/s / best peak of that precision." % (
-            peak["n"], ", ".join(f"{k} {v:.1f}" for k, v in peak["gflops"].items())), "",
+        f"Matmul peak (n={peak['n']}, best GFLOP/s): {', '.join(f'{k} {v:.1f}' for k, v in peak['gflops'].items())}. "
+        "MFU = model matmul FLOP/s / best peak of that precision.", "",
     ]
     if report["skipped"]:
         lines += [f"Not measured: {', '.join(report['skipped'])} (see --skip).", ""]
     for size, res in report["sizes"].items():
-        lines += [f"## {size} ({'L%d/H%d/A%d' % SIZES[size]}), {res['flops_per_example'] / 1e9:.2f} GFLOP per example", "",
+        layers, hidden, heads = SIZES[size]
+        lines += [f"## {size} (L{layers}/H{hidden}/A{heads}), {res['flops_per_example'] / 1e9:.2f} GFLOP per example",
+                  "",
                   "| configuration | examples/s (median) | min | max | tokens/s | est. MFU | fit call overhead s |",
                   "|---|---|---|---|---|---|---|"]
         for c, f in res["configs"].items():
@@ -290,7 +294,8 @@ def markdown(report: dict) -> str:
         for precision in ("fp32", "bf16"):
             best = res.get(f"best_ours_{precision}")
             if best:
-                verdict = "" if best["target"] is None else f" (target >= {best['target']}x: {'met' if best['met'] else 'NOT met'})"
+                verdict = ("" if best["target"] is None
+                           else f" (target >= {best['target']}x: {'met' if best['met'] else 'NOT met'})")
                 lines.append(f"\nBest ours in {precision}: `{best['config']}`, **{best['vs_hf']:.2f}x** HF{verdict}.")
         lines.append("")
     lines += ["![training throughput](training_throughput.png)", ""]

@@ -9,7 +9,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from llm_tf.errors import ConfigError
 

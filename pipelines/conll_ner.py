@@ -13,8 +13,19 @@ F1, sliced by entity type and sentence length. Options: ``pretrain_steps``, ``th
 
 import os
 
-from llm_tf.pipeline.components import (Evaluator, ExampleGen, ExampleValidator, Exporter, InfraValidator, Pusher,
-                                        Quantizer, SchemaGen, StatisticsGen, Trainer, Transform)
+from llm_tf.pipeline.components import (
+    Evaluator,
+    ExampleGen,
+    ExampleValidator,
+    Exporter,
+    InfraValidator,
+    Pusher,
+    Quantizer,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
 from llm_tf.pipeline.dag import Pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,14 +40,18 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     data_dir = os.path.abspath(data_dir or SAMPLE_DIR)
     sample = data_dir == SAMPLE_DIR
     strategy = options.get("strategy", "one_device")
-    example_gen = ExampleGen(inputs=[os.path.join(data_dir, "train.txt")], eval_inputs=[os.path.join(data_dir, "dev.txt")],
-                             task="token_classification", lower_case=False, vocab_size=int(options.get("vocab_size", 8000)))
+    example_gen = ExampleGen(inputs=[os.path.join(data_dir, "train.txt")],
+                             eval_inputs=[os.path.join(data_dir, "dev.txt")], task="token_classification",
+                             lower_case=False, vocab_size=int(options.get("vocab_size", 8000)))
     statistics = StatisticsGen(example_gen.output("examples"))
     schema = SchemaGen(statistics.output("statistics"), example_gen.output("examples"))
-    validator = ExampleValidator(statistics.output("statistics"), schema.output("schema"), example_gen.output("examples"),
-                                 label_drift_threshold=float(options.get("label_drift_threshold", 0.2 if sample else 0.1)),
+    validator = ExampleValidator(statistics.output("statistics"), schema.output("schema"),
+                                 example_gen.output("examples"),
+                                 label_drift_threshold=float(options.get("label_drift_threshold",
+                                                                         0.2 if sample else 0.1)),
                                  # The sample has 2 dev sentences: their median length says little.
-                                 length_drift_threshold=float(options.get("length_drift_threshold", 2.0 if sample else 0.5)))
+                                 length_drift_threshold=float(options.get("length_drift_threshold",
+                                                                          2.0 if sample else 0.5)))
     transform = Transform(example_gen.output("examples"))
     components = [example_gen, statistics, schema, validator, transform]
     base_model = None
@@ -51,14 +66,16 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
         base_model = pretrainer.output("model")
     overrides = params_override
     if sample and not overrides:
-        overrides = "trainer.train_steps=40,trainer.steps_per_loop=20,task.data.seq_length=32,task.data.global_batch_size=8"
+        overrides = ("trainer.train_steps=40,trainer.steps_per_loop=20,task.data.seq_length=32,"
+                     "task.data.global_batch_size=8")
     trainer = Trainer(example_gen.output("examples"), transform.output("transform_graph"), "token_classification",
                       config_files=[os.path.join(REPO, "configs", "token_classification", "conll_tiny.yaml")],
                       params_override=overrides, strategy=strategy, base_model=base_model)
     exporter = Exporter(trainer.output("model"), model_name=MODEL_NAME)
     evaluator = Evaluator(exporter.output("saved_model"), example_gen.output("examples"),
                           threshold=float(options.get("threshold", 0.0 if sample else 0.6)),
-                          max_drop=float(options.get("max_drop", 0.01)), baseline_model_base_path=serving_model_base_path)
+                          max_drop=float(options.get("max_drop", 0.01)),
+                          baseline_model_base_path=serving_model_base_path)
     components += [trainer, exporter, evaluator]
     if str(options.get("quantize", "false")).lower() in ("true", "1", "yes"):
         components.append(Quantizer(exporter.output("saved_model"), forms=("tokens",), variants=("float32",)))

@@ -75,9 +75,21 @@ import os
 
 from llm_tf.data.transfer_set import parse_label_map
 from llm_tf.errors import ConfigError
-from llm_tf.pipeline.components import (Evaluator, ExampleGen, ExampleValidator, Exporter, InfraValidator, Pusher,
-                                        Quantizer, SchemaGen, StatisticsGen, TeacherLogits, Trainer, TransferSetGen,
-                                        Transform)
+from llm_tf.pipeline.components import (
+    Evaluator,
+    ExampleGen,
+    ExampleValidator,
+    Exporter,
+    InfraValidator,
+    Pusher,
+    Quantizer,
+    SchemaGen,
+    StatisticsGen,
+    TeacherLogits,
+    Trainer,
+    TransferSetGen,
+    Transform,
+)
 from llm_tf.pipeline.dag import Pipeline
 from llm_tf.pipeline.overrides import merge_overrides, parse_overrides
 
@@ -202,7 +214,8 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
                                                   SAMPLE_TEACHER_LEARNING_RATE if sample else None, sample))
     statistics = StatisticsGen(example_gen.output("examples"))
     schema = SchemaGen(statistics.output("statistics"), example_gen.output("examples"))
-    validator = ExampleValidator(statistics.output("statistics"), schema.output("schema"), example_gen.output("examples"),
+    validator = ExampleValidator(statistics.output("statistics"), schema.output("schema"),
+                                 example_gen.output("examples"),
                                  label_drift_threshold=_float(options, "label_drift_threshold", 0.1),
                                  # SST-2's train split holds phrases, dev whole sentences (see sst2_sentiment.py).
                                  length_drift_threshold=_float(options, "length_drift_threshold", 2.5))
@@ -222,8 +235,9 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
                               augment_copies=augment_copies, preset=preset if augment_copies else "",
                               max_rows=_int(options, "max_rows", 0))
     vocab_cut = _int(options, "vocab_cut", 0 if sample or tiny else 5000)
-    student_examples = ExampleGen(transfer_set=transfer.output("transfer_set"), vocabulary=transform.output("transform_graph"),
-                                  eval_inputs=[dev], max_seq_length=64, vocab_cut=vocab_cut, name="StudentExampleGen")
+    student_examples = ExampleGen(transfer_set=transfer.output("transfer_set"),
+                                  vocabulary=transform.output("transform_graph"), eval_inputs=[dev],
+                                  max_seq_length=64, vocab_cut=vocab_cut, name="StudentExampleGen")
     student_transform = Transform(student_examples.output("examples"), name="StudentTransform")
 
     # The student: distilled from precomputed teacher logits, evaluated against the teacher.
@@ -246,8 +260,8 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     logits = TeacherLogits(student_examples.output("examples"), teacher.output("model"),
                            teacher_blessing=teacher_evaluator.output("blessing"), **student_config)
     student = Trainer(student_examples.output("examples"), student_transform.output("transform_graph"), "distillation",
-                      strategy=strategy, teacher_model=teacher.output("model"), teacher_logits=logits.output("teacher_logits"),
-                      name="StudentTrainer", **student_config)
+                      strategy=strategy, teacher_model=teacher.output("model"),
+                      teacher_logits=logits.output("teacher_logits"), name="StudentTrainer", **student_config)
     exporter = Exporter(student.output("model"), model_name=MODEL_NAME, name="StudentExporter")
     evaluator = Evaluator(exporter.output("saved_model"), student_examples.output("examples"),
                           threshold=_float(options, "threshold", 0.0 if sample else 0.75),

@@ -24,8 +24,19 @@ by design).
 import os
 
 from llm_tf.errors import ConfigError
-from llm_tf.pipeline.components import (Evaluator, ExampleGen, ExampleValidator, Exporter, InfraValidator, Pusher,
-                                        Quantizer, SchemaGen, StatisticsGen, Trainer, Transform)
+from llm_tf.pipeline.components import (
+    Evaluator,
+    ExampleGen,
+    ExampleValidator,
+    Exporter,
+    InfraValidator,
+    Pusher,
+    Quantizer,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
 from llm_tf.pipeline.dag import Pipeline
 from llm_tf.pipeline.overrides import merge_overrides, parse_overrides
 
@@ -100,11 +111,13 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     else:
         vocabulary = {"vocab_size": int(options.get("vocab_size", 8000))}
 
-    example_gen = ExampleGen(inputs=[os.path.join(data_dir, "train.tsv")], eval_inputs=[os.path.join(data_dir, "dev.tsv")],
-                             text_field="sentence", label_field="label", max_seq_length=128, **vocabulary)
+    example_gen = ExampleGen(inputs=[os.path.join(data_dir, "train.tsv")],
+                             eval_inputs=[os.path.join(data_dir, "dev.tsv")], text_field="sentence",
+                             label_field="label", max_seq_length=128, **vocabulary)
     statistics = StatisticsGen(example_gen.output("examples"))
     schema = SchemaGen(statistics.output("statistics"), example_gen.output("examples"))
-    validator = ExampleValidator(statistics.output("statistics"), schema.output("schema"), example_gen.output("examples"),
+    validator = ExampleValidator(statistics.output("statistics"), schema.output("schema"),
+                                 example_gen.output("examples"),
                                  label_drift_threshold=float(options.get("label_drift_threshold", 0.1)),
                                  # SST-2's train split holds phrases (median 8 tokens), dev whole
                                  # sentences (median 24): a known +200% shift, not an anomaly of new data.
@@ -129,10 +142,12 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     exporter = Exporter(trainer.output("model"), model_name=MODEL_NAME)
     evaluator = Evaluator(exporter.output("saved_model"), example_gen.output("examples"),
                           threshold=float(options.get("threshold", 0.0 if sample else 0.75)),
-                          max_drop=float(options.get("max_drop", 0.01)), baseline_model_base_path=serving_model_base_path)
+                          max_drop=float(options.get("max_drop", 0.01)),
+                          baseline_model_base_path=serving_model_base_path)
     components += [trainer, exporter, evaluator]
     if str(options.get("quantize", "true")).lower() not in ("false", "0", "no"):
-        components.append(Quantizer(exporter.output("saved_model"), forms=("text",), variants=("float32", "dynamic_int8"),
+        components.append(Quantizer(exporter.output("saved_model"), forms=("text",),
+                                    variants=("float32", "dynamic_int8"),
                                     eval_count=int(options.get("quantize_eval_count", 0 if sample else 872)),
                                     latency_runs=int(options.get("latency_runs", 10))))
     infra = InfraValidator(exporter.output("saved_model"))

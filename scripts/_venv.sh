@@ -1,5 +1,6 @@
 # Sourced by the README's commands: create (or reuse) the virtualenv inside the checkout
-# and install llm-tf into it. Usage: source scripts/_venv.sh [EXTRAS]
+# and install llm-tf into it. Usage: source scripts/_venv.sh [EXTRAS], EXTRAS comma-separated
+# (e.g. dev,serving; serving brings what llm_tf.serving needs: gRPC, werkzeug, waitress, prometheus-client).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"

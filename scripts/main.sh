@@ -33,7 +33,7 @@ if [ -n "$DATA_DIR" ]; then
   fi
 fi
 [ -n "$OPTIONS" ] && PIPELINE_ARGS+=("--options=$OPTIONS")
-source "$ROOT/scripts/_venv.sh" ""   # no extras (do not pass this script's arguments on)
+source "$ROOT/scripts/_venv.sh" serving   # the serving extra: llm_serve, llm_predict, infra validation
 BASE="$OUTPUT_DIR/serving/sst2"
 llm_pipeline --pipeline="$ROOT/pipelines/sst2_distilled.py" --pipeline_root="$OUTPUT_DIR/pipeline" \
   --serving_model_base_path="$BASE" ${PIPELINE_ARGS[@]+"${PIPELINE_ARGS[@]}"}

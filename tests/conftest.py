@@ -7,6 +7,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest
 
+from llm_tf.training import registry_imports  # noqa: F401  (registers the experiments, as the binaries do)
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -82,7 +84,8 @@ def prepared_sample(tmp_path_factory) -> str:
     return str(out)
 
 
-def train_tiny(prepared_dir: str, model_dir: str, experiment: str = "sentence_classification", override: str = "") -> str:
+def train_tiny(prepared_dir: str, model_dir: str, experiment: str = "sentence_classification",
+               override: str = "") -> str:
     """Trains a tiny model for a few steps on a prepared directory; returns ``model_dir``."""
     from llm_tf.training import configs, tasks, train_lib
 
@@ -118,14 +121,52 @@ def trained_tagger(prepared_conll_sample, tmp_path_factory) -> str:
     return train_tiny(prepared_conll_sample, str(tmp_path_factory.mktemp("runs") / "tagger"), "token_classification")
 
 
+@pytest.fixture(scope="session")
+def exported_version(trained_classifier, tmp_path_factory) -> str:
+    """Version directory of the tiny classifier exported by llm_export's library call (TFLite tests)."""
+    from llm_tf.export import exporter
+
+    base = tmp_path_factory.mktemp("tflite_models") / "sst2"
+    return exporter.export_saved_model(trained_classifier, str(base), warmup_count=0).path
+
+
+@pytest.fixture(scope="session")
+def loaded_export(exported_version):
+    """The export loaded by export_dir.load_exported."""
+    from llm_tf.export import export_dir
+
+    return export_dir.load_exported(exported_version)
+
+
+@pytest.fixture(scope="session")
+def converted(loaded_export, tmp_path_factory) -> dict:
+    """Every form x variant converted, metadata embedded, written to files: name -> (path, Conversion)."""
+    from llm_tf.export import representative, tflite_convert, tflite_metadata
+
+    calibration = representative.representative_texts(32, prepared_dir=loaded_export.prepared_dir).texts
+    directory = tmp_path_factory.mktemp("tflite_variants")
+    vocab = open(loaded_export.vocab_path, "rb").read()
+    out = {}
+    for form in tflite_convert.FORMS:
+        for variant in tflite_convert.VARIANTS:
+            conversion = tflite_convert.convert_variant(loaded_export, form, variant, calibration)
+            path = os.path.join(directory, conversion.name + ".tflite")
+            with open(path, "wb") as f:
+                f.write(tflite_metadata.with_model_files(conversion.content, loaded_export.labels, vocab,
+                                                         tflite_convert.export_info_json(loaded_export, conversion)))
+            out[conversion.name] = (path, conversion)
+    return out
+
+
 def predict_served(model_base_path: str, texts: list[str], model_name: str = "sst2") -> list[dict]:
     """Serves a model base path with the embedded server on free ports, sends ``texts`` over
     gRPC and stops the server; returns one output dict per text."""
     from llm_tf.serving.client import ServingClient
     from llm_tf.serving.server import EmbeddedServer, ServerOptions
 
-    server = EmbeddedServer(ServerOptions(port=0, rest_api_port=0, model_name=model_name, model_base_path=model_base_path,
-                                          file_system_poll_wait_seconds=0, ready_timeout=120))
+    server = EmbeddedServer(ServerOptions(port=0, rest_api_port=0, model_name=model_name,
+                                          model_base_path=model_base_path, file_system_poll_wait_seconds=0,
+                                          ready_timeout=120))
     server.start()
     try:
         with ServingClient(f"localhost:{server.grpc_port}") as client:

@@ -81,7 +81,8 @@ def save_hf_bert_directory(directory: str, vocab: list[str], lowercase: bool = T
             tensors[f"{layer}{name}.weight"], tensors[f"{layer}{name}.bias"] = normal(hidden, hidden), normal(hidden)
         tensors[f"{layer}intermediate.dense.weight"], tensors[f"{layer}intermediate.dense.bias"] = (
             normal(inner, hidden), normal(inner))
-        tensors[f"{layer}output.dense.weight"], tensors[f"{layer}output.dense.bias"] = normal(hidden, inner), normal(hidden)
+        tensors[f"{layer}output.dense.weight"], tensors[f"{layer}output.dense.bias"] = (
+            normal(hidden, inner), normal(hidden))
         for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
             tensors[f"{layer}{norm}.weight"], tensors[f"{layer}{norm}.bias"] = 1 + normal(hidden), normal(hidden)
     os.makedirs(directory, exist_ok=True)

@@ -14,6 +14,7 @@ SELF_CONTAINED = (
     "llm_tf.data.splits",
     "llm_tf.data.statistics",
     "llm_tf.data.tfrecords",
+    "llm_tf.data.transfer_set_sources",
     "llm_tf.pipeline.blessing",
     "llm_tf.pipeline.overrides",
     "llm_tf.serving.batching",
@@ -23,6 +24,7 @@ SELF_CONTAINED = (
     "llm_tf.text.vocab",
     "llm_tf.training.optimizers",
     "llm_tf.training.pruning",
+    "llm_tf.training.tasks",
 )
 
 

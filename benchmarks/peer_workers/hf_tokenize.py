@@ -54,8 +54,9 @@ def main() -> None:
         encodings = tokenizer.encode_batch(sentences[:count])
         return {"token_ids": [e.ids for e in encodings], "padding_mask": [sum(e.attention_mask) for e in encodings]}
 
-    serve(tokenizer_handler(variants, sample), {"system": "hf_tokenizers", "variants": list(variants), "vocab_size": tokenizer.get_vocab_size(),
-                   "tokenizers": tokenizers.__version__})
+    serve(tokenizer_handler(variants, sample),
+          {"system": "hf_tokenizers", "variants": list(variants), "vocab_size": tokenizer.get_vocab_size(),
+           "tokenizers": tokenizers.__version__})
 
 
 if __name__ == "__main__":

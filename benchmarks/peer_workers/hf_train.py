@@ -16,9 +16,9 @@ import time
 
 def matmul_gflops(n: int, dtype: str, repeats: int) -> dict:
     """GFLOP/s of an n x n @ n x n torch matmul (best and median of ``repeats``)."""
-    from benchmarks.worker_protocol import matmul_rate
-
     import torch
+
+    from benchmarks.worker_protocol import matmul_rate
 
     kind = torch.bfloat16 if dtype == "bfloat16" else torch.float32
     a = torch.randn(n, n).to(kind)

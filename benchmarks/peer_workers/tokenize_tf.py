@@ -91,9 +91,10 @@ def main() -> None:
 
     import keras_hub
 
-    serve(tokenizer_handler(variants, sample), {"system": args.system, "variants": list(variants), "vocab_size": ours.vocab_size,
-                   "tensorflow": tf.__version__, "keras_hub": keras_hub.__version__,
-                   "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()})
+    serve(tokenizer_handler(variants, sample),
+          {"system": args.system, "variants": list(variants), "vocab_size": ours.vocab_size,
+           "tensorflow": tf.__version__, "keras_hub": keras_hub.__version__,
+           "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()})
 
 
 if __name__ == "__main__":

@@ -30,14 +30,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def stand_in_prepared(directory: str, vocab_size: int, seq_length: int) -> str:
-    """Writes the files :func:`llm_tf.training.prepared.load_prepared` reads, with a synthetic vocabulary."""
+    """Writes the files :func:`llm_tf.data.prepared.load_prepared` reads, with a synthetic vocabulary."""
     import json
 
     from llm_tf.data import labels as labels_lib
     from llm_tf.text import tokenizer as tokenizer_lib
 
     os.makedirs(os.path.join(directory, "tokenizer"), exist_ok=True)
-    tokens = list(tokenizer_lib.SPECIAL_TOKENS) + [f"w{i}" for i in range(vocab_size - len(tokenizer_lib.SPECIAL_TOKENS))]
+    tokens = list(tokenizer_lib.SPECIAL_TOKENS) + [f"w{i}" for i in
+                                                  range(vocab_size - len(tokenizer_lib.SPECIAL_TOKENS))]
     with open(os.path.join(directory, "tokenizer", "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(tokens) + "\n")
     tokenizer_lib.TokenizerConfig(max_seq_length=seq_length).save(os.path.join(directory, "tokenizer"))
@@ -49,7 +50,7 @@ def stand_in_prepared(directory: str, vocab_size: int, seq_length: int) -> str:
 
 def build_ours(size: str, precision: str, jit: bool, vocab_size: int, seq_length: int, batch_size: int):
     """Our Trainer's compiled model (and the Trainer, for its resolved config)."""
-    from llm_tf.training import configs, strategies, tasks, train_lib
+    from llm_tf.training import configs, registry_imports, strategies, tasks, train_lib  # noqa: F401
 
     work = tempfile.mkdtemp(prefix="bench_ours_")
     prepared = stand_in_prepared(os.path.join(work, "prepared"), vocab_size, seq_length)
@@ -89,9 +90,9 @@ def build_keras_hub(size: str, precision: str, vocab_size: int):
 
 def matmul_gflops(n: int, dtype: str, repeats: int) -> dict:
     """GFLOP/s of an n x n @ n x n matmul in a tf.function (best and median of ``repeats``)."""
-    from benchmarks.worker_protocol import matmul_rate
-
     import tensorflow as tf
+
+    from benchmarks.worker_protocol import matmul_rate
 
     a = tf.random.normal([n, n], dtype=tf.float32)
     b = tf.random.normal([n, n], dtype=tf.float32)
@@ -134,7 +135,8 @@ def main() -> None:
     else:
         model, settings = build_keras_hub(args.size, args.precision, args.vocab_size)
     flat = lambda k: data[k].reshape(count * batch_size, seq_length)  # noqa: E731
-    features = {"token_ids": flat("token_ids"), "segment_ids": flat("segment_ids"), "padding_mask": flat("padding_mask")}
+    features = {"token_ids": flat("token_ids"), "segment_ids": flat("segment_ids"),
+                "padding_mask": flat("padding_mask")}
     dataset = (tf.data.Dataset.from_tensor_slices((features, data["labels"].reshape(-1)))
                .batch(batch_size, drop_remainder=True).cache().repeat().prefetch(tf.data.AUTOTUNE))
 
@@ -163,7 +165,6 @@ def main() -> None:
                 "loss": float(history.history["loss"][-1])}
 
     import keras_hub
-
     from tensorflow.python.util import _pywrap_util_port
 
     from llm_tf.models.parameters import count_params

@@ -1,6 +1,9 @@
 """absl entry points, one module per binary: parse flags, call the library."""
 
+import logging as _logging
 import os
+
+from absl import logging as _absl_logging
 
 # Binaries keep TensorFlow's C++ start-up chatter (e.g. "failed call to cuInit" on CPU-only
 # machines) out of the terminal; set TF_CPP_MIN_LOG_LEVEL=0 to see it.
@@ -20,11 +23,6 @@ def prefer_onednn() -> None:
     oneDNN changes float rounding slightly (results are not bit-identical to a run without it).
     """
     os.environ.setdefault(ONEDNN_ENV, "1")
-
-
-import logging as _logging
-
-from absl import logging as _absl_logging
 
 
 class _QuietLibraries(_logging.Filter):

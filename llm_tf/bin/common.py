@@ -3,7 +3,7 @@
 import gc
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from absl import app
 

@@ -21,14 +21,17 @@ from llm_tf.bin.common import run_main
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Training directory of llm_train (params.yaml + checkpoints).")
-flags.DEFINE_string("model_base_path", None, "Serving model base path; the export goes to <model_base_path>/<version>/.")
+flags.DEFINE_string("model_base_path", None,
+                    "Serving model base path; the export goes to <model_base_path>/<version>/.")
 flags.DEFINE_string("keras_hub_preset", None, "Also (or only) save the BERT encoder and its tokenizer as a keras-hub "
                     "preset directory here (local path; no task head).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing non-empty --keras_hub_preset directory.")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing version).")
-flags.DEFINE_string("checkpoint", "best", "best (by eval metric; latest when never evaluated), latest, or a checkpoint prefix.")
+flags.DEFINE_string("checkpoint", "best",
+                    "best (by eval metric; latest when never evaluated), latest, or a checkpoint prefix.")
 flags.DEFINE_string("model_name", "", "Model name in the warm-up requests (default: the base path's last component).")
-flags.DEFINE_integer("warmup_requests", 8, "Eval texts in assets.extra/tf_serving_warmup_requests (0: no warm-up file).")
+flags.DEFINE_integer("warmup_requests", 8,
+                     "Eval texts in assets.extra/tf_serving_warmup_requests (0: no warm-up file).")
 flags.DEFINE_string("prepared_dir", None, "Prepared data directory (tokenizer, labels) if it moved since training.")
 flags.mark_flags_as_required(["model_dir"])
 

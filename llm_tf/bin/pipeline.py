@@ -23,7 +23,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("pipeline", None, "Pipeline definition file (defines create_pipeline(...)).")
 flags.DEFINE_string("data_dir", None, "Raw data directory passed to the pipeline (default: its shipped sample).")
 flags.DEFINE_string("pipeline_root", None, "Artifacts and metadata (default: runs/pipelines/<file name>).")
-flags.DEFINE_string("serving_model_base_path", None, "Where blessed models are pushed (default: runs/serving/<file name>).")
+flags.DEFINE_string("serving_model_base_path", None,
+                    "Where blessed models are pushed (default: runs/serving/<file name>).")
 flags.DEFINE_string("params_override", "", "Overrides of the (fine-tuning) Trainer's config, as llm_train's.")
 flags.DEFINE_list("options", [], "Pipeline options key=value (see the pipeline file's docstring).")
 flags.DEFINE_bool("no_cache", False, "Run every component even when a cached result exists.")

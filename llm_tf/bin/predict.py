@@ -13,7 +13,8 @@ import itertools
 import json
 import os
 import sys
-from typing import Any, Iterable, Iterator, TextIO
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
 from absl import flags
 
@@ -27,7 +28,8 @@ flags.DEFINE_string("model", None, "Model name, as in the server's model config.
 flags.DEFINE_string("signature", "serving_default", "SignatureDef to run; it must take a string input 'text'.")
 flags.DEFINE_integer("version", None, "Model version (default: the latest the server serves).")
 flags.DEFINE_string("version_label", None, "Version label, e.g. stable or canary (exclusive with --version).")
-flags.DEFINE_string("input_file", None, "Read texts from this file, one a line ('-' = stdin), after any TEXT arguments.")
+flags.DEFINE_string("input_file", None,
+                    "Read texts from this file, one a line ('-' = stdin), after any TEXT arguments.")
 flags.DEFINE_integer("batch_size", 64, "Texts per Predict request.", lower_bound=1)
 flags.DEFINE_float("timeout", 10.0, "Seconds each request may take, retries included.", lower_bound=0.001)
 flags.DEFINE_integer("retries", 3, "Retries of a request that fails with UNAVAILABLE.", lower_bound=0)

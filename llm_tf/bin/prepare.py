@@ -17,26 +17,32 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_multi_string("input", [], "Training input file(s); repeatable, globs allowed.")
 flags.DEFINE_multi_string("eval_input", [], "Eval input file(s). Without them, --eval_percent of --input is split off.")
-flags.DEFINE_string("tfds", "", "A TensorFlow Datasets name instead of files (glue/sst2, imdb_reviews, conll2003, ...).")
+flags.DEFINE_string("tfds", "",
+                    "A TensorFlow Datasets name instead of files (glue/sst2, imdb_reviews, conll2003, ...).")
 flags.DEFINE_string("tfds_train_split", "", "TFDS training split (default: the data set's preset, else 'train').")
 flags.DEFINE_string("tfds_eval_split", "", "TFDS eval split (default: the data set's preset).")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory.")
-flags.DEFINE_enum("format", "auto", ["auto", "tsv", "csv", "jsonl", "text", "conll"], "Input format (auto: by extension).")
-flags.DEFINE_enum("text_mode", "line", ["line", "document"], "Plain text: one example a line, or blank-line separated documents.")
+flags.DEFINE_enum("format", "auto", ["auto", "tsv", "csv", "jsonl", "text", "conll"],
+                  "Input format (auto: by extension).")
+flags.DEFINE_enum("text_mode", "line", ["line", "document"],
+                  "Plain text: one example a line, or blank-line separated documents.")
 flags.DEFINE_list("column_names", [], "Column names for TSV/CSV without a header, or for CoNLL columns.")
-flags.DEFINE_enum("task", "classification", ["classification", "token_classification", "text"], "What the examples are for.")
+flags.DEFINE_enum("task", "classification", ["classification", "token_classification", "text"],
+                  "What the examples are for.")
 flags.DEFINE_string("text_field", "text", "Field holding the text; a comma list gives alternatives (each file uses the "
                     "first it has). With --task=text, CoNLL files contribute their sentences.")
 flags.DEFINE_string("text_pair_field", "", "Field holding the second text of a pair (sentence-pair tasks).")
 flags.DEFINE_string("label_field", "label", "Field holding the class label.")
 flags.DEFINE_string("tokens_field", "tokens", "Token classification: field holding the words.")
 flags.DEFINE_string("tags_field", "tags", "Token classification: field holding the tags.")
-flags.DEFINE_string("labels", "", "Label vocabulary: comma list or a file (one a line). Default: inferred from the data.")
+flags.DEFINE_string("labels", "",
+                    "Label vocabulary: comma list or a file (one a line). Default: inferred from the data.")
 flags.DEFINE_integer("min_text_chars", 1, "Rows whose text is shorter than this are bad rows.")
 flags.DEFINE_integer("max_text_chars", 0, "Rows whose text is longer than this are bad rows (0: no limit).")
 flags.DEFINE_float("eval_percent", 10.0, "Percent of --input put in the eval split by content hash (no --eval_input).")
 flags.DEFINE_string("split_salt", "llm_tf", "Salt of the hash split (changes the assignment, deterministically).")
-flags.DEFINE_string("vocab_file", "", "Use this vocabulary (vocab.txt or a SentencePiece .model) instead of training one.")
+flags.DEFINE_string("vocab_file", "",
+                    "Use this vocabulary (vocab.txt or a SentencePiece .model) instead of training one.")
 flags.DEFINE_string("preset", "", "A pre-trained BERT checkpoint: a Hugging Face directory (vocab.txt, "
                     "tokenizer_config.json), a keras-hub preset directory or a named preset (all_minilm_l6_v2); "
                     "tokenize with its vocabulary and lower-casing, to fine-tune it with task.init_preset.")
@@ -47,7 +53,8 @@ flags.DEFINE_integer("vocab_cut", 0, "With --preset: keep only this many of the 
 flags.DEFINE_enum("tokenizer", "wordpiece", ["wordpiece", "sentencepiece"], "Vocabulary kind to train.")
 flags.DEFINE_bool("lower_case", True, "Lower-case (and strip accents) before tokenizing.")
 flags.DEFINE_integer("max_seq_length", 128, "Packed sequence length (with [CLS]/[SEP]) for training and statistics.")
-flags.DEFINE_enum("bad_rows", "fail", ["fail", "skip"], "fail: stop at the first bad row; skip: write it to rejected.jsonl.")
+flags.DEFINE_enum("bad_rows", "fail", ["fail", "skip"],
+                  "fail: stop at the first bad row; skip: write it to rejected.jsonl.")
 flags.DEFINE_integer("num_shards", 0, "TFRecord shards per split (0: one per 50,000 examples).")
 flags.DEFINE_string("validate_against", "", "Validate every split against this schema.json; anomalies exit non-zero.")
 flags.DEFINE_float("label_drift_threshold", 0.1, "Validation: max L-infinity distance between label distributions.")
@@ -91,7 +98,8 @@ def format_summary(result) -> str:
         stats = result.statistics[split]
         tokens = stats.get("tokens", {})
         lines.append(
-            f"  {split}: {count:,} examples; tokens/example p50 {tokens.get('p50', 0):g}, p95 {tokens.get('p95', 0):g}, "
+            f"  {split}: {count:,} examples; tokens/example p50 {tokens.get('p50', 0):g}, "
+            f"p95 {tokens.get('p95', 0):g}, "
             f"max {tokens.get('max', 0)}; truncated {stats.get('truncated_fraction', 0):.2%}; "
             f"OOV {stats.get('oov_rate', 0):.2%}; duplicates {stats.get('duplicates', 0):,}"
         )

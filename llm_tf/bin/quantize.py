@@ -54,7 +54,8 @@ flags.DEFINE_float("max_accuracy_drop", 1.0,
 flags.DEFINE_list("gate_variants", [],
                   "What the gate counts: variant names (tokens_full_int8), precisions (full_int8: both forms) "
                   "or forms (text); default: all.")
-flags.DEFINE_string("prepared_dir", None, "Prepared data directory (tokenizer settings, train/eval splits) if it moved.")
+flags.DEFINE_string("prepared_dir", None,
+                    "Prepared data directory (tokenizer settings, train/eval splits) if it moved.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output_dir.")
 flags.mark_flags_as_required(["saved_model_dir", "output_dir"])
 

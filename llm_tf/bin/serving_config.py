@@ -9,13 +9,14 @@ Example:
         --max_batch_size=32 --allowed_batch_sizes=8,16,32
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from absl import flags
 
 from llm_tf.bin.common import run_main
 from llm_tf.errors import ConfigError
 from llm_tf.serving.config import BatchingSpec, ModelSpec, MonitoringSpec
+from llm_tf.serving.config_files import write_serving_configs
 
 FLAGS = flags.FLAGS
 
@@ -134,10 +135,8 @@ def parse_int(text: str, what: str) -> int:
 
 def main(argv: list[str]) -> int:
     """Writes the three config files and prints their paths with the matching server flags."""
-    from llm_tf.serving import config
-
     model, batching, monitoring = specs_from_flags()
-    paths = config.write_serving_configs(FLAGS.output_dir, [model], batching, monitoring)
+    paths = write_serving_configs(FLAGS.output_dir, [model], batching, monitoring)
     for flag, path in paths.items():
         print(f"--{flag}={path}")
     return 0

@@ -36,14 +36,10 @@ flags.mark_flags_as_required(["experiment", "model_dir"])
 
 def resolve_config():
     """The experiment's defaults, then --config_file, --params_override, and the runtime flags."""
-    from llm_tf.training import configs, tasks
+    from llm_tf.training import registry_imports, tasks  # noqa: F401  (registry_imports registers the experiments)
 
-    config = tasks.experiment_config(FLAGS.experiment)
-    configs.apply_overrides(config, FLAGS.config_file, FLAGS.params_override)
-    runtime = {k: getattr(FLAGS, k) for k in ("strategy", "num_devices", "tpu") if getattr(FLAGS, k) is not None}
-    if runtime:
-        configs.apply_overrides(config, [], {"runtime": runtime})
-    return config
+    return tasks.resolve_experiment(FLAGS.experiment, FLAGS.config_file, FLAGS.params_override,
+                                    {k: getattr(FLAGS, k) for k in ("strategy", "num_devices", "tpu")})
 
 
 def main(argv) -> int:

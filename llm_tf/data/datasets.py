@@ -11,7 +11,7 @@ Example:
     ...         print(example["text"].shape, example["label"].shape)
 """
 
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import tensorflow as tf
 

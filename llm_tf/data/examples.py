@@ -8,7 +8,8 @@ Canonical features (the names used in TFRecords, statistics and schemas):
 """
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from llm_tf.data.rows import Row, RowProblem, has_invalid_utf8
 from llm_tf.errors import DataError
@@ -139,7 +140,8 @@ def to_example(row: Row, spec: TaskSpec) -> dict[str, Any] | RowProblem:
             return _problem(row, f"empty text in field '{field}'")
         if len(stripped) < spec.min_text_chars:
             return _problem(
-                row, f"text too short in field '{field}': {len(stripped)} chars < --min_text_chars={spec.min_text_chars}"
+                row, f"text too short in field '{field}': {len(stripped)} chars "
+                f"< --min_text_chars={spec.min_text_chars}"
             )
         if spec.max_text_chars and len(stripped) > spec.max_text_chars:
             return _problem(
@@ -158,7 +160,8 @@ def to_example(row: Row, spec: TaskSpec) -> dict[str, Any] | RowProblem:
         if has_invalid_utf8(label):
             return _problem(row, f"invalid UTF-8 in field '{spec.label_field}'")
         if spec.labels is not None and label not in spec.labels:
-            return _problem(row, f"unknown label '{label}' in field '{spec.label_field}' (expected one of: {_short(spec.labels)})")
+            return _problem(row, f"unknown label '{label}' in field '{spec.label_field}' "
+                                 f"(expected one of: {_short(spec.labels)})")
         example["label"] = label
     return example
 

@@ -2,7 +2,7 @@
 
 import collections
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from llm_tf.errors import DataError
 from llm_tf.io_utils import atomic_write_text

@@ -5,18 +5,7 @@ TFRecord shards, infers the label vocabulary, trains (or copies) the tokenizer v
 computes statistics, infers a schema and optionally validates against an earlier schema.
 Everything is written to a temporary directory that becomes ``output_dir`` only on success.
 
-Output layout::
-
-    output_dir/
-      examples/train-00000-of-0000N.tfrecord   raw canonical features (text, label, ...)
-      examples/eval-00000-of-0000N.tfrecord
-      tokenizer/vocab.txt (or spm.model), tokenizer/tokenizer_config.json
-      labels.txt          label (or tag) vocabulary, one per line, in id order
-      statistics.json     per split: counts, lengths, labels, OOV, duplicates; rejected rows
-      schema.json         inferred from the train split
-      anomalies.json      only with validate_against
-      rejected.jsonl      only when rows were skipped
-      summary.json        what was done, with the config
+The output's layout, and the functions that write each file, are :mod:`llm_tf.data.prepared`'s.
 """
 
 import contextlib
@@ -26,24 +15,34 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import tensorflow as tf
 
 from llm_tf.data import examples as examples_lib
 from llm_tf.data import labels as labels_lib
-from llm_tf.data import readers, schema as schema_lib, splits, statistics, tfds_source, tfrecords
+from llm_tf.data import readers, splits, statistics, tfds_source, tfrecords
+from llm_tf.data import schema as schema_lib
 from llm_tf.data.bad_rows import BadRowHandler
 from llm_tf.data.datasets import iter_examples
+from llm_tf.data.prepared import (
+    ANOMALIES_FILE,
+    EXAMPLES_DIR,
+    REJECTED_FILE,
+    SCHEMA_FILE,
+    STATISTICS_FILE,
+    SUMMARY_FILE,
+    TOKENIZER_DIR,
+    write_json,
+    write_labels,
+)
 from llm_tf.data.rows import Row, RowProblem
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_directory, atomic_write_json, file_sha256
 from llm_tf.text import tokenizer as tokenizer_lib
 from llm_tf.text import vocab as vocab_lib
 from llm_tf.text import vocab_cut
-
-EXAMPLES_DIR = "examples"
-TOKENIZER_DIR = "tokenizer"
 
 
 @dataclasses.dataclass
@@ -219,7 +218,8 @@ def _sources(config: PrepareConfig, spec: examples_lib.TaskSpec) -> list[tuple[s
 def _progress(rows: Iterable, enabled: bool | None, description: str) -> Iterator:
     from tqdm import tqdm
 
-    return iter(tqdm(rows, desc=description, unit=" rows", disable=(not sys.stderr.isatty()) if enabled is None else not enabled,
+    return iter(tqdm(rows, desc=description, unit=" rows",
+                     disable=(not sys.stderr.isatty()) if enabled is None else not enabled,
                      mininterval=0.5, leave=False))
 
 
@@ -308,13 +308,14 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         builders = {"train": statistics.StatisticsBuilder(spec.task)}
         builders["eval"] = statistics.StatisticsBuilder(spec.task, reference_keys=builders["train"].keys)
         with contextlib.ExitStack() as stack:
-            bad_rows = stack.enter_context(BadRowHandler(config.bad_rows, os.path.join(work, "rejected.jsonl")))
+            bad_rows = stack.enter_context(BadRowHandler(config.bad_rows, os.path.join(work, REJECTED_FILE)))
             # Stage one shard per split first: the final shard count depends on the row count.
             writers = {s: stack.enter_context(tfrecords.ShardedWriter(staging, s, 1)) for s in splits.SPLITS}
             for split, rows in sources:
                 name = getattr(rows, "path", None) or (config.tfds and f"tfds:{config.tfds}") or "input"
                 for item in iter_examples(_progress(rows, config.progress, os.path.basename(name)), spec, bad_rows):
-                    target = split or splits.assign_split(examples_lib.example_key(item), eval_fraction, config.split_salt)
+                    target = split or splits.assign_split(examples_lib.example_key(item), eval_fraction,
+                                                          config.split_salt)
                     writers[target].write(item)
                     builders[target].add(item)
         counts = {s: builders[s].count for s in splits.SPLITS}
@@ -334,7 +335,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         if spec.label_feature:
             merged = builders["train"].labels + builders["eval"].labels
             labels = spec.labels or labels_lib.infer_label_vocabulary(merged, spec.task)
-            labels_lib.save_labels(os.path.join(work, "labels.txt"), labels)
+            write_labels(work, labels)
 
         tokenizer, vocab_origin = _build_tokenizer(config, spec, work)
         stats: dict[str, Any] = {}
@@ -346,14 +347,14 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             split_stats.update(statistics.token_statistics(tokenizer, dataset, spec.task, config.max_seq_length))
             stats[split] = split_stats
         stats["rejected"] = {"count": bad_rows.count, "by_reason": dict(sorted(bad_rows.by_reason.items()))}
-        atomic_write_json(os.path.join(work, "statistics.json"), stats)
+        write_json(work, STATISTICS_FILE, stats)
         schema = schema_lib.infer_schema(stats["train"], features, labels if spec.label_feature else None)
-        atomic_write_json(os.path.join(work, "schema.json"), schema)
+        write_json(work, SCHEMA_FILE, schema)
 
         anomalies: list[dict] = []
         if config.validate_against:
             anomalies = _validate(config, stats, features)
-            atomic_write_json(os.path.join(work, "anomalies.json"), {"schema": config.validate_against, "anomalies": anomalies})
+            write_json(work, ANOMALIES_FILE, {"schema": config.validate_against, "anomalies": anomalies})
 
         result = PrepareResult(
             output_dir=os.path.abspath(config.output_dir),
@@ -368,7 +369,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         summary = dataclasses.asdict(result)
         del summary["statistics"]
         summary.update(vocab=vocab_origin, task=spec.task, features=features, config=dataclasses.asdict(config))
-        atomic_write_json(os.path.join(work, "summary.json"), summary)
+        write_json(work, SUMMARY_FILE, summary)
     return result
 
 

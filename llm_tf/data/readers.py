@@ -18,7 +18,7 @@ import io
 import json
 import os
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from llm_tf.data.rows import Row, RowProblem, has_invalid_utf8
 from llm_tf.errors import DataError
@@ -142,7 +142,8 @@ class RowSource:
         columns: Column names from the header (TSV/CSV), the CoNLL columns, or None (JSONL).
     """
 
-    def __init__(self, path: str, fmt: str = "auto", column_names: Sequence[str] | None = None, text_mode: str = "line"):
+    def __init__(self, path: str, fmt: str = "auto", column_names: Sequence[str] | None = None,
+                 text_mode: str = "line"):
         self.path = path
         self.format = detect_format(path, fmt)
         if text_mode not in TEXT_MODES:
@@ -236,7 +237,8 @@ class RowSource:
                     yield RowProblem(self.path, line_no, f"bad JSON: {e.msg} at column {e.colno}", raw)
                     continue
                 if not isinstance(value, dict):
-                    yield RowProblem(self.path, line_no, f"bad JSON: expected an object, got {type(value).__name__}", raw)
+                    yield RowProblem(self.path, line_no, f"bad JSON: expected an object, got {type(value).__name__}",
+                                     raw)
                     continue
                 yield Row(self.path, line_no, value, raw)
 
@@ -347,7 +349,8 @@ def _csv_records(f) -> Iterator[tuple[int, list[str] | str, str]]:
         yield start, values, buffer.getvalue()
 
 
-def open_source(path: str, fmt: str = "auto", column_names: Sequence[str] | None = None, text_mode: str = "line") -> RowSource:
+def open_source(path: str, fmt: str = "auto", column_names: Sequence[str] | None = None,
+                text_mode: str = "line") -> RowSource:
     """Opens an input file for streaming; see :class:`RowSource`.
 
     Args:

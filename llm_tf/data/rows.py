@@ -2,7 +2,8 @@
 
 import dataclasses
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
 

@@ -12,7 +12,8 @@ statistics of a new split with it and returns anomalies, in the spirit of TFDV:
 """
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from llm_tf.errors import DataError
 
@@ -59,7 +60,8 @@ def infer_schema(stats: Mapping[str, Any], features: list[str], labels: list[str
     schema: dict[str, Any] = {
         "version": SCHEMA_VERSION,
         "task": stats["task"],
-        "features": {name: {"type": "string", "list": name in ("tokens", "tags"), "required": True} for name in features},
+        "features": {name: {"type": "string", "list": name in ("tokens", "tags"), "required": True}
+                     for name in features},
         "count": stats["count"],
         "length": {"chars": _bounds(stats["chars"])},
     }
@@ -96,12 +98,14 @@ def validate(stats: Mapping[str, Any], schema: Mapping[str, Any], thresholds: Th
         raise DataError(f"not an llm-tf schema (version {schema.get('version')!r}, expected {SCHEMA_VERSION})")
     anomalies: list[Anomaly] = []
     if stats.get("task") != schema["task"]:
-        anomalies.append(Anomaly("task_mismatch", "", f"data is for task '{stats.get('task')}', schema for '{schema['task']}'"))
+        anomalies.append(Anomaly("task_mismatch", "",
+                                 f"data is for task '{stats.get('task')}', schema for '{schema['task']}'"))
         return anomalies
     if features is not None:
         for name, spec in schema["features"].items():
             if spec.get("required") and name not in features:
-                anomalies.append(Anomaly("missing_feature", name, f"feature '{name}' is required by the schema but absent"))
+                anomalies.append(Anomaly("missing_feature", name,
+                                         f"feature '{name}' is required by the schema but absent"))
     label_feature, domain = next(
         ((name, spec["domain"]) for name, spec in schema["features"].items() if "domain" in spec), (None, None)
     )

@@ -6,7 +6,8 @@ batched pass of the in-graph tokenizer over the written TFRecords (:func:`token_
 
 import collections
 import hashlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +22,8 @@ def summarize_lengths(lengths: Iterable[int]) -> dict[str, float]:
     values = np.asarray(list(lengths) if not isinstance(lengths, np.ndarray) else lengths, dtype=np.int64)
     if values.size == 0:
         return {"count": 0}
-    summary = {"count": int(values.size), "min": int(values.min()), "max": int(values.max()), "mean": round(float(values.mean()), 2)}
+    summary = {"count": int(values.size), "min": int(values.min()), "max": int(values.max()),
+               "mean": round(float(values.mean()), 2)}
     for p, v in zip(PERCENTILES, np.percentile(values, PERCENTILES)):
         summary[f"p{p}"] = round(float(v), 2)
     return summary

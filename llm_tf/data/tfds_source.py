@@ -8,7 +8,8 @@ tests use ``tfds.testing.mock_data``.
 """
 
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,8 @@ shard.
 
 import glob
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import tensorflow as tf
 
@@ -118,7 +119,8 @@ def shard_path(directory: str, split: str, index: int, num_shards: int, compress
     return os.path.join(directory, f"{split}-{index:05d}-of-{num_shards:05d}{suffix}")
 
 
-def write_tfrecords(examples: Iterable[Mapping[str, Any]], directory: str, split: str, num_shards: int = 1) -> list[str]:
+def write_tfrecords(examples: Iterable[Mapping[str, Any]], directory: str, split: str,
+                    num_shards: int = 1) -> list[str]:
     """Writes examples into sharded TFRecords atomically and returns the shard paths."""
     with ShardedWriter(directory, split, num_shards) as writer:
         for example in examples:
@@ -145,7 +147,8 @@ def feature_spec(features: Iterable[str]) -> dict[str, Any]:
         if name not in FEATURES:
             raise DataError(f"unknown feature '{name}' (known: {', '.join(FEATURES)})")
         dtype, is_list = FEATURES[name]
-        spec[name] = tf.io.RaggedFeature(dtype, row_splits_dtype=tf.int64) if is_list else tf.io.FixedLenFeature([], dtype)
+        spec[name] = (tf.io.RaggedFeature(dtype, row_splits_dtype=tf.int64) if is_list
+                      else tf.io.FixedLenFeature([], dtype))
     return spec
 
 
@@ -174,5 +177,6 @@ def read_tfrecords(
     spec = feature_spec(features)
     dataset = tf.data.TFRecordDataset(paths, compression_type=compression)
     if batch_size:
-        return dataset.batch(batch_size).map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.batch(batch_size).map(lambda x: tf.io.parse_example(x, spec),
+                                             num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.map(lambda x: tf.io.parse_single_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)

@@ -6,22 +6,19 @@ ignores and renamed into place at the end, so a polling server never sees half a
 
 import dataclasses
 import itertools
-import json
 import os
 import time
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from llm_tf import compat
 from llm_tf.data import tfrecords
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import compression, restore, signatures, softmax_masks, warmup
-from llm_tf.io_utils import atomic_directory, atomic_write_bytes, atomic_write_json
-
-#: Export metadata beside the warm-up file: where the model came from (lineage).
-EXPORT_INFO_FILE = os.path.join("assets.extra", "llm_tf_export.json")
-#: Label vocabulary in id order, for apps and tools that read the SavedModel directory.
-LABELS_FILE = os.path.join("assets.extra", "labels.txt")
+from llm_tf.export import compression, export_dir, signatures, softmax_masks, warmup
+from llm_tf.io_utils import atomic_directory, atomic_write_bytes
+from llm_tf.training import model_dir as model_dir_lib
+from llm_tf.training import registry_imports  # noqa: F401  (rebuilds any registered experiment's model)
 
 
 @dataclasses.dataclass
@@ -45,21 +42,7 @@ class ExportResult:
     weights: dict = dataclasses.field(default_factory=dict)
 
 
-def existing_versions(model_base_path: str) -> list[int]:
-    """Integer version directories under a model base path, sorted (TF Serving's view)."""
-    if not os.path.isdir(model_base_path):
-        return []
-    return sorted(int(name) for name in os.listdir(model_base_path)
-                  if name.isdigit() and os.path.isdir(os.path.join(model_base_path, name)))
-
-
-def next_version(model_base_path: str) -> int:
-    """One more than the highest existing version, or 1."""
-    versions = existing_versions(model_base_path)
-    return versions[-1] + 1 if versions else 1
-
-
-def build_serving_module(trained: restore.TrainedModel) -> tf.Module:
+def build_serving_module(trained: model_dir_lib.TrainedModel) -> tf.Module:
     """The serving module for a restored model's task.
 
     Raises:
@@ -69,16 +52,18 @@ def build_serving_module(trained: restore.TrainedModel) -> tf.Module:
     seq_length = trained.config.task.data.seq_length
     name = trained.config.experiment
     if name in ("sentence_classification", "distillation"):  # a distilled student is a sentence classifier
-        return signatures.ClassifierServing(trained.model, task.data.tokenizer, task.data.labels, seq_length, task.has_pair)
+        return signatures.ClassifierServing(trained.model, task.data.tokenizer, task.data.labels, seq_length,
+                                            task.has_pair)
     if name == "token_classification":
         return signatures.TaggerServing(trained.model, task.data.tokenizer, task.data.labels, seq_length)
     if name == "causal_lm":
         return signatures.GeneratorServing(trained.model, task.data.tokenizer, trained.config.task.generation)
-    raise ConfigError(f"experiment '{name}' has no serving export (export sentence_classification, token_classification "
-                      "or causal_lm runs; mlm_pretrain's encoder is exported by training as encoder.weights.h5)")
+    raise ConfigError(f"experiment '{name}' has no serving export (export sentence_classification, "
+                      "token_classification or causal_lm runs; mlm_pretrain's encoder is exported by training as "
+                      f"{model_dir_lib.ENCODER_WEIGHTS_FILE})")
 
 
-def sample_texts(trained: restore.TrainedModel, count: int) -> tuple[list[str], list[str] | None]:
+def sample_texts(trained: model_dir_lib.TrainedModel, count: int) -> tuple[list[str], list[str] | None]:
     """Up to ``count`` texts (and pairs) from the prepared eval split (train if none), for warm-up."""
     data = trained.task.data
     pair = "text_pair" in data.features
@@ -121,11 +106,9 @@ def set_method_names(version_dir: str, methods: dict[str, str]) -> None:
                 meta_graph.signature_def[name].method_name = method
     atomic_write_bytes(path, saved_model.SerializeToString())
     # fingerprint.pb checksums saved_model.pb: recompute it so the two agree.
-    from tensorflow.python.saved_model import fingerprinting_utils
-
     if os.path.exists(os.path.join(version_dir, "fingerprint.pb")):
         os.remove(os.path.join(version_dir, "fingerprint.pb"))
-        fingerprinting_utils.write_fingerprint(version_dir)
+        compat.write_fingerprint(version_dir)
 
 
 def export_saved_model(model_dir: str, model_base_path: str, version: int | None = None, checkpoint: str = "best",
@@ -150,11 +133,11 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
     """
     if version is not None and version < 1:
         raise ConfigError(f"--version must be a positive integer, got {version}")
-    version = version or next_version(model_base_path)
-    final = os.path.join(model_base_path, str(version))
+    version = version or export_dir.next_version(model_base_path)
+    final = export_dir.version_path(model_base_path, version)
     if os.path.exists(final):
         raise ConfigError(f"{final}: version {version} already exists (versions are immutable; pick another)")
-    trained = restore.restore_trained_model(model_dir, checkpoint, prepared_dir)
+    trained = model_dir_lib.restore_trained_model(model_dir, checkpoint, prepared_dir)
     module = build_serving_module(trained)
     functions = module.signatures()
     if isinstance(module, signatures.ClassifierServing):
@@ -174,11 +157,9 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
             logs = warmup.warmup_logs(model_name or os.path.basename(os.path.abspath(model_base_path)), texts, pairs,
                                       with_classify=signatures.CLASSIFY_SIGNATURE in functions)
             warmup.write_warmup(tmp, logs)
-        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-        with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
-            f.write("".join(label + "\n" for label in trained.task.data.labels))
+        export_dir.write_labels(tmp, trained.task.data.labels)
         weights = compression.variables_report(tmp)
-        atomic_write_json(os.path.join(tmp, EXPORT_INFO_FILE), {
+        export_dir.write_export_info(tmp, {
             "experiment": trained.config.experiment,
             "model_dir": os.path.abspath(model_dir),
             "checkpoint": os.path.abspath(trained.checkpoint),
@@ -192,12 +173,3 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
             "config": trained.config.as_dict(),
         })
     return ExportResult(final, version, sorted(functions), trained.checkpoint, trained.step, weights)
-
-
-def load_export_info(version_dir: str) -> dict:
-    """Reads the export metadata of a version directory written by :func:`export_saved_model`."""
-    path = os.path.join(version_dir, EXPORT_INFO_FILE)
-    if not os.path.isfile(path):
-        raise DataError(f"{version_dir}: not exported by llm_export (no {EXPORT_INFO_FILE})")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)

@@ -10,7 +10,7 @@ keras-hub users load what llm-tf trained::
 and llm-tf starts a new run from it (``task.init_preset=DIR``, see :mod:`llm_tf.models.presets`).
 
 The backbone is a fresh float32 ``BertBackbone`` built from the encoder's config with the trained
-weights copied in: LoRA factors are already merged by :func:`llm_tf.export.restore.restore_trained_model`
+weights copied in: LoRA factors are already merged by :func:`llm_tf.export.model_dir_lib.restore_trained_model`
 and no mixed-precision policy is saved. The task head (classifier, tagger, MLM head) is not part
 of a backbone preset. The directory is written beside its final path and renamed into place at
 the end, so nobody sees half a preset.
@@ -19,12 +19,13 @@ the end, so nobody sees half a preset.
 import dataclasses
 import os
 
-from llm_tf.data.prepare import TOKENIZER_DIR
+from llm_tf.data.prepared import TOKENIZER_DIR
 from llm_tf.errors import ConfigError
-from llm_tf.export import restore
 from llm_tf.io_utils import atomic_directory
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.text import tokenizer as tokenizer_lib
+from llm_tf.training import model_dir as model_dir_lib
+from llm_tf.training import registry_imports  # noqa: F401  (rebuilds any registered experiment's model)
 
 
 @dataclasses.dataclass
@@ -99,14 +100,14 @@ def save_keras_hub_preset(model_dir: str, output_dir: str, checkpoint: str = "be
         >>> result = save_keras_hub_preset("runs/sst2_tiny", "presets/sst2_bert")
         >>> keras_hub.models.BertBackbone.from_preset(result.path)
     """
-    config = restore.load_config(model_dir, prepared_dir)
+    config = model_dir_lib.load_config(model_dir, prepared_dir)
     data_dir = config.task.data.prepared_dir
     path = _check_output_dir(output_dir, overwrite, {"training directory": model_dir, "prepared data": data_dir})
     # Refuse SentencePiece data before the (slow) restore; a missing prepared directory is named by the restore.
     early = bool(data_dir) and os.path.isfile(os.path.join(data_dir, TOKENIZER_DIR, tokenizer_lib.CONFIG_FILE))
     if early:
         vocab, lower_case = _wordpiece_settings(data_dir)
-    trained = restore.restore_trained_model(model_dir, checkpoint, prepared_dir)
+    trained = model_dir_lib.restore_trained_model(model_dir, checkpoint, prepared_dir)
     if not early:
         vocab, lower_case = _wordpiece_settings(data_dir)
 

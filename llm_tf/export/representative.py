@@ -109,7 +109,7 @@ def read_prepared_split(prepared_dir: str, split: str, limit: int | None = None)
         DataError: The directory or split is missing.
     """
     from llm_tf.data import tfrecords
-    from llm_tf.data.prepare import EXAMPLES_DIR
+    from llm_tf.data.prepared import EXAMPLES_DIR
 
     if not prepared_dir or not os.path.isdir(prepared_dir):
         raise DataError(f"{prepared_dir or '(none)'}: prepared data directory not found (pass --prepared_dir, "

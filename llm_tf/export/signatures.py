@@ -57,7 +57,8 @@ class ClassifierServing(tf.Module):
         has_pair: Whether the task takes text pairs.
     """
 
-    def __init__(self, model: keras.Model, tokenizer: TextTokenizer, labels: list[str], seq_length: int, has_pair: bool):
+    def __init__(self, model: keras.Model, tokenizer: TextTokenizer, labels: list[str], seq_length: int,
+                 has_pair: bool):
         super().__init__(name="classifier_serving")
         self.model = model
         self.tokenizer = tokenizer
@@ -69,7 +70,8 @@ class ClassifierServing(tf.Module):
         logits = tf.cast(self.model(inputs, training=False), tf.float32)
         scores = tf.nn.softmax(logits, axis=-1)
         label_ids = tf.argmax(logits, axis=-1)
-        return {"logits": logits, "scores": scores, "label_ids": label_ids, "labels": tf.gather(self.label_names, label_ids)}
+        return {"logits": logits, "scores": scores, "label_ids": label_ids,
+                "labels": tf.gather(self.label_names, label_ids)}
 
     def classify_texts(self, text: tf.Tensor, text_pair: tf.Tensor | None = None) -> dict:
         """Raw strings -> logits, scores, label ids and names."""
@@ -102,7 +104,8 @@ class ClassifierServing(tf.Module):
         return {
             DEFAULT_SIGNATURE: serving_default,
             TOKENS_SIGNATURE: self.tokens_function().get_concrete_function(),
-            CLASSIFY_SIGNATURE: tf.function(classify).get_concrete_function(tf.TensorSpec([None], tf.string, name="inputs")),
+            CLASSIFY_SIGNATURE: tf.function(classify).get_concrete_function(
+                tf.TensorSpec([None], tf.string, name="inputs")),
         }
 
     def tokens_function(self) -> tf.types.experimental.PolymorphicFunction:
@@ -154,12 +157,14 @@ class TaggerServing(tf.Module):
         """The concrete functions to save, by signature name."""
 
         def tokens(token_ids, segment_ids, padding_mask):
-            logits = tf.cast(self.model({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
+            logits = tf.cast(self.model({"token_ids": token_ids, "segment_ids": segment_ids,
+                                         "padding_mask": padding_mask},
                                         training=False), tf.float32)
             return {"logits": logits, "scores": tf.nn.softmax(logits, axis=-1), "label_ids": tf.argmax(logits, axis=-1)}
 
         return {
-            DEFAULT_SIGNATURE: tf.function(self.tag_texts).get_concrete_function(tf.TensorSpec([None], tf.string, name="text")),
+            DEFAULT_SIGNATURE: tf.function(self.tag_texts).get_concrete_function(
+                tf.TensorSpec([None], tf.string, name="text")),
             TOKENS_SIGNATURE: tf.function(tokens).get_concrete_function(*_token_specs()),
         }
 
@@ -188,13 +193,14 @@ class GeneratorServing(tf.Module):
         from llm_tf.models import generation
 
         def generate(text, max_new_tokens, strategy, top_k, top_p, temperature, seed):
-            return {"text": generation.generate(self.model, self.tokenizer, text, max_new_tokens, strategy, top_k, top_p,
-                                                temperature, seed)}
+            return {"text": generation.generate(self.model, self.tokenizer, text, max_new_tokens, strategy, top_k,
+                                                top_p, temperature, seed)}
 
         d = self.defaults
 
         def serve(text):
-            return generate(text, d["max_new_tokens"], d["strategy"], d["top_k"], d["top_p"], d["temperature"], d["seed"])
+            return generate(text, d["max_new_tokens"], d["strategy"], d["top_k"], d["top_p"], d["temperature"],
+                            d["seed"])
 
         scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
         return {

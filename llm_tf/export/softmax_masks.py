@@ -19,7 +19,7 @@ range of the attention scores.
 """
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import keras
 

@@ -31,27 +31,27 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from llm_tf import compat
 from llm_tf.errors import ConfigError, DataError, LlmTfError
+from llm_tf.export import export_dir
 
 FORMS = ("text", "tokens")
 VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
 #: TFLite signature names of each form (the first is the classifier).
 TEXT_SIGNATURES = ("classify", "tokenize")
-TOKENS_SIGNATURE = "serving_default"
+#: The tokens form's one signature (the SavedModel's token signature is ``signatures.TOKENS_SIGNATURE``).
+TFLITE_TOKENS_SIGNATURE = "serving_default"
 #: Batch sizes a conversion takes: 0 (any) or 1 (fixed at one example).
 BATCH_SIZES = (0, 1)
 
 
 def classify_signature(form: str) -> str:
     """The signature that classifies in a form's ``.tflite`` file (``classify`` or ``serving_default``)."""
-    return TEXT_SIGNATURES[0] if form == "text" else TOKENS_SIGNATURE
+    return TEXT_SIGNATURES[0] if form == "text" else TFLITE_TOKENS_SIGNATURE
 #: ``float_ops`` presets. ``attention``: the self-attention path (scores, mask, softmax, head
 #: reshapes) and the position-embedding broadcast stay float32; measured on the tiny SST-2
 #: model it takes full_int8 from -7 points to +0.1 at 2% more bytes (docs/quantize.md).
 FLOAT_OPS_PRESETS = {"attention": ("BATCH_MATMUL", "SOFTMAX", "SELECT_V2", "TRANSPOSE", "RESHAPE", "BROADCAST_TO")}
-#: Texts used to check the rebuilt tokenizer against the SavedModel.
-CHECK_TEXTS = ("a gripping , funny film", "the worst movie of the year !",
-               "Ça n'a rien à voir : 1999's über-long, un-FUNNY mess...", "")
 
 
 class UnsupportedOpsError(LlmTfError):
@@ -66,181 +66,15 @@ class UnsupportedOpsError(LlmTfError):
         self.ops = ops
 
 
-@dataclasses.dataclass
-class ExportedModel:
-    """An ``llm_export`` version directory, loaded for conversion.
-
-    Attributes:
-        path: The version directory.
-        info: Its ``llm_tf_export.json``.
-        labels: Label names in id order.
-        seq_length: Packed length the TFLite models take.
-        vocab_path: The vocabulary asset inside the SavedModel.
-        tokenizer: The in-graph tokenizer rebuilt over ``vocab_path`` (tokenizes only: no detokenization data).
-        loaded: The loaded SavedModel.
-    """
-
-    path: str
-    info: dict
-    labels: list[str]
-    seq_length: int
-    vocab_path: str
-    tokenizer: object
-    loaded: object
-    _functions: dict = dataclasses.field(default_factory=dict, repr=False)
-
-    @property
-    def prepared_dir(self) -> str | None:
-        """The prepared data set the model was trained on (may have moved)."""
-        return self.info.get("prepared_dir")
-
-    def predict_tokens(self, token_ids, segment_ids, padding_mask) -> dict:
-        """Runs the SavedModel's ``predict_tokens`` signature.
-
-        Args:
-            token_ids: int32 [batch, length].
-            segment_ids: int32 [batch, length].
-            padding_mask: int32 [batch, length].
-
-        Returns:
-            Dict of ``logits``, ``scores``, ``label_ids`` tensors.
-        """
-        return self.loaded.signatures["predict_tokens"](token_ids=token_ids, segment_ids=segment_ids,
-                                                        padding_mask=padding_mask)
-
-    def predict_tokens_additive_masks(self, token_ids, segment_ids, padding_mask) -> dict:
-        """``predict_tokens`` traced with additive attention masks (:mod:`llm_tf.export.softmax_masks`).
-
-        Same outputs, no ``SELECT_V2`` around the attention softmax, so XNNPACK runs the TFLite
-        encoder in one piece. Exports written before it existed fall back to ``predict_tokens``.
-        """
-        function = getattr(self.loaded, "predict_tokens_additive_masks", None)
-        if function is None:
-            return self.predict_tokens(token_ids, segment_ids, padding_mask)
-        return function(token_ids, segment_ids, padding_mask)
-
-    def serve(self, texts: list[str]) -> dict:
-        """Runs the SavedModel's ``serving_default`` on raw strings.
-
-        Args:
-            texts: The texts.
-
-        Returns:
-            Dict of numpy ``scores``, ``label_ids``, ``labels``.
-        """
-        out = self.loaded.signatures["serving_default"](text=tf.constant(texts, tf.string))
-        return {k: v.numpy() for k, v in out.items()}
-
-    def tokenize(self, texts: list[str]) -> dict:
-        """Packs texts with the rebuilt tokenizer.
-
-        Args:
-            texts: The texts.
-
-        Returns:
-            Dict of numpy int32 [batch, seq_length] ``token_ids``, ``segment_ids``, ``padding_mask``.
-        """
-        packed = self.tokenizer(tf.constant(texts, tf.string), seq_length=self.seq_length)
-        return {k: tf.cast(v, tf.int32).numpy() for k, v in packed.items()}
-
-
-def _tokenizer_config(path: str, info: dict, prepared_dir: str | None):
-    from llm_tf.text.tokenizer import TokenizerConfig
-
-    directory = os.path.join(prepared_dir or info.get("prepared_dir") or "", "tokenizer")
-    if os.path.isfile(os.path.join(directory, "tokenizer_config.json")):
-        return TokenizerConfig.load(directory)
-    assets = os.path.join(path, "assets")
-    if os.path.isfile(os.path.join(assets, "vocab.txt")):
-        # The prepared data moved: WordPiece with llm_prepare's default lower-casing. The check
-        # against serving_default below catches a wrong guess.
-        return TokenizerConfig(kind="wordpiece", vocab_file="vocab.txt", lower_case=True)
-    models = [n for n in os.listdir(assets) if n.endswith(".model")] if os.path.isdir(assets) else []
-    if models:
-        return TokenizerConfig(kind="sentencepiece", vocab_file=models[0])
-    raise DataError(f"{path}: no vocabulary asset in assets/ (not an llm_export SavedModel?)")
-
-
-def load_exported(path: str, prepared_dir: str | None = None) -> ExportedModel:
-    """Loads an ``llm_export`` version directory and rebuilds its tokenizer.
-
-    Args:
-        path: The version directory (``<model_base_path>/<version>``).
-        prepared_dir: The prepared data directory, if it moved since export (for the
-            tokenizer's settings and the representative/eval splits).
-
-    Returns:
-        An :class:`ExportedModel`.
-
-    Raises:
-        DataError: Not a SavedModel / not exported by ``llm_export``.
-        ConfigError: The SavedModel lacks the expected signatures, or is not a single-text
-            sentence classifier, or the rebuilt tokenizer does not reproduce it.
-    """
-    from llm_tf.export.exporter import load_export_info
-    from llm_tf.text.tokenizer import TextTokenizer
-
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise DataError(f"{path}: not a SavedModel version directory (no saved_model.pb)")
-    loaded = tf.saved_model.load(path)
-    expected = {"serving_default": {"text"}, "predict_tokens": {"token_ids", "segment_ids", "padding_mask"}}
-    for name, inputs in expected.items():
-        if name not in loaded.signatures:
-            raise ConfigError(f"{path}: SavedModel has no '{name}' signature (has: "
-                              f"{', '.join(sorted(loaded.signatures)) or 'none'}); export it with llm_export")
-        have = set(loaded.signatures[name].structured_input_signature[1])
-        if have != inputs:
-            raise ConfigError(f"{path}: signature '{name}' takes {', '.join(sorted(have))}; llm_quantize supports "
-                              f"single-text classifiers ({', '.join(sorted(inputs))})")
-    outputs = set(loaded.signatures["predict_tokens"].structured_outputs)
-    if not {"logits", "scores", "label_ids"} <= outputs:
-        raise ConfigError(f"{path}: 'predict_tokens' returns {', '.join(sorted(outputs))}; "
-                          "expected logits, scores, label_ids")
-    info = load_export_info(path)
-    if info.get("experiment") not in ("sentence_classification", "distillation"):
-        raise ConfigError(f"{path}: experiment '{info.get('experiment')}' is not supported by llm_quantize "
-                          "(sentence classifiers only: sentence_classification, distillation)")
-    if prepared_dir:
-        info = dict(info, prepared_dir=os.path.abspath(prepared_dir))
-    config = _tokenizer_config(path, info, prepared_dir)
-    vocab_path = os.path.join(path, "assets", config.vocab_file)
-    seq_length = int(info["seq_length"])
-    # Conversion only tokenizes: without detokenization data, WordPiece does not store the vocabulary a
-    # second time inside its model (137 KB more per text-form file for a 7,587-token vocabulary).
-    tokenizer = TextTokenizer(vocab_path, config.kind, config.lower_case, seq_length, detokenize=False)
-    exported = ExportedModel(path, info, list(info["labels"]), seq_length, vocab_path, tokenizer, loaded)
-    check_tokenizer(exported)
-    return exported
-
-
-def check_tokenizer(exported: ExportedModel, texts: tuple[str, ...] = CHECK_TEXTS, atol: float = 1e-4) -> None:
-    """Checks that the rebuilt tokenizer + ``predict_tokens`` reproduce ``serving_default``.
-
-    Args:
-        exported: The loaded export.
-        texts: Texts to compare on.
-        atol: Largest allowed score difference.
-
-    Raises:
-        ConfigError: Scores differ by more than ``atol`` (the tokenizer settings do not match).
-    """
-    served = exported.serve(list(texts))["scores"]
-    ours = exported.predict_tokens(**{k: tf.constant(v) for k, v in exported.tokenize(list(texts)).items()})["scores"]
-    diff = float(np.max(np.abs(served - ours.numpy())))
-    if diff > atol:
-        raise ConfigError(f"{exported.path}: the tokenizer rebuilt from assets/ does not reproduce serving_default "
-                          f"(max score difference {diff:.3g}); pass --prepared_dir with the training tokenizer")
-
-
-def _functions(exported: ExportedModel, form: str, batch_size: int = 0, additive_masks: bool = True) -> list:
+def _functions(exported: export_dir.ExportedModel, form: str, batch_size: int = 0, additive_masks: bool = True) -> list:
     """The concrete functions of a form and batch size, traced once per export (tracing costs seconds)."""
     key = (form, batch_size, additive_masks)
-    if key not in exported._functions:
-        exported._functions[key] = _trace_functions(exported, form, batch_size, additive_masks)
-    return exported._functions[key]
+    if key not in exported.traced_functions:
+        exported.traced_functions[key] = _trace_functions(exported, form, batch_size, additive_masks)
+    return exported.traced_functions[key]
 
 
-def _trace_functions(exported: ExportedModel, form: str, batch_size: int, additive_masks: bool) -> list:
+def _trace_functions(exported: export_dir.ExportedModel, form: str, batch_size: int, additive_masks: bool) -> list:
     length = exported.seq_length
     batch = batch_size or None  # a fixed batch lets the converter fold the shape arithmetic into constants
     label_names = tf.constant(exported.labels)
@@ -283,7 +117,7 @@ def _trace_functions(exported: ExportedModel, form: str, batch_size: int, additi
     return [classify.get_concrete_function(), tokenize.get_concrete_function()]
 
 
-def representative_dataset(exported: ExportedModel, form: str, texts: list[str]):
+def representative_dataset(exported: export_dir.ExportedModel, form: str, texts: list[str]):
     """A converter ``representative_dataset``: one example a step, keyed by signature input name.
 
     Args:
@@ -340,7 +174,7 @@ def unsupported_ops(message: str) -> list[str]:
     return sorted(found)
 
 
-def _converter(exported: ExportedModel, form: str, variant: str, texts: list[str] | None,
+def _converter(exported: export_dir.ExportedModel, form: str, variant: str, texts: list[str] | None,
                strict_int8: bool, batch_size: int = 0) -> tf.lite.TFLiteConverter:
     from tensorflow_text import tflite_registrar
 
@@ -363,7 +197,7 @@ def _converter(exported: ExportedModel, form: str, variant: str, texts: list[str
             else [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS])
         # The calibrator runs the model in an interpreter: it needs the tensorflow-text ops
         # too (TF reads this private list when it builds the calibrator; no public API).
-        converter.target_spec._experimental_custom_op_registerers = list(tflite_registrar.SELECT_TFTEXT_OPS)
+        compat.set_calibration_custom_ops(converter, tflite_registrar.SELECT_TFTEXT_OPS)
     return converter
 
 
@@ -384,7 +218,7 @@ def expand_float_ops(float_ops: list[str]) -> list[str]:
     return out
 
 
-def _selective_int8(exported: ExportedModel, form: str, texts: list[str], float_ops: list[str], name: str,
+def _selective_int8(exported: export_dir.ExportedModel, form: str, texts: list[str], float_ops: list[str], name: str,
                     batch_size: int = 0) -> bytes:
     """Full-int8 with some op types left in float: calibrate, then quantize with a denylist.
 
@@ -392,18 +226,16 @@ def _selective_int8(exported: ExportedModel, form: str, texts: list[str], float_
     does with ``denylisted_ops``, without the debugger's float/quantized interpreters (which
     cannot load the tensorflow-text custom ops).
     """
-    from tensorflow.lite.python import convert as lite_convert
-
     float_ops = expand_float_ops(float_ops)
     bad = [op for op in float_ops if not re.fullmatch(r"[A-Z][A-Z0-9_]*", op)]
     if bad:
-        raise ConfigError(f"float ops must be TFLite op type names such as SOFTMAX or BATCH_MATMUL, got {', '.join(bad)}")
+        raise ConfigError("float ops must be TFLite op type names such as SOFTMAX or BATCH_MATMUL, "
+                          f"got {', '.join(bad)}")
     converter = _converter(exported, form, "full_int8", texts, False, batch_size)
-    converter._experimental_calibrate_only = True
+    compat.set_calibrate_only(converter)
     calibrated = run_converter(converter, name)
     try:
-        return lite_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
-                                          denylisted_ops=list(float_ops))
+        return compat.mlir_quantize(calibrated, float_ops)
     except Exception as e:
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
         raise LlmTfError(f"{name}: quantization with float ops {', '.join(float_ops)} failed: {first[:300]}") from None
@@ -456,7 +288,7 @@ class Conversion:
     batch_size: int = 0
 
 
-def convert_variant(exported: ExportedModel, form: str, variant: str, texts: list[str] | None = None,
+def convert_variant(exported: export_dir.ExportedModel, form: str, variant: str, texts: list[str] | None = None,
                     float_ops: list[str] | None = None, batch_size: int = 0) -> Conversion:
     """Converts one form and precision to TFLite.
 
@@ -465,7 +297,7 @@ def convert_variant(exported: ExportedModel, form: str, variant: str, texts: lis
     The ``text`` form always keeps its string and tokenizer ops as they are.
 
     Args:
-        exported: From :func:`load_exported`.
+        exported: From :func:`~llm_tf.export.export_dir.load_exported`.
         form: ``text`` or ``tokens``.
         variant: One of :data:`VARIANTS`.
         texts: Representative texts (``full_int8`` only).
@@ -513,7 +345,7 @@ def convert_variant(exported: ExportedModel, form: str, variant: str, texts: lis
     return Conversion(name, form, variant, content, notes, batch_size)
 
 
-def export_info_json(exported: ExportedModel, conversion: Conversion) -> str:
+def export_info_json(exported: export_dir.ExportedModel, conversion: Conversion) -> str:
     """The JSON embedded in a variant's metadata: what it is and where it came from.
 
     Args:
@@ -527,7 +359,7 @@ def export_info_json(exported: ExportedModel, conversion: Conversion) -> str:
     signatures = ({"classify": {"inputs": ["text"], "outputs": ["label_ids", "labels", "logits", "scores"]},
                    "tokenize": {"inputs": ["text"], "outputs": ["padding_mask", "segment_ids", "token_ids"]}}
                   if conversion.form == "text" else
-                  {TOKENS_SIGNATURE: {"inputs": ["padding_mask", "segment_ids", "token_ids"],
+                  {TFLITE_TOKENS_SIGNATURE: {"inputs": ["padding_mask", "segment_ids", "token_ids"],
                                       "outputs": ["label_ids", "logits", "scores"]}})
     return json.dumps({
         "name": conversion.name, "form": conversion.form, "variant": conversion.variant,

@@ -17,8 +17,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from llm_tf import compat
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import compression, tflite_convert, tflite_metadata
+from llm_tf.export import compression, export_dir, tflite_convert, tflite_metadata
 from llm_tf.export.tflite_runtime import kernel_placement, make_interpreter
 
 
@@ -116,7 +117,7 @@ def label_ids_of(labels: list[str], names: list[str], source: str) -> np.ndarray
     return np.array([index[label] for label in labels], dtype=np.int64)
 
 
-def reference_predictions(exported: "tflite_convert.ExportedModel", texts: list[str], truth: np.ndarray,
+def reference_predictions(exported: export_dir.ExportedModel, texts: list[str], truth: np.ndarray,
                           batch_size: int = 64) -> Reference:
     """Runs the SavedModel over the eval texts.
 
@@ -156,7 +157,8 @@ class InvokeTimer:
         signature: The signature to run.
 
     Example:
-        >>> timer = InvokeTimer(make_interpreter(model_path="tokens_float32.tflite"), "serving_default")  # doctest: +SKIP
+        >>> interpreter = make_interpreter(model_path="tokens_float32.tflite")  # doctest: +SKIP
+        >>> timer = InvokeTimer(interpreter, "serving_default")  # doctest: +SKIP
         >>> outputs, seconds = timer(**tokens)  # doctest: +SKIP
     """
 
@@ -164,8 +166,7 @@ class InvokeTimer:
         self.runner = interpreter.get_signature_runner(signature)
         self.inputs = self.runner.get_input_details()
         self.outputs = self.runner.get_output_details()
-        self.wrapper = getattr(self.runner, "_interpreter_wrapper", None)
-        self.subgraph = getattr(self.runner, "_subgraph_index", None)
+        self.wrapper, self.subgraph = compat.signature_runner_internals(self.runner)
         self.shapes: dict = {}
 
     def __call__(self, **inputs) -> tuple[dict, float]:
@@ -204,7 +205,8 @@ def example_inputs(form: str, texts: list[str], tokens: dict[str, np.ndarray], i
 
 
 def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth: np.ndarray, reference: Reference,
-                     latency_runs: int = 100, num_threads: int | None = 1, notes: list[str] | None = None) -> VariantResult:
+                     latency_runs: int = 100, num_threads: int | None = 1,
+                     notes: list[str] | None = None) -> VariantResult:
     """Runs one ``.tflite`` variant over the eval texts, one at a time.
 
     Args:
@@ -240,7 +242,7 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
         run(**example_inputs(form, texts, reference.tokens, i % len(texts)))
     times = np.array([run(**example_inputs(form, texts, reference.tokens, i % len(texts)))[1]
                       for i in range(latency_runs)]) * 1000
-    kernels = kernel_placement(interpreter) if getattr(run.runner, "_subgraph_index", 0) == 0 else None
+    kernels = kernel_placement(interpreter) if run.subgraph in (None, 0) else None
     mismatches = None
     if form == "text":
         tokenize = make_interpreter(model_path=path, num_threads=num_threads).get_signature_runner(

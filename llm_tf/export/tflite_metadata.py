@@ -34,7 +34,8 @@ def _schema():
     return schema_py_generated
 
 
-def embed_metadata(content: bytes, entries: dict[str, bytes], associated_files: dict[str, bytes] | None = None) -> bytes:
+def embed_metadata(content: bytes, entries: dict[str, bytes],
+                   associated_files: dict[str, bytes] | None = None) -> bytes:
     """Returns ``content`` with metadata entries added (replacing same-named ones) and files zipped on.
 
     Args:

@@ -9,7 +9,15 @@ import dataclasses
 import os
 
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import representative, tflite_convert, tflite_eval, tflite_metadata, tflite_report, tflite_runtime
+from llm_tf.export import (
+    export_dir,
+    representative,
+    tflite_convert,
+    tflite_eval,
+    tflite_metadata,
+    tflite_report,
+    tflite_runtime,
+)
 from llm_tf.io_utils import atomic_directory, atomic_write_bytes
 
 
@@ -82,13 +90,15 @@ def _validate(config: QuantizeConfig) -> None:
             raise ConfigError(f"--forms: unknown form '{form}' (expected: {', '.join(tflite_convert.FORMS)})")
     for variant in config.variants:
         if variant not in tflite_convert.VARIANTS:
-            raise ConfigError(f"--variants: unknown variant '{variant}' (expected: {', '.join(tflite_convert.VARIANTS)})")
+            raise ConfigError(f"--variants: unknown variant '{variant}' "
+                              f"(expected: {', '.join(tflite_convert.VARIANTS)})")
     if not config.forms or not config.variants:
         raise ConfigError("nothing to convert: --forms and --variants must name at least one each")
     if config.eval_count < 0 or config.latency_runs < 1 or config.representative_count < 1:
         raise ConfigError("--eval_count must be >= 0, --latency_runs and --representative_count >= 1")
     if config.batch_size not in tflite_convert.BATCH_SIZES:
-        raise ConfigError(f"--batch_size must be 0 (any batch size) or 1 (fixed at one example), got {config.batch_size}")
+        raise ConfigError(f"--batch_size must be 0 (any batch size) or 1 (fixed at one example), "
+                          f"got {config.batch_size}")
 
 
 def quantize(config: QuantizeConfig) -> QuantizeResult:
@@ -107,7 +117,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         UnsupportedOpsError: The converter rejects ops (named).
     """
     _validate(config)
-    exported = tflite_convert.load_exported(config.saved_model_dir, config.prepared_dir)
+    exported = export_dir.load_exported(config.saved_model_dir, config.prepared_dir)
     eval_set = (representative.read_text_file(config.eval_data, config.eval_count or None) if config.eval_data
                 else representative.read_prepared_split(exported.prepared_dir or "", "eval", config.eval_count or None))
     if not eval_set.texts:

@@ -18,6 +18,7 @@ resolver) and the same number of threads.
 
 import collections
 
+from llm_tf import compat
 from llm_tf.errors import LlmTfError
 
 #: How :func:`make_interpreter` configures the interpreter (besides ``num_threads``).
@@ -99,7 +100,7 @@ def kernel_placement(interpreter) -> dict | None:
         ``tflite_kernels`` (op type -> count of nodes left to TFLite's own kernels), or None
         when the runtime does not expose its nodes.
     """
-    wrapper = getattr(interpreter, "_interpreter", None)
+    wrapper = compat.interpreter_wrapper(interpreter)
     if wrapper is None or not all(hasattr(wrapper, a) for a in ("NumNodes", "NodeName", "NodeInputs", "NodeOutputs")):
         return None
     count = wrapper.NumNodes()

@@ -10,9 +10,10 @@ import os
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2
 
+from llm_tf.export import export_dir
 from llm_tf.export.signatures import CLASSIFY_SIGNATURE, DEFAULT_SIGNATURE
 
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_FILE = export_dir.WARMUP_FILE
 
 
 def _example(text: str, text_pair: str | None) -> tf.train.Example:

@@ -8,15 +8,16 @@ model are plain dense weights with no LoRA variables left.
 
 import os
 import tempfile
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 
+from llm_tf import compat
 from llm_tf.errors import ConfigError
 
 
-def apply_lora(encoder: keras.Model, rank: int, alpha: float, targets: Sequence[str], keep_trainable: Sequence[str] = (),
-               embedding_rank: int = 0) -> int:
+def apply_lora(encoder: keras.Model, rank: int, alpha: float, targets: Sequence[str],
+               keep_trainable: Sequence[str] = (), embedding_rank: int = 0) -> int:
     """Freezes the encoder and enables LoRA on the ``targets`` layers.
 
     Args:
@@ -46,7 +47,7 @@ def apply_lora(encoder: keras.Model, rank: int, alpha: float, targets: Sequence[
         raise ConfigError(f"task.lora_rank must be >= 1 to enable LoRA, got {rank}")
     if embedding_rank < 0:
         raise ConfigError(f"task.lora_embedding_rank must be >= 0 (0: task.lora_rank), got {embedding_rank}")
-    layers = [layer for layer in encoder._flatten_layers(include_self=False) if layer.weights]
+    layers = [layer for layer in compat.sublayers(encoder) if layer.weights]
     embeddings = [layer for layer in layers if layer.name in targets and isinstance(layer, keras.layers.Embedding)]
     embedding_names = {layer.name for layer in embeddings}
     encoder.enable_lora(rank, target_layer_names=[t for t in targets if t not in embedding_names])

@@ -1,7 +1,7 @@
 """Parameter counts of models and variable lists."""
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def count_params(variables: Iterable) -> int:

@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import json
 import os
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -129,9 +128,9 @@ def resolve_directory(path: str, field: str = "task.init_preset") -> str:
         raise ConfigError(f"{field}: '{path}' is a remote handle; only local keras-hub preset directories, Hugging "
                           f"Face model directories and named presets ({known}) work here (nothing is downloaded)")
     if not os.path.isdir(path):
-        raise ConfigError(f"{field}: '{path}' is not a local directory; only local keras-hub preset directories, Hugging "
-                          f"Face model directories and named presets ({known}) work here (built-in preset names and "
-                          "kaggle://, hf:// handles are not downloaded)")
+        raise ConfigError(f"{field}: '{path}' is not a local directory; only local keras-hub preset directories, "
+                          f"Hugging Face model directories and named presets ({known}) work here "
+                          "(built-in preset names and kaggle://, hf:// handles are not downloaded)")
     return os.path.abspath(path)  # an absolute path never matches a built-in preset name
 
 

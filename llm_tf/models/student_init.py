@@ -22,6 +22,7 @@ Example:
 import keras
 import numpy as np
 
+from llm_tf import compat
 from llm_tf.errors import ConfigError
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.hidden_states import resolve_layers
@@ -71,25 +72,27 @@ def feedforward_units(layer, keep: int) -> np.ndarray:
     A unit's score is the norm of its input weights times the norm of its output weights (how
     much it can move the layer's output); ties go to the lower index.
     """
-    inner = keras.ops.convert_to_numpy(layer._feedforward_intermediate_dense.kernel)  # [hidden, units]
-    outer = keras.ops.convert_to_numpy(layer._feedforward_output_dense.kernel)  # [units, hidden]
+    parts = compat.transformer_encoder_parts(layer)
+    inner = keras.ops.convert_to_numpy(parts["feedforward_intermediate_dense"].kernel)  # [hidden, units]
+    outer = keras.ops.convert_to_numpy(parts["feedforward_output_dense"].kernel)  # [units, hidden]
     score = np.linalg.norm(inner, axis=0) * np.linalg.norm(outer, axis=1)
     return np.sort(np.argsort(-score, kind="stable")[:keep])
 
 
 def _copy_layer(target, source) -> None:
     """A transformer layer, its feed-forward cut to the target's size when it is smaller."""
-    size = target._feedforward_intermediate_dense.units
-    if size == source._feedforward_intermediate_dense.units:
+    ours, theirs = compat.transformer_encoder_parts(target), compat.transformer_encoder_parts(source)
+    size = ours["feedforward_intermediate_dense"].units
+    if size == theirs["feedforward_intermediate_dense"].units:
         _copy(target, source)
         return
     units = feedforward_units(source, size)
-    for name in ("_self_attention_layer", "_self_attention_layer_norm", "_feedforward_layer_norm"):
-        _copy(getattr(target, name), getattr(source, name))
-    inner, outer = source._feedforward_intermediate_dense, source._feedforward_output_dense
-    target._feedforward_intermediate_dense.set_weights([keras.ops.convert_to_numpy(inner.kernel)[:, units],
+    for name in ("self_attention_layer", "self_attention_layer_norm", "feedforward_layer_norm"):
+        _copy(ours[name], theirs[name])
+    inner, outer = theirs["feedforward_intermediate_dense"], theirs["feedforward_output_dense"]
+    ours["feedforward_intermediate_dense"].set_weights([keras.ops.convert_to_numpy(inner.kernel)[:, units],
                                                         keras.ops.convert_to_numpy(inner.bias)[units]])
-    target._feedforward_output_dense.set_weights([keras.ops.convert_to_numpy(outer.kernel)[units],
+    ours["feedforward_output_dense"].set_weights([keras.ops.convert_to_numpy(outer.kernel)[units],
                                                   keras.ops.convert_to_numpy(outer.bias)])
 
 
@@ -109,9 +112,9 @@ def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_lay
         What was copied: layers, vocabulary rows, position rows, head layers.
 
     Raises:
-        ConfigError: Other widths (or a larger feed-forward size), a layer count that is not ``len(teacher_layers)``, a longer
-            position table than the teacher's, a student token the teacher lacks, or head layers
-            that do not match.
+        ConfigError: Other widths (or a larger feed-forward size), a layer count that is not
+            ``len(teacher_layers)``, a longer position table than the teacher's, a student token
+            the teacher lacks, or head layers that do not match.
     """
     ours, theirs = student.get_layer(ENCODER_NAME), teacher.get_layer(ENCODER_NAME)
     for key in SHARED_DIMENSIONS:
@@ -143,7 +146,8 @@ def copy_teacher_weights(student: keras.Model, teacher: keras.Model, teacher_lay
         try:
             source = teacher.get_layer(layer.name)
         except ValueError:
-            raise ConfigError(f"{field}: the teacher has no head layer '{layer.name}' to start the student's from") from None
+            raise ConfigError(f"{field}: the teacher has no head layer '{layer.name}' to start the student's "
+                              "from") from None
         if [w.shape for w in source.weights] != [w.shape for w in layer.weights]:
             raise ConfigError(f"{field}: head layer '{layer.name}' has other shapes in the teacher")
         _copy(layer, source)

@@ -13,6 +13,7 @@ Example::
 
 import dataclasses
 import json
+import os
 from typing import Any, ClassVar
 
 from llm_tf.pipeline.artifacts import Artifact
@@ -48,6 +49,34 @@ class ExecutionContext:
     execution_id: int
     pipeline_root: str
     log: Any = print
+
+    def _input(self, name: str) -> Artifact:
+        if name not in self.inputs:
+            raise PipelineError(f"input '{name}' is missing")
+        return self.inputs[name]
+
+    def input_path(self, name: str, *parts: str) -> str:
+        """The file or directory ``parts`` inside input ``name``'s URI.
+
+        Raises:
+            PipelineError: The input is missing, or that path is not in it (the message names both).
+        """
+        artifact = self._input(name)
+        path = os.path.join(artifact.uri, *parts)
+        if not os.path.exists(path):
+            raise PipelineError(f"input '{name}' ({artifact.type} at {artifact.uri}) has no {os.path.join(*parts)}")
+        return path
+
+    def input_property(self, name: str, key: str) -> Any:
+        """Property ``key`` of input ``name``.
+
+        Raises:
+            PipelineError: The input is missing, or it has no such property (the message names both).
+        """
+        artifact = self._input(name)
+        if key not in artifact.properties:
+            raise PipelineError(f"input '{name}' ({artifact.type} at {artifact.uri}) has no property '{key}'")
+        return artifact.properties[key]
 
 
 @dataclasses.dataclass
@@ -101,7 +130,8 @@ class Component:
                                     f"{ref.type} from {ref.component}.{ref.output}")
         for key in self.INPUTS:
             if key not in self.inputs and key not in self.OPTIONAL_INPUTS:
-                raise PipelineError(f"component {self.name}: required input '{key}' ({self.INPUTS[key]}) is not connected")
+                raise PipelineError(f"component {self.name}: required input '{key}' ({self.INPUTS[key]}) is not "
+                                    "connected")
         try:
             json.dumps(self.properties, sort_keys=True)
         except TypeError as e:

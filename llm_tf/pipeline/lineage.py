@@ -5,8 +5,8 @@ import os
 from typing import Any
 
 from llm_tf.pipeline import artifacts
-from llm_tf.pipeline.metadata import MetadataStore
 from llm_tf.pipeline.errors import PipelineError
+from llm_tf.pipeline.metadata import MetadataStore
 
 
 def find_pushed(store: MetadataStore, version: int, serving_model_base_path: str | None = None) -> artifacts.Artifact:
@@ -18,7 +18,8 @@ def find_pushed(store: MetadataStore, version: int, serving_model_base_path: str
     base = os.path.abspath(serving_model_base_path) if serving_model_base_path else None
     for artifact in reversed(store.artifacts_of_type(artifacts.PUSHED_MODEL)):
         props = artifact.properties
-        if props.get("pushed") and props.get("version") == version and (base is None or props.get("serving_model_base_path") == base):
+        if props.get("pushed") and props.get("version") == version and (
+                base is None or props.get("serving_model_base_path") == base):
             return artifact
     where = f" under {base}" if base else ""
     raise PipelineError(f"{store.path}: no pipeline run pushed model version {version}{where}")
@@ -70,7 +71,8 @@ def format_lineage(store: MetadataStore, version: int, serving_model_base_path: 
                      f"({execution['state']})")
         code = execution["code_version"]
         lines.append(f"     code: llm-tf {code.get('package_version')} git {code.get('git_commit', '?')[:12]}"
-                     f"{' (dirty)' if code.get('git_dirty') else ''} fingerprint {code.get('code_fingerprint', '')[:12]}")
+                     f"{' (dirty)' if code.get('git_dirty') else ''} "
+                     f"fingerprint {code.get('code_fingerprint', '')[:12]}")
         if props:
             lines.append(f"     properties: {_props(props)}")
         for name, art in entry["outputs"].items():

@@ -138,8 +138,8 @@ class MetadataStore:
 
     def find_cached(self, component: str, cache_key: str) -> int | None:
         """The latest COMPLETE execution of ``component`` with ``cache_key`` whose outputs all exist."""
-        rows = self._db.execute("SELECT id FROM executions WHERE component=? AND cache_key=? AND state=? ORDER BY id DESC",
-                                (component, cache_key, COMPLETE)).fetchall()
+        rows = self._db.execute("SELECT id FROM executions WHERE component=? AND cache_key=? AND state=? "
+                                "ORDER BY id DESC", (component, cache_key, COMPLETE)).fetchall()
         for row in rows:
             outputs = self.outputs(int(row["id"]))
             if all(os.path.isdir(a.uri) for a in outputs.values()):
@@ -184,8 +184,10 @@ class MetadataStore:
                     (execution_id, artifact_id, type_, name))
 
     def _linked(self, execution_id: int, type_: str) -> dict[str, Artifact]:
-        rows = self._db.execute("SELECT a.*, ev.name AS event_name FROM events ev JOIN artifacts a ON a.id=ev.artifact_id "
-                                "WHERE ev.execution_id=? AND ev.type=? ORDER BY a.id", (execution_id, type_)).fetchall()
+        rows = self._db.execute("SELECT a.*, ev.name AS event_name FROM events ev "
+                                "JOIN artifacts a ON a.id=ev.artifact_id "
+                                "WHERE ev.execution_id=? AND ev.type=? ORDER BY a.id",
+                                (execution_id, type_)).fetchall()
         return {r["event_name"]: _artifact(r, r["event_name"]) for r in rows}
 
     def inputs(self, execution_id: int) -> dict[str, Artifact]:

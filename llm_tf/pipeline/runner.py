@@ -158,11 +158,12 @@ class LocalRunner:
                     runs.append(ComponentRun(component.name, "not run"))
                     continue
                 try:
-                    run = self._run_component(store, pipeline, component, produced, code, [pipeline_context, run_context],
-                                              prefix)
+                    run = self._run_component(store, pipeline, component, produced, code,
+                                              [pipeline_context, run_context], prefix)
                 except ComponentFailedError as e:
                     failure = e
-                    run = ComponentRun(component.name, "failed", error=str(e.cause), execution_id=getattr(e, "execution_id", 0))
+                    run = ComponentRun(component.name, "failed", error=str(e.cause),
+                                       execution_id=getattr(e, "execution_id", 0))
                     self._print(f"{prefix}: FAILED: {e.cause}")
                 runs.append(run)
                 produced[component.name] = run.outputs
@@ -173,12 +174,14 @@ class LocalRunner:
         return result
 
     def _run_component(self, store: metadata.MetadataStore, pipeline: Pipeline, component: Component,
-                       produced: dict[str, dict[str, Artifact]], code: dict, contexts: list[int], prefix: str) -> ComponentRun:
+                       produced: dict[str, dict[str, Artifact]], code: dict, contexts: list[int],
+                       prefix: str) -> ComponentRun:
         inputs: dict[str, Artifact] = {}
         for key, ref in component.inputs.items():
             artifact = produced.get(ref.component, {}).get(ref.output)
             if artifact is None:
-                raise PipelineError(f"component {component.name}: input '{key}' ({ref.component}.{ref.output}) was not produced")
+                raise PipelineError(f"component {component.name}: input '{key}' "
+                                    f"({ref.component}.{ref.output}) was not produced")
             inputs[key] = artifact
         properties = dict(component.properties)
         keyed = dict(component.key_properties())

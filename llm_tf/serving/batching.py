@@ -24,7 +24,8 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -209,7 +210,7 @@ class BatchScheduler:
             if thread is not threading.current_thread():
                 thread.join()
 
-    def __enter__(self) -> "BatchScheduler":
+    def __enter__(self) -> BatchScheduler:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -5,8 +5,8 @@ a :class:`~llm_tf.serving.errors.ServingError` into ``context.abort(code, messag
 else is logged and answered ``INTERNAL``.
 """
 
+from collections.abc import Callable
 from concurrent import futures
-from typing import Callable
 
 import grpc
 from absl import logging

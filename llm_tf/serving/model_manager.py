@@ -18,14 +18,15 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from absl import logging
 from tensorflow_serving.apis import get_model_status_pb2
 
 from llm_tf.errors import ConfigError
-from llm_tf.serving import errors
+from llm_tf.serving import config, errors
 from llm_tf.serving.servable import Servable
+from llm_tf.serving.servable_calls import replay_warmup
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -113,7 +114,7 @@ class ModelManager:
         batching: A ``BatchingSpec`` to batch requests server-side; None for no batching.
         metrics: A ``ServingMetrics`` for loaded versions and batch sizes; optional.
         warmup: Replays one ``PredictionLog`` on a servable (raises ServingError on failure);
-            default: :func:`llm_tf.serving.inference.replay_warmup`.
+            default: :func:`llm_tf.serving.servable_calls.replay_warmup`.
 
     Raises:
         ConfigError: Invalid or duplicate specs.
@@ -217,7 +218,8 @@ class ModelManager:
             request = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
             servable = None
             if model is not None and not model.retired and model.servables:
-                servable = model.servables.get(version) if version is not None else model.servables[max(model.servables)]
+                servable = (model.servables.get(version) if version is not None
+                            else model.servables[max(model.servables)])
             if servable is None or not servable.acquire():
                 raise errors.not_found(f"Servable not found for request: {request}")
             return servable
@@ -403,7 +405,7 @@ class ModelManager:
             on_batch = (lambda size: self._metrics.record_batch(name, size)) if self._metrics is not None else None
             servable = Servable(name, version, path, batching=self._batching, on_batch=on_batch)
             records = servable.warmup_records()
-            replay = self._warmup or _default_warmup()
+            replay = self._warmup or replay_warmup
             for record in records:
                 replay(servable, record)
         except errors.ServingError as e:
@@ -448,12 +450,4 @@ class ModelManager:
 
 def _validate(specs: Sequence) -> None:
     """Validates specs with the config module's rules (duplicate names, policies...)."""
-    from llm_tf.serving import config
-
     config.validate_model_specs(list(specs))
-
-
-def _default_warmup() -> Callable:
-    from llm_tf.serving import inference
-
-    return inference.replay_warmup

@@ -27,8 +27,13 @@ Example:
 
 from __future__ import annotations
 
-import prometheus_client
-from prometheus_client.utils import floatToGoString
+from llm_tf.errors import ConfigError
+
+try:  # prometheus-client comes with the serving extra
+    import prometheus_client
+    from prometheus_client.utils import floatToGoString
+except ImportError as e:
+    raise ConfigError(f"llm_tf.serving needs prometheus-client ({e}): pip install 'llm-tf[serving]'") from None
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -89,7 +94,8 @@ class ServingMetrics:
             registry=self.registry,
         )
         self._loaded_versions = prometheus_client.Gauge(
-            LOADED_VERSIONS, "Number of versions of the model loaded and serving.", ["model_name"], registry=self.registry
+            LOADED_VERSIONS, "Number of versions of the model loaded and serving.", ["model_name"],
+            registry=self.registry,
         )
         # Labelled children by label values: ``labels()`` validates and locks on every call,
         # which costs as much as the rest of recording a request. A child, once made, is the
@@ -113,7 +119,8 @@ class ServingMetrics:
         _child(self._count_children, (model, status), self._request_count, model_name=model, status=status).inc()
         if status == "OK":
             _child(self._latency_children, (model, api, entrypoint), self._request_latency,
-                   model_name=model, API=_API_LABELS.get(api, api), entrypoint=entrypoint).observe(max(0.0, seconds) * 1e6)
+                   model_name=model, API=_API_LABELS.get(api, api),
+                   entrypoint=entrypoint).observe(max(0.0, seconds) * 1e6)
 
     def record_batch(self, model: str, size: int) -> None:
         """Records one batch run of ``size`` rows for ``model``.

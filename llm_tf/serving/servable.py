@@ -13,11 +13,12 @@ for them before releasing the model, so an unload never breaks a running request
 import os
 import threading
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 import numpy as np
 import tensorflow as tf
+
 # Registers tensorflow-text's ops (tokenizers, normalizers) in this process: SavedModels
 # exported by llm_export tokenize inside the graph and cannot load without them. The real
 # tensorflow_model_server links the same ops into its binary.
@@ -27,6 +28,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from llm_tf.serving import errors, tensors
+from llm_tf.serving.batching import BatchScheduler
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -116,8 +118,6 @@ class Servable:
         self._closing = False
         self._schedulers = {}
         if batching is not None:
-            from llm_tf.serving.batching import BatchScheduler
-
             for sig_name in self._functions:
                 if self._batchable(sig_name):
                     self._schedulers[sig_name] = BatchScheduler(

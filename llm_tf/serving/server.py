@@ -12,15 +12,19 @@ import os
 import signal
 import threading
 
+import tensorflow as tf
 from absl import logging
 
 from llm_tf.errors import ConfigError
 from llm_tf.serving import config as config_lib
+from llm_tf.serving import config_files
 from llm_tf.serving.grpc_server import make_grpc_server
 from llm_tf.serving.inference import InferenceService
 from llm_tf.serving.model_manager import ModelManager
 from llm_tf.serving.monitoring import ServingMetrics
 from llm_tf.serving.ports import check_port_free
+from llm_tf.serving.rest_app import make_rest_app
+from llm_tf.serving.rest_server import RestServer
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -86,7 +90,7 @@ def model_specs(options: ServerOptions) -> list:
     if options.model_config_file and options.model_base_path:
         raise ConfigError("give either --model_config_file or --model_base_path, not both")
     if options.model_config_file:
-        return config_lib.load_model_config(options.model_config_file)
+        return config_files.load_model_config(options.model_config_file)
     if not options.model_base_path:
         raise ConfigError("no model to serve: pass --model_base_path (with --model_name) or --model_config_file")
     base_path = os.path.abspath(options.model_base_path)
@@ -105,7 +109,7 @@ def batching_spec(options: ServerOptions):
         ConfigError: A bad batching parameters file.
     """
     if options.batching_parameters_file:
-        return config_lib.load_batching_parameters(options.batching_parameters_file)
+        return config_files.load_batching_parameters(options.batching_parameters_file)
     if options.enable_batching:
         return config_lib.BatchingSpec()
     return None
@@ -151,8 +155,6 @@ def configure_tensorflow_threads(intra: int, inter: int) -> bool:
     """
     if not intra and not inter:
         return True
-    import tensorflow as tf
-
     try:
         if intra:
             tf.config.threading.set_intra_op_parallelism_threads(intra)
@@ -187,7 +189,7 @@ class EmbeddedServer:
         self.options = options
         self.specs = model_specs(options)
         self.batching = batching_spec(options)
-        self.monitoring = (config_lib.load_monitoring_config(options.monitoring_config_file)
+        self.monitoring = (config_files.load_monitoring_config(options.monitoring_config_file)
                            if options.monitoring_config_file else None)
         self.metrics = ServingMetrics()
         self.manager = None
@@ -251,13 +253,10 @@ class EmbeddedServer:
 
     def _make_rest(self):
         """Builds the REST server."""
-        from llm_tf.serving import rest_server
-
-        app = rest_server.make_rest_app(self.service, self.metrics, self.monitoring,
-                                        max_body_bytes=self.options.max_message_bytes)
+        app = make_rest_app(self.service, self.metrics, self.monitoring, max_body_bytes=self.options.max_message_bytes)
         port = 0 if self.options.rest_api_port < 0 else self.options.rest_api_port
-        return rest_server.RestServer(app, self.options.host, port, threads=self.options.rest_api_num_threads,
-                                      max_body_bytes=self.options.max_message_bytes)
+        return RestServer(app, self.options.host, port, threads=self.options.rest_api_num_threads,
+                          max_body_bytes=self.options.max_message_bytes)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stops accepting calls, lets in-flight calls finish (up to ``grace`` s), unloads models.

@@ -6,7 +6,7 @@ are written the way TF Serving writes them by default: typed ``*_val`` fields, n
 ``tensor_content``.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import ml_dtypes
 import numpy as np

@@ -13,7 +13,8 @@ from llm_tf.text import packing
 IGNORE_ID = -1
 
 
-def pack_words(tokenizer, words: tf.RaggedTensor, tags: tf.RaggedTensor | None = None, seq_length: int | None = None) -> dict:
+def pack_words(tokenizer, words: tf.RaggedTensor, tags: tf.RaggedTensor | None = None,
+               seq_length: int | None = None) -> dict:
     """Tokenizes words and packs them as one segment, with aligned labels and word ids.
 
     Args:
@@ -49,7 +50,8 @@ def pack_words(tokenizer, words: tf.RaggedTensor, tags: tf.RaggedTensor | None =
     return packed
 
 
-def word_predictions(piece_predictions: tf.Tensor, first_piece_mask: tf.Tensor, num_words: int | tf.Tensor) -> tf.Tensor:
+def word_predictions(piece_predictions: tf.Tensor, first_piece_mask: tf.Tensor,
+                     num_words: int | tf.Tensor) -> tf.Tensor:
     """Maps per-position predictions back to one per word (the first sub-word's).
 
     Args:

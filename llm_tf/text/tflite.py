@@ -19,7 +19,8 @@ def tokenizer_module(tokenizer, pair: bool = False, seq_length: int | None = Non
     module = tf.Module()
     module.tokenizer = tokenizer
     if pair:
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"), tf.TensorSpec([None], tf.string, name="text_pair")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                      tf.TensorSpec([None], tf.string, name="text_pair")])
         def tokenize(text, text_pair):
             return tokenizer(text, text_pair, seq_length=seq_length)
     else:

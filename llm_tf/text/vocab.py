@@ -7,10 +7,11 @@ special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]`` always take ids 0 to 4.
 import collections
 import io
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import tensorflow as tf
 
+from llm_tf import compat
 from llm_tf.errors import DataError
 from llm_tf.io_utils import atomic_write_bytes, atomic_write_text
 from llm_tf.text.tokenizer import SPECIAL_TOKENS
@@ -27,9 +28,7 @@ def count_words(texts: tf.data.Dataset, lower_case: bool = True, batch_size: int
     Returns:
         Word (bytes) to count.
     """
-    from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
-
-    splitter = BasicTokenizer(lower_case=lower_case)
+    splitter = compat.basic_tokenizer(lower_case)
     words = texts.batch(batch_size).map(lambda t: splitter.tokenize(t).flat_values, num_parallel_calls=tf.data.AUTOTUNE)
     counts: collections.Counter = collections.Counter()
     for batch in words.as_numpy_iterator():
@@ -62,8 +61,6 @@ def train_wordpiece(
         >>> vocab[:5]
         ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
     """
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
-
     reserved = list(reserved_tokens)
     if vocab_size <= len(reserved):
         raise DataError(f"vocab_size must exceed the {len(reserved)} reserved tokens, got {vocab_size}")
@@ -74,7 +71,8 @@ def train_wordpiece(
     # The learner binary-searches a minimum count between the thresholds until the size fits.
     # tensorflow-text's default lower bound (10) leaves small corpora with characters only;
     # 1 lets them keep their words and changes nothing where the size is met above 10.
-    vocab = learner.learn(word_counts, vocab_size, reserved, upper_thresh=10_000_000, lower_thresh=1, num_iterations=4)
+    vocab = compat.learn_wordpiece_vocab(word_counts, vocab_size, reserved, upper_thresh=10_000_000, lower_thresh=1,
+                                         num_iterations=4)
     # The learner places reserved tokens first, but keep the guarantee explicit.
     vocab = reserved + [t for t in vocab if t not in reserved]
     return vocab[:vocab_size] if len(vocab) > vocab_size else vocab

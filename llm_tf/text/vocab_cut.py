@@ -151,6 +151,6 @@ def row_indices(cut_tokens: list[str], full_vocab: list[str], cut_name: str = "c
     ids = {token: i for i, token in enumerate(full_vocab)}
     missing = [t for t in cut_tokens if t not in ids]
     if missing:
-        raise ConfigError(f"{cut_name} has {len(missing)} token(s) not in {full_name}, first '{missing[0]}': it is not a "
-                          "cut of that vocabulary")
+        raise ConfigError(f"{cut_name} has {len(missing)} token(s) not in {full_name}, first '{missing[0]}': "
+                          "it is not a cut of that vocabulary")
     return np.array([ids[t] for t in cut_tokens], np.int64)

@@ -10,8 +10,8 @@ own batch's gradient).
 
 import keras
 import tensorflow as tf
-from keras.src import losses as keras_losses
 
+from llm_tf import compat
 from llm_tf.errors import ConfigError
 
 #: Path suffix of the keras-hub BERT token embedding table.
@@ -34,7 +34,7 @@ class FGMModel(keras.Model):
         embedding_path: Path suffix of the embedding variable to perturb.
 
     Raises:
-        ConfigError: (at the first step, or from ``_embedding_index``) no trainable variable
+        ConfigError: (at the first step, or from :meth:`embedding_index`) no trainable variable
             matches ``embedding_path``.
     """
 
@@ -43,7 +43,12 @@ class FGMModel(keras.Model):
         self.fgm_epsilon = epsilon
         self.embedding_path = embedding_path
 
-    def _embedding_index(self) -> int:
+    def embedding_index(self) -> int:
+        """The position of the perturbed embedding among ``trainable_weights``.
+
+        Raises:
+            ConfigError: No trainable variable ends with ``embedding_path`` (e.g. LoRA froze it).
+        """
         for i, weight in enumerate(self.trainable_weights):
             if weight.path.endswith(self.embedding_path):
                 return i
@@ -55,12 +60,12 @@ class FGMModel(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         weights = self.trainable_weights
-        index = self._embedding_index()
+        index = self.embedding_index()
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
-            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            self._loss_tracker.update_state(keras_losses.loss.unscale_loss_for_distribution(loss), sample_weight=batch)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            compat.loss_tracker(self).update_state(compat.unscale_loss_for_distribution(loss), sample_weight=batch)
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, weights)
         r = fgm_perturbation(gradients[index], self.fgm_epsilon)
@@ -70,11 +75,13 @@ class FGMModel(keras.Model):
             # Their advanced values are not written back: the next clean pass draws new masks anyway.
             state = [v.value for v in self.non_trainable_variables]
             adversarial_pred, _ = self.stateless_call(values, state, x, training=True)
-            adversarial_loss = self._compute_loss(x=x, y=y, y_pred=adversarial_pred, sample_weight=sample_weight, training=True)
+            adversarial_loss = self.compute_loss(x=x, y=y, y_pred=adversarial_pred, sample_weight=sample_weight,
+                                                 training=True)
             adversarial_scaled = self.optimizer.scale_loss(adversarial_loss)
         adversarial_gradients = tape.gradient(adversarial_scaled, weights)
         combined = [
-            tf.convert_to_tensor(a) + tf.convert_to_tensor(b) if a is not None and b is not None else (a if b is None else b)
+            tf.convert_to_tensor(a) + tf.convert_to_tensor(b) if a is not None and b is not None
+            else (a if b is None else b)
             for a, b in zip(gradients, adversarial_gradients)
         ]
         self.optimizer.apply_gradients(zip(combined, weights))

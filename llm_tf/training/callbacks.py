@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from llm_tf.io_utils import atomic_write_json
+from llm_tf.training import model_dir as model_dir_lib
 
 
 class ExtraEvaluation(keras.callbacks.Callback):
@@ -70,10 +71,12 @@ class CheckpointSaver(keras.callbacks.Callback):
         step = int(self.step.numpy())
         self.latest.save(checkpoint_number=step)
         value = (logs or {}).get(self.metric) if step >= self.best_from_step else None
-        if self.best is not None and value is not None and (self.best_value is None or self.sign * value > self.sign * self.best_value):
+        if self.best is not None and value is not None and (
+                self.best_value is None or self.sign * value > self.sign * self.best_value):
             self.best_value = float(value)
             path = self.best.save(checkpoint_number=step)
-            atomic_write_json(self.best_file, {"metric": self.metric, "value": self.best_value, "step": step, "checkpoint": path})
+            atomic_write_json(self.best_file,
+                              {"metric": self.metric, "value": self.best_value, "step": step, "checkpoint": path})
 
 
 class MetricsWriter(keras.callbacks.Callback):
@@ -85,16 +88,7 @@ class MetricsWriter(keras.callbacks.Callback):
         self.step = step
 
     def on_epoch_end(self, epoch, logs=None):
-        write_metrics(self.model_dir, int(self.step.numpy()), logs or {})
-
-
-def write_metrics(model_dir: str, step: int, logs: dict) -> dict:
-    """Writes one evaluation's metrics (atomically) and returns them."""
-    record = {"step": step, **{k: float(v) for k, v in logs.items()}}
-    os.makedirs(os.path.join(model_dir, "metrics"), exist_ok=True)
-    atomic_write_json(os.path.join(model_dir, "metrics", f"step_{step}.json"), record)
-    atomic_write_json(os.path.join(model_dir, "metrics.json"), record)
-    return record
+        model_dir_lib.write_metrics(self.model_dir, int(self.step.numpy()), logs or {})
 
 
 class ThroughputLogger(keras.callbacks.Callback):

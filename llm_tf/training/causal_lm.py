@@ -15,6 +15,7 @@ accuracy over real tokens) and ``perplexity`` (exp of the mean token cross-entro
 the one with the lowest ``val_perplexity`` (``trainer.best_metric``).
 """
 
+import dataclasses
 import os
 
 import keras
@@ -26,6 +27,7 @@ from llm_tf.models import generation
 from llm_tf.models.causal_lm import build_causal_lm, build_decoder
 from llm_tf.text.alignment import IGNORE_ID
 from llm_tf.training import configs, tasks
+from llm_tf.training import model_dir as model_dir_lib
 from llm_tf.training.metrics import MaskedAccuracy, masked_loss
 
 
@@ -62,6 +64,13 @@ class MaskedPerplexity(keras.metrics.Metric):
         """Forgets all batches."""
         self.nll.assign(0.0)
         self.count.assign(0.0)
+
+
+@dataclasses.dataclass
+class CausalLMTaskConfig(configs.TaskConfig):
+    """The ``causal_lm`` task config: the shared fields plus ``generation``, the text generation defaults."""
+
+    generation: configs.GenerationConfig = dataclasses.field(default_factory=configs.GenerationConfig)
 
 
 class CausalLMTask(tasks.Task):
@@ -163,23 +172,21 @@ def load_trained(model_dir: str, prepared_dir: str = "") -> tuple[CausalLMTask, 
         ConfigError: ``model_dir`` holds no causal LM run.
         DataError: Neither weights nor a checkpoint are there.
     """
-    params = os.path.join(model_dir, "params.yaml")
-    if not os.path.isfile(params):
-        raise ConfigError(f"{model_dir}: no params.yaml (not an llm_train model_dir)")
-    config = configs.apply_overrides(tasks.experiment_config("causal_lm"), [params], "")
+    try:
+        config = model_dir_lib.load_config(model_dir, prepared_dir or None)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
     if config.experiment != "causal_lm":
         raise ConfigError(f"{model_dir}: experiment '{config.experiment}' is not causal_lm")
-    if prepared_dir:
-        config.task.data.prepared_dir = prepared_dir
     task = tasks.build_task(config)
     model = task.build_model()
-    weights = os.path.join(model_dir, "encoder.weights.h5")
+    weights = os.path.join(model_dir, model_dir_lib.ENCODER_WEIGHTS_FILE)
     if os.path.isfile(weights):
         model.get_layer("encoder").load_weights(weights)
         return task, model
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    latest = model_dir_lib.latest_checkpoint(model_dir)
     if not latest:
-        raise DataError(f"{model_dir}: no encoder.weights.h5 and no checkpoint")
+        raise DataError(f"{model_dir}: no {model_dir_lib.ENCODER_WEIGHTS_FILE} and no checkpoint")
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return task, model
 
@@ -188,7 +195,7 @@ def load_trained(model_dir: str, prepared_dir: str = "") -> tuple[CausalLMTask, 
 def causal_lm() -> configs.ExperimentConfig:
     """Defaults for causal-LM pre-training: tiny decoder, seq 128, batch 32, lr 5e-4."""
     return configs.ExperimentConfig(
-        task=configs.TaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=32)),
+        task=CausalLMTaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=32)),
         trainer=configs.TrainerConfig(
             train_steps=10000, steps_per_loop=1000, best_metric="perplexity",
             optimizer=configs.OptimizerConfig(learning_rate=5e-4, warmup_fraction=0.05),

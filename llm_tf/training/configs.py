@@ -14,7 +14,6 @@ import yaml
 from official.modeling.hyperparams import base_config, params_dict
 
 from llm_tf.errors import ConfigError
-from llm_tf.io_utils import atomic_write_text
 
 #: Model sizes by name: (layers, hidden size, attention heads); the feed-forward size is 4x.
 MODEL_SIZES = {
@@ -129,35 +128,63 @@ class GenerationConfig(base_config.Config):
     seed: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class LoraSettings:
+    """LoRA as configured: ``rank`` factors scaled by ``alpha / rank`` on the ``targets`` layers."""
+
+    rank: int
+    alpha: float
+    targets: tuple[str, ...]
+    embedding_rank: int
+
+
 @dataclasses.dataclass
 class TaskConfig(base_config.Config):
-    """What is learned: the model, the data and task-level settings.
+    """What is learned, the part every experiment shares: the model and the data.
+
+    Each experiment subclasses it with its own fields (:class:`FineTuningTaskConfig` for the
+    classifiers; the masked-LM and causal-LM configs in their experiment modules), so a key
+    that does not apply to an experiment is an unknown key there.
 
     ``init_checkpoint`` starts the encoder from an earlier run (its ``model_dir``, or the
     ``encoder.weights.h5`` in it), e.g. our own ``mlm_pretrain``. ``init_preset`` starts it
     from a pre-trained BERT checkpoint (a Hugging Face directory, a keras-hub preset directory
     or a named preset such as ``all_minilm_l6_v2``), which also sets the encoder's dimensions
-    (``model.size`` is ignored; see ``llm_tf.training.init_preset``). ``mask_rate`` and
-    ``max_predictions_per_seq`` apply to masked-LM pre-training. ``lora_rank`` > 0 freezes
-    the encoder and trains LoRA factors (scaled by ``lora_alpha / lora_rank``; 0 means 1) on
-    the ``lora_targets`` layers, plus the task head; ``token_embedding`` among them adapts the
-    embedding table, at ``lora_embedding_rank`` (0: ``lora_rank``). ``generation`` holds the text
-    generation defaults of a causal LM.
+    (``model.size`` is ignored; see ``llm_tf.training.init_preset``).
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     init_checkpoint: str = ""
     init_preset: str = ""
+
+    def lora(self) -> LoraSettings | None:
+        """The LoRA settings when LoRA is on (never for this base: see :class:`FineTuningTaskConfig`)."""
+        return None
+
+
+@dataclasses.dataclass
+class FineTuningTaskConfig(TaskConfig):
+    """A task head on the encoder, fine-tuned: the classifiers' task config.
+
+    ``label_smoothing`` and ``head_dropout`` shape the head's training. ``lora_rank`` > 0
+    freezes the encoder and trains LoRA factors (scaled by ``lora_alpha / lora_rank``; 0 means
+    1) on the ``lora_targets`` layers, plus the task head; ``token_embedding`` among them adapts
+    the embedding table, at ``lora_embedding_rank`` (0: ``lora_rank``).
+    """
+
     label_smoothing: float = 0.0
     head_dropout: float = 0.1
-    mask_rate: float = 0.15
-    max_predictions_per_seq: int = 20
     lora_rank: int = 0
     lora_alpha: float = 0.0
     lora_targets: list[str] = dataclasses.field(default_factory=lambda: ["query", "value"])
     lora_embedding_rank: int = 0
-    generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
+
+    def lora(self) -> LoraSettings | None:
+        """The LoRA settings, or None when ``lora_rank`` is 0."""
+        if not self.lora_rank:
+            return None
+        return LoraSettings(self.lora_rank, self.lora_alpha, tuple(self.lora_targets), self.lora_embedding_rank)
 
 
 #: Variable-path globs pruned by default: the kernels of the encoder's attention (query, key,
@@ -250,7 +277,8 @@ def _keys(config: params_dict.ParamsDict, prefix: str = "") -> list[str]:
     return keys
 
 
-def apply_overrides(config: ExperimentConfig, config_files: list[str], params_override: str | dict) -> ExperimentConfig:
+def apply_overrides(config: ExperimentConfig, config_files: list[str], params_override: str | dict,
+                    source: str | None = None) -> ExperimentConfig:
     """Applies YAML files (in order, later wins) then ``params_override`` to ``config``.
 
     Args:
@@ -258,6 +286,8 @@ def apply_overrides(config: ExperimentConfig, config_files: list[str], params_ov
         config_files: YAML files.
         params_override: Dotted ``key=value`` pairs, comma separated, a YAML/JSON string, or a
             nested dict.
+        source: What to call ``params_override`` in errors (default ``--params_override`` for
+            a string, ``flags`` for a dict).
 
     Raises:
         ConfigError: A missing or unreadable file, or an unknown key (the valid keys that
@@ -277,7 +307,8 @@ def apply_overrides(config: ExperimentConfig, config_files: list[str], params_ov
             raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
         _override(config, values, path)
     if params_override:
-        _override(config, params_override, "--params_override" if isinstance(params_override, str) else "flags")
+        _override(config, params_override,
+                  source or ("--params_override" if isinstance(params_override, str) else "flags"))
     try:
         config.validate()
     except (KeyError, ValueError) as e:
@@ -295,16 +326,9 @@ def _override(config: ExperimentConfig, values, source: str) -> None:
         by_leaf: dict[str, list[str]] = {}
         for full in valid:
             by_leaf.setdefault(full.rsplit(".", 1)[-1], []).append(full)
-        close = [full for leaf in difflib.get_close_matches(bad, list(by_leaf), n=5, cutoff=0.6) for full in by_leaf[leaf]]
+        close = [full for leaf in difflib.get_close_matches(bad, list(by_leaf), n=5, cutoff=0.6)
+                 for full in by_leaf[leaf]]
         close = close or [k for k in valid if "." not in k]
         raise ConfigError(f"{source}: unknown config key '{bad}' (did you mean: {', '.join(close)})") from None
     except (ValueError, TypeError, AttributeError) as e:
         raise ConfigError(f"{source}: cannot apply override: {e}") from None
-
-
-def save_params(config: ExperimentConfig, model_dir: str) -> str:
-    """Writes the resolved config to ``model_dir/params.yaml`` atomically; returns the path."""
-    os.makedirs(model_dir, exist_ok=True)
-    path = os.path.join(model_dir, "params.yaml")
-    atomic_write_text(path, yaml.safe_dump(config.as_dict(), sort_keys=True, default_flow_style=False))
-    return path

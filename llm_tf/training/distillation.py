@@ -23,16 +23,14 @@ them and the projections are training-only.
 
 import dataclasses
 import os
-from typing import Optional
 
 import keras
 import tensorflow as tf
 from absl import logging
-from keras.src.losses.loss import scale_loss_for_distribution
 from official.modeling.hyperparams import base_config
 
+from llm_tf import compat
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export.restore import find_checkpoint
 from llm_tf.models import student_init
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.hidden_states import classifier_with_hidden_states, resolve_layers
@@ -40,6 +38,7 @@ from llm_tf.models.parameters import count_params
 from llm_tf.text.tokenizer import load_vocab
 from llm_tf.training import configs, distillation_loss, tasks, teacher_logits
 from llm_tf.training import teacher as teacher_lib
+from llm_tf.training.model_dir import find_checkpoint
 from llm_tf.training.optimizers import global_step
 from llm_tf.training.sentence_classification import SentenceClassificationTask
 
@@ -69,9 +68,9 @@ class DistillationConfig(base_config.Config):
     teacher_checkpoint: str = "best"
     teacher_logits_dir: str = ""
     alpha: float = 0.5
-    alpha_end: Optional[float] = None
+    alpha_end: float | None = None
     temperature: float = 2.0
-    temperature_end: Optional[float] = None
+    temperature_end: float | None = None
     schedule: str = "constant"
     hidden_weight: float = 0.0
     student_layers: list[int] = dataclasses.field(default_factory=lambda: [-1])
@@ -80,7 +79,7 @@ class DistillationConfig(base_config.Config):
 
 
 @dataclasses.dataclass
-class DistillationTaskConfig(configs.TaskConfig):
+class DistillationTaskConfig(configs.FineTuningTaskConfig):
     """A sentence-classification task config plus ``distillation``."""
 
     distillation: DistillationConfig = dataclasses.field(default_factory=DistillationConfig)
@@ -169,7 +168,7 @@ class DistillationModel(keras.Model):
 
     @property
     def metrics(self):
-        tracker = getattr(self, "_loss_tracker", None)
+        tracker = compat.loss_tracker(self)
         own = [self.kl_metric] + ([self.hidden_metric] if self.hidden_metric is not None else [])
         return ([tracker] if tracker is not None else []) + list(self._label_metrics.value) + own
 
@@ -200,7 +199,8 @@ class DistillationModel(keras.Model):
         self.kl_metric.update_state(distillation_loss.soft_kl(teacher["logits"], student_logits))
         if self.hidden_metric is not None:
             errors = []
-            for name, student_h, teacher_h in zip(self.projection_names, y_pred["hidden_states"], teacher["hidden_states"]):
+            pairs = zip(self.projection_names, y_pred["hidden_states"], teacher["hidden_states"])
+            for name, student_h, teacher_h in pairs:
                 projected = getattr(self, name)(student_h) if name else student_h
                 errors.append(distillation_loss.masked_mse(projected, teacher_h, x["padding_mask"]))
             hidden = tf.add_n(errors) / len(errors)
@@ -208,7 +208,7 @@ class DistillationModel(keras.Model):
             loss = loss + settings["hidden_weight"] * hidden
         for extra in self.losses:
             loss = loss + tf.cast(tf.reduce_sum(extra), loss.dtype)
-        return scale_loss_for_distribution(loss)
+        return compat.scale_loss_for_distribution(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         for metric in self._label_metrics.value:
@@ -246,7 +246,8 @@ class DistillationTask(SentenceClassificationTask):
         if not settings.student_init_layers:
             return
         teacher_dims = teacher_lib.encoder_dimensions(settings.teacher_dir, FIELD_INIT)
-        layers = student_init.teacher_layer_numbers(settings.student_init_layers, teacher_dims["num_layers"], FIELD_INIT)
+        layers = student_init.teacher_layer_numbers(settings.student_init_layers, teacher_dims["num_layers"],
+                                                    FIELD_INIT)
         dims = student_init.student_dimensions(teacher_dims, layers, config.task.model.intermediate_dim)
         for key, value in dims.items():
             given = getattr(config.task.model, key)
@@ -272,8 +273,8 @@ class DistillationTask(SentenceClassificationTask):
                                                    self.data.tokenizer.vocab, load_vocab(teacher.info.vocab_path),
                                                    FIELD_INIT)
         return (f"the teacher {teacher.info.checkpoint}: layers {copied['teacher_layers']} (feed-forward units "
-                f"{copied['feedforward_units']}), embedding rows {copied['vocabulary_rows']}, {copied['position_rows']} "
-                f"positions, head {copied['head_layers']}")
+                f"{copied['feedforward_units']}), embedding rows {copied['vocabulary_rows']}, "
+                f"{copied['position_rows']} positions, head {copied['head_layers']}")
 
     def logits_manifest(self) -> dict | None:
         """The checked manifest of ``teacher_logits_dir`` (None when the teacher runs in the step)."""
@@ -315,7 +316,8 @@ class DistillationTask(SentenceClassificationTask):
             except DataError as e:
                 raise ConfigError(f"{teacher_lib.FIELD}: {e}") from None
             if current != manifest["teacher_checkpoint"]:
-                raise ConfigError(f"{teacher_logits.FIELD}: logits were computed from {manifest['teacher_checkpoint']}, "
+                raise ConfigError(f"{teacher_logits.FIELD}: logits were computed from "
+                                  f"{manifest['teacher_checkpoint']}, "
                                   f"the teacher's '{settings.teacher_checkpoint}' checkpoint is now {current}; "
                                   f"precompute them again (--mode={teacher_logits.MODE})")
 
@@ -347,7 +349,8 @@ class DistillationTask(SentenceClassificationTask):
         student_layers = []
         if hidden:
             encoder = student.get_layer(ENCODER_NAME)
-            student_layers = resolve_layers(settings.student_layers, encoder.num_layers, "task.distillation.student_layers")
+            student_layers = resolve_layers(settings.student_layers, encoder.num_layers,
+                                            "task.distillation.student_layers")
         model = DistillationModel(student, teacher, settings, config.trainer.train_steps, config.task.label_smoothing,
                                   student_layers, teacher_width)
         student_total = count_params(student.weights)
@@ -362,7 +365,8 @@ class DistillationTask(SentenceClassificationTask):
         logging.info("distillation: student %s parameters (%s trainable), teacher %s (frozen, %s), student/teacher "
                      "%.1f%%, training-only projections %s; teacher logits %s", f"{student_total:,}",
                      f"{self.report['student_trainable_params']:,}", f"{int(teacher_params):,}",
-                     manifest["teacher"] if manifest else teacher.info.source, 100 * self.report["student_teacher_ratio"],
+                     manifest["teacher"] if manifest else teacher.info.source,
+                     100 * self.report["student_teacher_ratio"],
                      f"{projections:,}",
                      f"precomputed in {settings.teacher_logits_dir}" if manifest else "computed in the step")
         return model

@@ -106,5 +106,6 @@ def masked_mse(student_hidden: tf.Tensor, teacher_hidden: tf.Tensor, padding_mas
         float32 scalar (0 when there is no real position).
     """
     mask = tf.cast(padding_mask, tf.float32)
-    error = tf.reduce_mean(tf.square(tf.cast(student_hidden, tf.float32) - tf.cast(teacher_hidden, tf.float32)), axis=-1)
+    error = tf.reduce_mean(tf.square(tf.cast(student_hidden, tf.float32) - tf.cast(teacher_hidden, tf.float32)),
+                           axis=-1)
     return tf.math.divide_no_nan(tf.reduce_sum(error * mask), tf.reduce_sum(mask))

@@ -1,8 +1,8 @@
 """Encoder weights between runs: export after training, load as ``task.init_checkpoint``.
 
 Every task model holds its encoder as the layer named ``encoder``; its weights go to
-``model_dir/encoder.weights.h5`` (and its dimensions to ``encoder.json``) so that another experiment (e.g. fine-tuning after
-``mlm_pretrain``) can start from them whatever its head.
+``model_dir/encoder.weights.h5`` (and its dimensions to ``encoder.json``) so that another experiment
+(e.g. fine-tuning after ``mlm_pretrain``) can start from them whatever its head.
 """
 
 import json
@@ -14,11 +14,10 @@ import keras
 from llm_tf.errors import ConfigError
 from llm_tf.io_utils import FILE_MODE, atomic_write_json
 from llm_tf.models.encoder import ENCODER_NAME
+from llm_tf.training import model_dir as model_dir_lib
 
-ENCODER_WEIGHTS = "encoder.weights.h5"
-
-
-ENCODER_SHAPE = "encoder.json"
+ENCODER_WEIGHTS = model_dir_lib.ENCODER_WEIGHTS_FILE
+ENCODER_SHAPE = model_dir_lib.ENCODER_SHAPE_FILE
 #: Encoder config keys that must agree for weights to load.
 SHAPE_KEYS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "max_sequence_length")
 

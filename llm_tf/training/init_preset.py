@@ -17,7 +17,7 @@ import os
 import keras
 import numpy as np
 
-from llm_tf.data.prepare import TOKENIZER_DIR
+from llm_tf.data.prepared import TOKENIZER_DIR
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.models import presets
 from llm_tf.models.encoder import ENCODER_NAME
@@ -129,6 +129,7 @@ def load_weights(model: keras.Model, weights: dict[str, np.ndarray], preset: pre
     encoder = model.get_layer(ENCODER_NAME)
     if not isinstance(encoder, keras_hub.models.BertBackbone):
         raise ConfigError(f"{FIELD}: this experiment's encoder is a {type(encoder).__name__}; only the BERT encoder "
-                          "experiments (sentence_classification, token_classification, mlm_pretrain) start from a preset")
+                          "experiments (sentence_classification, token_classification, mlm_pretrain) "
+                          "start from a preset")
     presets.assign_weights(encoder, weights, preset.directory)
     return preset.directory

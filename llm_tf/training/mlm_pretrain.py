@@ -8,6 +8,8 @@ The encoder's weights are exported to ``model_dir/encoder.weights.h5`` for
 ``task.init_checkpoint`` of a fine-tuning run.
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 import tensorflow_text as tft
@@ -19,6 +21,18 @@ from llm_tf.models.masked_lm import build_masked_lm
 from llm_tf.text.alignment import IGNORE_ID
 from llm_tf.training import configs, tasks
 from llm_tf.training.metrics import MaskedAccuracy, masked_loss
+
+
+@dataclasses.dataclass
+class MaskedLMTaskConfig(configs.TaskConfig):
+    """The ``mlm_pretrain`` task config: the shared fields plus the masking.
+
+    ``mask_rate`` of the tokens are chosen for prediction, at most ``max_predictions_per_seq``
+    per sequence.
+    """
+
+    mask_rate: float = 0.15
+    max_predictions_per_seq: int = 20
 
 
 class MaskedLMTask(tasks.Task):
@@ -56,13 +70,15 @@ class MaskedLMTask(tasks.Task):
             selection_rate=task.mask_rate,
             unselectable_ids=[tokenizer.pad_id, tokenizer.cls_id, tokenizer.sep_id],
         )
-        chooser = tft.MaskValuesChooser(tokenizer.vocab_size, tokenizer.mask_id, mask_token_rate=0.8, random_token_rate=0.1)
+        chooser = tft.MaskValuesChooser(tokenizer.vocab_size, tokenizer.mask_id, mask_token_rate=0.8,
+                                        random_token_rate=0.1)
         predictions = task.max_predictions_per_seq
 
         def transform(serialized):
             parsed = tf.io.parse_example(serialized, spec)
             if "tokens" in parsed:
-                packed = tokenizer(tf.strings.reduce_join(parsed["tokens"], axis=-1, separator=" "), seq_length=data.seq_length)
+                packed = tokenizer(tf.strings.reduce_join(parsed["tokens"], axis=-1, separator=" "),
+                                   seq_length=data.seq_length)
             else:
                 packed = tokenizer(parsed["text"], parsed.get("text_pair"), seq_length=data.seq_length)
             lengths = tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1)
@@ -92,7 +108,7 @@ class MaskedLMTask(tasks.Task):
 def mlm_pretrain() -> configs.ExperimentConfig:
     """Defaults for masked-LM pre-training: tiny encoder, seq 128, batch 64, lr 5e-4."""
     return configs.ExperimentConfig(
-        task=configs.TaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=64)),
+        task=MaskedLMTaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=64)),
         trainer=configs.TrainerConfig(
             train_steps=10000, steps_per_loop=1000, best_metric="accuracy",
             optimizer=configs.OptimizerConfig(learning_rate=5e-4, warmup_fraction=0.05),

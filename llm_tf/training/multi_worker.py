@@ -23,23 +23,26 @@ import functools
 import keras
 import tensorflow as tf
 
+from llm_tf import compat
+
 
 def in_multi_worker_mode(strategy: tf.distribute.Strategy) -> bool:
     """Whether ``strategy`` is a ``MultiWorkerMirroredStrategy`` with more than one worker."""
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and compat.in_multi_worker_mode(strategy)
 
 
+@compat.private_overrides(keras.Model, compat.MODEL_PRIVATE_OVERRIDES)
 class MultiWorkerFit:
     """Mixin for a ``keras.Model`` class: the two workarounds described in the module docstring."""
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):  # private: llm_tf.compat
         if iterator is not None:
             for _, _, batches in iterator:
                 local = self.distribute_strategy.experimental_local_results
                 data_batch = tf.nest.map_structure(lambda v: local(v)[0], next(batches))
                 break
         with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+            compat.symbolic_build(self, data_batch)
 
     def train_step(self, data):
         return _with_replica_axis(super().train_step(data))

@@ -5,6 +5,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from llm_tf import compat
 from llm_tf.errors import ConfigError
 
 DECAYS = ("linear", "polynomial", "constant")
@@ -61,6 +62,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="llm_tf")
+@compat.private_overrides(keras.optimizers.AdamW, compat.OPTIMIZER_PRIVATE_OVERRIDES)
 class AdamW(keras.optimizers.AdamW):
     """Keras AdamW whose ``global_clipnorm`` clips the gradient summed over replicas.
 
@@ -95,6 +97,9 @@ class AdamW(keras.optimizers.AdamW):
     learning-rate schedule (which reads batches, ``global_step``) move once every k batches,
     with the mean gradient of the k global batches, clipped after averaging; the
     accumulators are Keras's own variables, so checkpoints keep their layout.
+
+    The methods named in ``llm_tf.compat.OPTIMIZER_PRIVATE_OVERRIDES`` override Keras's private
+    ones (checked when the class is built); Keras's private state is read through ``llm_tf.compat``.
     """
 
     after_apply = None
@@ -130,12 +135,12 @@ class AdamW(keras.optimizers.AdamW):
             gradient = tf.convert_to_tensor(gradient)
         if self.amsgrad:
             return super().update_step(gradient, variable, learning_rate)
-        index = self._get_variable_index(variable)
+        momentum, velocity = compat.adam_moments(self, compat.variable_index(self, variable))
         scalars = self._step_scalars or self._adam_scalars(learning_rate)
         dtype = variable.dtype
         cast = {k: tf.cast(v, dtype) for k, v in scalars.items()}
         tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
+            var=_handle(variable), m=_handle(momentum), v=_handle(velocity),
             beta1_power=cast["beta1_power"], beta2_power=cast["beta2_power"], lr=cast["lr"],
             beta1=tf.constant(self.beta_1, dtype), beta2=tf.constant(self.beta_2, dtype),
             epsilon=tf.constant(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
@@ -149,12 +154,12 @@ class AdamW(keras.optimizers.AdamW):
         finally:
             self._step_scalars = None
 
-    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):  # private: llm_tf.compat
         # Under a multi-replica strategy the replicas' learning rate arrives per replica (all equal).
         with self._one_update(distribution.experimental_local_results(learning_rate)[0]):
             super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
 
-    def _apply_weight_decay(self, variables):
+    def _apply_weight_decay(self, variables):  # private: llm_tf.compat
         """Keras's decoupled weight decay, with ``lr * weight_decay`` computed once, not per variable."""
         if self.weight_decay is None:
             return
@@ -163,7 +168,7 @@ class AdamW(keras.optimizers.AdamW):
         def apply_decay(distribution, variables):
             self._decay_variables(distribution, variables, self.learning_rate)
 
-        tf.__internal__.distribute.interim.maybe_merge_call(apply_decay, self._distribution_strategy, variables)
+        compat.maybe_merge_call(apply_decay, compat.optimizer_strategy(self), variables)
 
     def _decay_variables(self, distribution, variables, learning_rate):
         """Cross-replica context: ``variable -= variable * lr * weight_decay`` where decay applies."""
@@ -173,26 +178,26 @@ class AdamW(keras.optimizers.AdamW):
             variable.assign_sub(variable * tf.cast(factor, variable.dtype))
 
         for variable in variables:
-            if self._use_weight_decay(variable):
+            if compat.uses_weight_decay(self, variable):
                 distribution.extended.update(variable, decay, group=False)
 
-    def _backend_apply_gradients(self, grads, trainable_variables):
+    def _backend_apply_gradients(self, grads, trainable_variables):  # private: llm_tf.compat
         if not self.gradient_accumulation_steps or self.use_ema:
             return super()._backend_apply_gradients(grads, trainable_variables)
         steps = self.gradient_accumulation_steps
         variables = [_tf_variable(v) for v in trainable_variables]
-        accumulators = [self._accumulated_gradients[self._get_variable_index(v)].value for v in trainable_variables]
+        accumulated = compat.accumulated_gradients(self)
+        accumulators = [accumulated[compat.variable_index(self, v)].value for v in trainable_variables]
         # Replica context, no control flow: the cross-replica sum (Keras's, not clipped), the
         # sum over the batches so far, and the clipped mean that an update step would apply.
         reduced = [g for g, _ in super()._all_reduce_sum_gradients(list(zip(grads, variables)))]
         totals = [tf.convert_to_tensor(g) + tf.convert_to_tensor(a) for g, a in zip(reduced, accumulators)]
         means = self._clip_accumulated([total / steps for total in totals])
-        strategy = self._distribution_strategy
+        strategy = compat.optimizer_strategy(self)
         if tf.distribute.in_cross_replica_context():
             self._accumulate_or_update(strategy, variables, accumulators, totals, means)
         else:
-            tf.__internal__.distribute.interim.maybe_merge_call(self._accumulate_or_update, strategy, variables,
-                                                                accumulators, totals, means)
+            compat.maybe_merge_call(self._accumulate_or_update, strategy, variables, accumulators, totals, means)
 
     def _clip_accumulated(self, means):
         """Clips the mean accumulated gradient as Keras's update step would (global norm: over all of it)."""
@@ -202,7 +207,7 @@ class AdamW(keras.optimizers.AdamW):
 
     def _accumulate_or_update(self, distribution, variables, accumulators, totals, means):
         """Cross-replica context: every k-th batch applies ``means``, the others store ``totals``."""
-        due = tf.equal((tf.convert_to_tensor(self._iterations) + 1) % self.gradient_accumulation_steps, 0)
+        due = tf.equal((tf.convert_to_tensor(compat.batch_counter(self)) + 1) % self.gradient_accumulation_steps, 0)
 
         def step(variable, gradient, learning_rate):
             return self.update_step(gradient, variable, learning_rate)
@@ -214,7 +219,7 @@ class AdamW(keras.optimizers.AdamW):
             with self._one_update(learning_rate):
                 for variable, mean in zip(variables, means):
                     distribution.extended.update(variable, step, args=(mean, learning_rate), group=False)
-            for accumulator in self._accumulated_gradients:  # all of them, as Keras resets them
+            for accumulator in compat.accumulated_gradients(self):  # all of them, as Keras resets them
                 distribution.extended.update(accumulator.value, lambda a: a.assign(tf.zeros_like(a)), group=False)
 
         def accumulate():
@@ -223,12 +228,12 @@ class AdamW(keras.optimizers.AdamW):
 
         tf.cond(due, update, accumulate)
 
-    def _clip_gradients(self, grads):
+    def _clip_gradients(self, grads):  # private: llm_tf.compat
         if self.global_clipnorm:
             return grads  # clipped after aggregation, in _all_reduce_sum_gradients
         return super()._clip_gradients(grads)
 
-    def _all_reduce_sum_gradients(self, grads_and_vars):
+    def _all_reduce_sum_gradients(self, grads_and_vars):  # private: llm_tf.compat
         reduced = list(super()._all_reduce_sum_gradients(grads_and_vars))
         if not self.global_clipnorm:
             return reduced
@@ -316,7 +321,8 @@ def build_optimizer(config, train_steps: int) -> keras.optimizers.AdamW:
         beta_2=config.beta_2,
         epsilon=config.epsilon,
         global_clipnorm=config.clipnorm or None,
-        gradient_accumulation_steps=config.gradient_accumulation_steps if config.gradient_accumulation_steps > 1 else None,
+        gradient_accumulation_steps=(config.gradient_accumulation_steps if config.gradient_accumulation_steps > 1
+                                     else None),
     )
     optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
     return optimizer
@@ -328,4 +334,4 @@ def global_step(optimizer: keras.optimizers.Optimizer):
     Keras's public ``optimizer.iterations`` counts weight updates when gradients accumulate;
     checkpoints, metrics and the resume position count batches, which is this variable.
     """
-    return optimizer._iterations
+    return compat.batch_counter(optimizer)

@@ -33,13 +33,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from llm_tf import compat
 from llm_tf.errors import ConfigError
 from llm_tf.io_utils import atomic_write_json
 from llm_tf.models.parameters import count_params
+from llm_tf.training import model_dir as model_dir_lib
 from llm_tf.training.configs import PRUNING_INCLUDE
 
 #: Report written into ``model_dir`` after every training loop.
-PRUNING_FILE = "pruning.json"
+PRUNING_FILE = model_dir_lib.PRUNING_FILE
 
 #: Variable-path globs pruned by default (``trainer.pruning.include``).
 DEFAULT_INCLUDE = PRUNING_INCLUDE
@@ -77,8 +79,8 @@ class PolynomialSparsity:
         if not 0.0 <= self.target_sparsity < 1.0:
             raise ConfigError(f"trainer.pruning.target_sparsity must be in [0, 1), got {self.target_sparsity}")
         if not 0.0 <= self.initial_sparsity <= self.target_sparsity:
-            raise ConfigError(f"trainer.pruning.initial_sparsity must be in [0, target_sparsity={self.target_sparsity}], "
-                              f"got {self.initial_sparsity}")
+            raise ConfigError("trainer.pruning.initial_sparsity must be in "
+                              f"[0, target_sparsity={self.target_sparsity}], got {self.initial_sparsity}")
         if self.begin_step < 0:
             raise ConfigError(f"trainer.pruning.begin_step must be >= 0, got {self.begin_step}")
         if self.begin_step >= self.end_step:
@@ -186,7 +188,7 @@ class MagnitudePruning:
         Called in the replica context of a train step; the work happens in the cross-replica
         context, the way Keras applies weight decay.
         """
-        tf.__internal__.distribute.interim.maybe_merge_call(self._update, self._strategy)
+        compat.maybe_merge_call(self._update, self._strategy)
 
     def _update(self, strategy):
         step = tf.convert_to_tensor(self._step)
@@ -260,7 +262,7 @@ def build_pruning(config, model: keras.Model, optimizer: keras.optimizers.Optimi
         if prune.initial_sparsity:
             raise ConfigError("trainer.pruning.initial_sparsity is set but target_sparsity is 0 (pruning is off)")
         return None
-    if config.task.lora_rank:
+    if config.task.lora() is not None:
         raise ConfigError("trainer.pruning does not combine with task.lora_rank: LoRA freezes the kernels that pruning "
                           "would zero, and the merged kernels would not be sparse")
     train_steps = config.trainer.train_steps
@@ -268,8 +270,8 @@ def build_pruning(config, model: keras.Model, optimizer: keras.optimizers.Optimi
     if end_step > train_steps:
         raise ConfigError(f"trainer.pruning.end_step ({end_step}) is past trainer.train_steps ({train_steps}): "
                           "the target sparsity would never be reached")
-    schedule = PolynomialSparsity(prune.target_sparsity, prune.begin_step, end_step, prune.initial_sparsity, prune.power,
-                                  prune.frequency)
+    schedule = PolynomialSparsity(prune.target_sparsity, prune.begin_step, end_step, prune.initial_sparsity,
+                                  prune.power, prune.frequency)
     pruning = MagnitudePruning(select_weights(model, list(prune.include)), schedule, step)
     pruning.attach(optimizer)
     logging.info("pruning %d weights (%s parameters) to sparsity %.2f between steps %d and %d (every %d)",

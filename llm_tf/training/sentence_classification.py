@@ -1,5 +1,7 @@
 """The ``sentence_classification`` experiment: single texts or pairs to one label (SST-2, IMDB)."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
@@ -8,6 +10,11 @@ from llm_tf.errors import DataError
 from llm_tf.models.classifier import build_classifier
 from llm_tf.models.encoder import build_encoder
 from llm_tf.training import configs, tasks
+
+
+@dataclasses.dataclass
+class SentenceClassificationTaskConfig(configs.FineTuningTaskConfig):
+    """The ``sentence_classification`` task config: the fine-tuning fields (head, LoRA) as they are."""
 
 
 class SentenceClassificationTask(tasks.Task):
@@ -29,7 +36,8 @@ class SentenceClassificationTask(tasks.Task):
         super().__init__(config)
         data = config.task.data
         if len(self.data.labels) < 2:
-            raise DataError(f"{data.prepared_dir}: classification needs at least 2 labels, found {len(self.data.labels)}")
+            raise DataError(f"{data.prepared_dir}: classification needs at least 2 labels, "
+                            f"found {len(self.data.labels)}")
         self.has_pair = "text_pair" in self.data.features
 
     @property
@@ -98,6 +106,6 @@ class SentenceClassificationTask(tasks.Task):
 def sentence_classification() -> configs.ExperimentConfig:
     """Defaults for sentence classification: tiny encoder, seq 128, batch 32, lr 1e-4."""
     return configs.ExperimentConfig(
-        task=configs.TaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=32)),
+        task=SentenceClassificationTaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=32)),
         trainer=configs.TrainerConfig(train_steps=2000, steps_per_loop=200, best_metric="accuracy"),
     )

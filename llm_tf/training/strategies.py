@@ -25,7 +25,8 @@ from llm_tf.errors import ConfigError
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
 
-def make_strategy(strategy: str = "one_device", num_devices: int = 1, tpu: str = "", all_reduce_alg: str = "") -> tf.distribute.Strategy:
+def make_strategy(strategy: str = "one_device", num_devices: int = 1, tpu: str = "",
+                  all_reduce_alg: str = "") -> tf.distribute.Strategy:
     """Returns the distribution strategy named by the runtime config.
 
     ``one_device`` without GPUs (and outside another strategy's scope) returns TensorFlow's

@@ -1,19 +1,27 @@
-"""The experiment registry and what tasks share.
+"""The experiment registry and the :class:`Task` contract every experiment implements.
 
 A task, in TF Model Garden style, is a config plus ``build_model``, ``build_inputs``,
-``loss``, ``metrics`` and ``extra_eval`` (metrics Keras cannot compute batch by batch, such as
-entity F1). Experiments are registered by name with their default config and task class;
-``llm_train --experiment=NAME`` starts from those defaults.
+``loss`` and ``metrics`` (abstract in :class:`Task`), and hooks with defaults that an
+experiment overrides when it needs them (``extra_eval``, ``resolve_config``,
+``initialize_model``, ``training_model``, ``parameter_report``). Experiments are registered by
+name with their default config and task class; ``llm_train --experiment=NAME`` starts from
+those defaults.
+
+The registry does not import the experiments: importing an experiment's module registers it,
+and :mod:`llm_tf.training.registry_imports` imports all the built-in ones (as Model Garden's
+``registry_imports``). Entry points (the binaries, the pipeline's components, export) import it.
 """
 
+import abc
 import functools
-from typing import Callable
+from collections.abc import Callable
 
+import keras
 import tensorflow as tf
 
+from llm_tf.data.prepared import load_prepared
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.training import configs
-from llm_tf.training.prepared import load_prepared
 
 _EXPERIMENTS: dict[str, tuple[Callable[[], configs.ExperimentConfig], type]] = {}
 
@@ -28,14 +36,8 @@ def register(name: str, task_class: type):
     return decorator
 
 
-def _load_builtin_experiments() -> None:
-    # Importing a task module registers its experiments.
-    from llm_tf.training import causal_lm, distillation, mlm_pretrain, sentence_classification, token_classification  # noqa: F401
-
-
 def experiment_names() -> list[str]:
     """Names of the registered experiments."""
-    _load_builtin_experiments()
     return sorted(_EXPERIMENTS)
 
 
@@ -45,24 +47,59 @@ def experiment_config(name: str) -> configs.ExperimentConfig:
     Raises:
         ConfigError: Unknown name (the valid ones are listed).
     """
-    _load_builtin_experiments()
     if name not in _EXPERIMENTS:
+        if not _EXPERIMENTS:
+            raise ConfigError(f"unknown experiment '{name}': no experiment is registered (import "
+                              "llm_tf.training.registry_imports to register the built-in ones)")
         raise ConfigError(f"unknown experiment '{name}' (valid: {', '.join(experiment_names())})")
     config = _EXPERIMENTS[name][0]()
     config.experiment = name
     return config
 
 
-def task_class(name: str) -> type:
-    """The task class of a registered experiment (KeyError when unknown)."""
-    _load_builtin_experiments()
+def resolve_experiment(name: str, config_files: list[str] | tuple[str, ...] = (), params_override: str | dict = "",
+                       runtime: dict | None = None) -> configs.ExperimentConfig:
+    """An experiment's config as ``llm_train`` and the pipeline's Trainer resolve it.
+
+    The registered defaults, then the YAML files in order, then ``params_override``, then the
+    runtime settings given as flags (``strategy``, ``num_devices``, ``tpu``; None values are
+    left as the config has them).
+
+    Args:
+        name: The registered experiment.
+        config_files: YAML config files, later ones win.
+        params_override: Dotted ``key=value`` pairs, a YAML/JSON string or a nested dict.
+        runtime: ``runtime.*`` values from flags.
+
+    Raises:
+        ConfigError: Unknown experiment, missing or bad file, unknown key.
+
+    Example:
+        >>> from llm_tf.training import registry_imports  # noqa: F401
+        >>> resolve_experiment("sentence_classification", params_override="trainer.train_steps=10").trainer.train_steps
+        10
+    """
+    config = experiment_config(name)
+    configs.apply_overrides(config, list(config_files), params_override)
+    given = {k: v for k, v in (runtime or {}).items() if v is not None}
+    if given:
+        configs.apply_overrides(config, [], {"runtime": given})
+    return config
+
+
+def task_class(name: str) -> type["Task"]:
+    """The task class of a registered experiment.
+
+    Raises:
+        ConfigError: Unknown name.
+    """
+    experiment_config(name)  # the error for an unknown name
     return _EXPERIMENTS[name][1]
 
 
-def build_task(config: configs.ExperimentConfig):
+def build_task(config: configs.ExperimentConfig) -> "Task":
     """Instantiates the task that runs ``config``."""
-    _load_builtin_experiments()
-    return _EXPERIMENTS[config.experiment][1](config)
+    return task_class(config.experiment)(config)
 
 
 def label_table(labels: list[str]) -> tf.lookup.StaticHashTable:
@@ -162,14 +199,15 @@ def _training_records(files: list[str], training: bool, data) -> tf.data.Dataset
     return dataset
 
 
-class Task:
+class Task(abc.ABC):
     """Base of the tasks: the config, the prepared data, and the input pipeline's common part.
 
     Subclasses set ``prepared_for`` (the ``llm_prepare`` task they read, or None for any) and
-    implement ``build_model``, ``loss``, ``metrics`` and a per-batch ``transform`` used by
-    :meth:`batched_inputs`. The transform runs as written, without AutoGraph (which cost ~1.2 s a
-    pipeline to convert the tokenizers' Python); a subclass whose transform branches or loops on
-    tensor values in Python sets ``autograph_transform = True``.
+    implement the abstract :meth:`build_model`, :meth:`build_inputs` (usually
+    :meth:`batched_inputs` with a per-batch transform), :meth:`loss` and :meth:`metrics`; the
+    other methods are hooks with defaults. The transform runs as written, without AutoGraph
+    (which cost ~1.2 s a pipeline to convert the tokenizers' Python); a subclass whose transform
+    branches or loops on tensor values in Python sets ``autograph_transform = True``.
 
     Args:
         config: The experiment config.
@@ -192,6 +230,49 @@ class Task:
     per_token_labels = False
     #: Whether the transform needs AutoGraph (Python ``if``/``for`` on tensor values).
     autograph_transform = False
+    #: Encoder layers that belong to the task head (stay trainable under LoRA).
+    head_layers_in_encoder: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def build_model(self) -> keras.Model:
+        """The task's model (what is exported), built fresh."""
+
+    @abc.abstractmethod
+    def build_inputs(self, split: str, training: bool, skip_batches: int = 0) -> tf.data.Dataset:
+        """Batches of (model inputs, labels) of ``split``; ``skip_batches`` resumes a training stream."""
+
+    @abc.abstractmethod
+    def loss(self):
+        """The Keras loss (a ``keras.losses.Loss`` or a callable of labels and predictions)."""
+
+    @abc.abstractmethod
+    def metrics(self) -> list:
+        """The Keras metrics compiled into the model."""
+
+    @staticmethod
+    def resolve_config(config: configs.ExperimentConfig) -> None:
+        """Completes ``config`` in place before ``params.yaml`` is written and the task is built.
+
+        Default: nothing (distillation takes a student's dimensions from its teacher here).
+        """
+
+    def initialize_model(self, model: keras.Model) -> str | None:
+        """Sets a fresh (not resumed) model's starting weights; returns what it started from, or None.
+
+        Runs when neither ``task.init_checkpoint`` nor ``task.init_preset`` is set. Default: nothing.
+        """
+        return None
+
+    def training_model(self, model: keras.Model) -> keras.Model:
+        """Training-only structure around the task's model (default: the model itself).
+
+        Its checkpoints must still restore into :meth:`build_model`'s model.
+        """
+        return model
+
+    def parameter_report(self) -> dict:
+        """Parameter counts beyond the model's own (default: none; distillation adds its teacher's)."""
+        return {}
 
     def batched_inputs(self, split: str, training: bool, skip_batches: int, transform) -> tf.data.Dataset:
         """Serialized records of ``split`` -> batches -> ``transform`` -> ready for Keras.
@@ -208,7 +289,8 @@ class Task:
             transform = tf.autograph.experimental.do_not_convert(transform)
         dataset = _training_records(self.record_files(split), training, data)
         if not data.bucketing:
-            dataset = dataset.batch(batch_size, drop_remainder=training).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.batch(batch_size, drop_remainder=training).map(
+                transform, num_parallel_calls=tf.data.AUTOTUNE)
             return _finish_inputs(dataset, self.data.count(split), batch_size, training, skip_batches, data.autotune)
         compiled = self.config.trainer.jit_compile or self.config.runtime.strategy == "tpu"
         boundaries = bucket_boundaries(data.seq_length, data.bucket_boundaries, compiled)

@@ -1,7 +1,7 @@
 """The teacher of a distillation: a frozen classifier giving logits (and hidden states).
 
 A teacher is either a training ``model_dir`` of a sentence classifier (rebuilt from its
-``params.yaml`` and checkpoint with ``llm_tf.export.restore``; it can also give the hidden
+``params.yaml`` and checkpoint by :mod:`llm_tf.training.model_dir`; it can also give the hidden
 states of chosen encoder layers) or an exported SavedModel version directory (its
 ``predict_tokens`` signature gives ``logits``; no hidden states). Either way it runs in
 inference mode on the student's packed inputs, so its vocabulary and labels must be the
@@ -15,13 +15,16 @@ import os
 import keras
 import tensorflow as tf
 
-from llm_tf.data.labels import load_labels
-from llm_tf.data.prepare import TOKENIZER_DIR
+from llm_tf.data.prepared import TOKENIZER_DIR
 from llm_tf.errors import ConfigError, DataError
+from llm_tf.export import export_dir
+from llm_tf.export.signatures import TOKENS_SIGNATURE
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.hidden_states import classifier_with_hidden_states, resolve_layers
 from llm_tf.models.parameters import count_params
 from llm_tf.text.tokenizer import TokenizerConfig
+from llm_tf.training import model_dir as model_dir_lib
+from llm_tf.training.sentence_classification import SentenceClassificationTask
 
 #: The config field naming the teacher, used in error messages.
 FIELD = "task.distillation.teacher_dir"
@@ -113,8 +116,9 @@ def check_compatible(info: TeacherInfo, labels: list[str], vocab_path: str, prep
         with open(vocab_path, "rb") as f:
             ours = f.read().splitlines()
         first = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
-        raise ConfigError(f"{FIELD}: the teacher's vocabulary {info.vocab_path} ({len(theirs)} entries) differs from the "
-                          f"student's {vocab_path} ({len(ours)} entries), first at line {first + 1}; a teacher in the "
+        raise ConfigError(f"{FIELD}: the teacher's vocabulary {info.vocab_path} ({len(theirs)} entries) "
+                          f"differs from the student's {vocab_path} ({len(ours)} entries), "
+                          f"first at line {first + 1}; a teacher in the "
                           "step reads the student's token ids, so distil on data prepared with the teacher's "
                           "vocabulary, or precompute the teacher's logits (task.distillation.teacher_logits_dir), "
                           "which tokenizes each text the teacher's way")
@@ -129,27 +133,22 @@ def encoder_dimensions(path: str, field: str = FIELD) -> dict:
     Raises:
         ConfigError: No path, or not a training ``model_dir`` (e.g. a SavedModel); ``field`` is named.
     """
-    from llm_tf.export import restore
-
     if not path:
         raise ConfigError(f"{FIELD} is not set: {field} needs the teacher's training model_dir")
-    if not os.path.isfile(os.path.join(path, "params.yaml")):
-        raise ConfigError(f"{field}: the teacher {path} is not a training model_dir (no params.yaml); starting the "
-                          "student from the teacher's layers needs one")
+    if not model_dir_lib.is_training_dir(path):
+        raise ConfigError(f"{field}: the teacher {path} is not a training model_dir (no {model_dir_lib.PARAMS_FILE}); "
+                          "starting the student from the teacher's layers needs one")
     try:
-        model = restore.load_config(path).task.model
+        model = model_dir_lib.load_config(path).task.model
     except (DataError, ConfigError) as e:
         raise ConfigError(f"{field}: {e}") from None
     return {**model.dimensions(), "max_sequence_length": model.max_sequence_length}
 
 
 def _from_model_dir(path: str, checkpoint: str, hidden_layers: list[int]) -> Teacher:
-    from llm_tf.export import restore
-    from llm_tf.training.sentence_classification import SentenceClassificationTask
-
     policy = keras.mixed_precision.global_policy()
     try:
-        trained = restore.restore_trained_model(path, checkpoint)
+        trained = model_dir_lib.restore_trained_model(path, checkpoint)
     except (DataError, ConfigError) as e:
         raise ConfigError(f"{FIELD}: {e}") from None
     finally:
@@ -172,8 +171,6 @@ def _from_model_dir(path: str, checkpoint: str, hidden_layers: list[int]) -> Tea
 
 
 def _from_saved_model(path: str, hidden_layers: list[int]) -> Teacher:
-    from llm_tf.export.signatures import TOKENS_SIGNATURE
-
     if hidden_layers:
         raise ConfigError(f"{FIELD}: {path} is a SavedModel, which gives logits only; hidden-state matching "
                           "(task.distillation.hidden_weight > 0) needs the teacher's training model_dir")
@@ -183,18 +180,20 @@ def _from_saved_model(path: str, hidden_layers: list[int]) -> Teacher:
                           f"{', '.join(sorted(loaded.signatures)) or 'none'}); export the teacher with llm_export")
     function = loaded.signatures[TOKENS_SIGNATURE]
     if "logits" not in function.structured_outputs:
-        raise ConfigError(f"{FIELD}: {path}: '{TOKENS_SIGNATURE}' returns {', '.join(sorted(function.structured_outputs))}; "
+        raise ConfigError(f"{FIELD}: {path}: '{TOKENS_SIGNATURE}' returns "
+                          f"{', '.join(sorted(function.structured_outputs))}; "
                           "expected logits")
-    labels_path = os.path.join(path, "assets.extra", "labels.txt")
-    if not os.path.isfile(labels_path):
-        raise ConfigError(f"{FIELD}: {path}: no assets.extra/labels.txt (export the teacher with llm_export)")
-    assets = os.path.join(path, "assets")
-    vocabularies = sorted(os.listdir(assets)) if os.path.isdir(assets) else []
+    try:
+        labels = export_dir.load_labels(path)
+    except DataError as e:
+        raise ConfigError(f"{FIELD}: {e}") from None
+    vocabularies = export_dir.vocabulary_files(path)
     if not vocabularies:
-        raise ConfigError(f"{FIELD}: {path}: no vocabulary in assets/ (export the teacher with llm_export)")
+        raise ConfigError(f"{FIELD}: {path}: no vocabulary in {export_dir.ASSETS_DIR}/ (export the teacher with "
+                          "llm_export)")
     vocab = "vocab.txt" if "vocab.txt" in vocabularies else vocabularies[0]
-    info = TeacherInfo(os.path.abspath(path), "saved_model", os.path.abspath(path), 0, list(load_labels(labels_path)),
-                       os.path.join(assets, vocab), count_params(function.variables))
+    info = TeacherInfo(os.path.abspath(path), "saved_model", os.path.abspath(path), 0, labels,
+                       os.path.join(path, export_dir.ASSETS_DIR, vocab), count_params(function.variables))
 
     def forward(inputs):
         return function(**{k: tf.cast(inputs[k], tf.int32) for k in ("token_ids", "segment_ids", "padding_mask")})
@@ -228,9 +227,9 @@ def load_teacher(path: str, checkpoint: str = "best", hidden_layers: list[int] |
         raise ConfigError(f"{FIELD} is not set: name the teacher's training model_dir or exported SavedModel version")
     if not os.path.isdir(path):
         raise ConfigError(f"{FIELD}: {path}: no such directory")
-    if os.path.isfile(os.path.join(path, "params.yaml")):
+    if model_dir_lib.is_training_dir(path):
         return _from_model_dir(path, checkpoint, list(hidden_layers or []))
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    if os.path.isfile(os.path.join(path, export_dir.SAVED_MODEL_FILE)):
         return _from_saved_model(path, list(hidden_layers or []))
     raise ConfigError(f"{FIELD}: {path}: neither a training model_dir (params.yaml) nor an exported SavedModel "
                       "version (saved_model.pb)")

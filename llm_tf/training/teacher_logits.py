@@ -25,7 +25,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from llm_tf.data.prepare import EXAMPLES_DIR
+from llm_tf.data.prepared import EXAMPLES_DIR
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_directory, atomic_write_json
 from llm_tf.text.tokenizer import TextTokenizer
@@ -94,7 +94,8 @@ def precompute_teacher_logits(config, output_dir: str, batch_size: int = 128, ch
     data_config = config.task.data
     settings = config.task.distillation
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not os.path.isfile(os.path.join(output_dir, MANIFEST)):
-        raise ConfigError(f"{output_dir}: exists and does not hold teacher logits ({MANIFEST}); choose another --model_dir")
+        raise ConfigError(f"{output_dir}: exists and does not hold teacher logits ({MANIFEST}); "
+                          "choose another --model_dir")
     # The student's own transform: the teacher sees exactly the packed inputs training builds.
     student = SentenceClassificationTask(config)
     data = student.data
@@ -179,8 +180,8 @@ def open_teacher_logits(directory: str, config, labels: list[str]) -> dict:
     """
     path = os.path.join(directory, MANIFEST)
     if not os.path.isfile(path):
-        raise ConfigError(f"{FIELD}: {directory}: no {MANIFEST}; write it first with llm_train --experiment=distillation "
-                          f"--mode={MODE} --model_dir={directory} (same config)")
+        raise ConfigError(f"{FIELD}: {directory}: no {MANIFEST}; write it first with "
+                          f"llm_train --experiment=distillation --mode={MODE} --model_dir={directory} (same config)")
     with open(path, encoding="utf-8") as f:
         manifest = json.load(f)
     prepared = os.path.abspath(config.task.data.prepared_dir)
@@ -206,7 +207,8 @@ def open_teacher_logits(directory: str, config, labels: list[str]) -> dict:
 def logits_files(directory: str, manifest: dict, split: str) -> list[str]:
     """The shards of ``split`` under ``directory`` (raises DataError when the split was not computed)."""
     if split not in manifest["splits"]:
-        raise DataError(f"{directory}: no teacher logits for split '{split}' (computed: {', '.join(manifest['splits'])})")
+        raise DataError(f"{directory}: no teacher logits for split '{split}' "
+                        f"(computed: {', '.join(manifest['splits'])})")
     return [os.path.join(directory, EXAMPLES_DIR, name) for name in manifest["splits"][split]["files"]]
 
 

@@ -6,6 +6,8 @@ maps predictions back to words and scores entities with seqeval (``val_entity_f1
 default metric for the best checkpoint), as CoNLL does.
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
@@ -26,6 +28,11 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
         "entity_recall": float(recall_score(gold, predicted, zero_division=0)),
         "entity_f1": float(f1_score(gold, predicted, zero_division=0)),
     }
+
+
+@dataclasses.dataclass
+class TokenClassificationTaskConfig(configs.FineTuningTaskConfig):
+    """The ``token_classification`` task config: the fine-tuning fields (head, LoRA) as they are."""
 
 
 class TokenClassificationTask(tasks.Task):
@@ -111,7 +118,7 @@ class TokenClassificationTask(tasks.Task):
 def token_classification() -> configs.ExperimentConfig:
     """Defaults for NER: tiny encoder, seq 128, batch 32, best checkpoint by entity F1."""
     return configs.ExperimentConfig(
-        task=configs.TaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=32)),
+        task=TokenClassificationTaskConfig(data=configs.DataConfig(seq_length=128, global_batch_size=32)),
         trainer=configs.TrainerConfig(train_steps=2000, steps_per_loop=200, best_metric="entity_f1"),
     )
 

@@ -1,15 +1,6 @@
 """The training loop behind ``llm_train``: strategy scope, compile, fit, checkpoints, eval.
 
-Layout of ``model_dir``::
-
-    params.yaml              the resolved config of the last run
-    checkpoints/ckpt-<step>  latest checkpoints (trainer.max_to_keep)
-    best/ckpt-<step>         best checkpoint by trainer.best_metric on eval, best.json
-    metrics.json             the latest evaluation; metrics/step_<N>.json one per evaluation
-    pruning.json             with trainer.pruning: sparsity achieved per pruned weight and overall
-    encoder.weights.h5       the encoder after training, for another run's task.init_checkpoint
-    logs/                    TensorBoard summaries (loss, metrics, learning rate, examples/s, tokens/s)
-
+What ``model_dir`` holds is :mod:`llm_tf.training.model_dir`'s to say (it names every file).
 A run restarted with the same command (after a crash or ``kill -9``) restores the latest
 checkpoint and goes on from its step, with the input pipeline at the same position.
 """
@@ -24,11 +15,10 @@ import tensorflow as tf
 from absl import logging
 
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.training import callbacks as callbacks_lib
-from llm_tf.models.encoder import ENCODER_NAME
-from llm_tf.models.lora import apply_lora
 from llm_tf.models.parameters import count_params
+from llm_tf.training import callbacks as callbacks_lib
 from llm_tf.training import configs, encoder_weights, init_preset, multi_worker, strategies, tasks
+from llm_tf.training import model_dir as model_dir_lib
 from llm_tf.training.adversarial import FGMModel
 from llm_tf.training.optimizers import build_optimizer, global_step
 from llm_tf.training.pruning import PruningReport, build_pruning
@@ -59,7 +49,8 @@ def _check(config: configs.ExperimentConfig, mode: str) -> None:
             "(TensorFlow fails to run a replicated step's collectives inside the multi-step loop); use 0 or 1"
         )
     if trainer.mixed_precision not in ("", "float32", "mixed_bfloat16", "mixed_float16"):
-        raise ConfigError(f"unknown mixed_precision '{trainer.mixed_precision}' (expected mixed_bfloat16, mixed_float16 or '')")
+        raise ConfigError(f"unknown mixed_precision '{trainer.mixed_precision}' "
+                          "(expected mixed_bfloat16, mixed_float16 or '')")
 
 
 def steps_per_execution(config: configs.ExperimentConfig) -> int:
@@ -100,13 +91,13 @@ class Trainer:
         self.is_chief = strategy.extended.should_checkpoint
         root = model_dir if self.is_chief else tempfile.mkdtemp(prefix="llm_tf_worker_")
         self.root = root
-        resuming = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")) is not None
+        resuming = model_dir_lib.latest_checkpoint(model_dir) is not None
         self.initialized_from = None
         # Read outside the scope: the preset's backbone is only a source of weights.
         self.preset, preset_weights = init_preset.preset_weights(config, resuming)
         with strategy.scope():
             self.task = tasks.build_task(config)
-            self.model = self.task.build_model()
+            self.model = model_dir_lib.build_model(self.task)  # LoRA factors included when configured
             if config.task.init_checkpoint and not resuming:
                 # A fresh run starts its encoder from the given checkpoint; a resumed one from its own.
                 self.initialized_from = encoder_weights.load_init_checkpoint(self.model, config.task.init_checkpoint)
@@ -114,25 +105,19 @@ class Trainer:
             elif preset_weights is not None:
                 self.initialized_from = init_preset.load_weights(self.model, preset_weights, self.preset)
                 logging.info("encoder initialised from preset %s", self.initialized_from)
-            elif not resuming and hasattr(self.task, "initialize_model"):
+            elif not resuming:
                 # A task's own start (distillation: the student from the teacher's layers).
                 self.initialized_from = self.task.initialize_model(self.model)
                 if self.initialized_from:
                     logging.info("model initialised from %s", self.initialized_from)
-            if config.task.lora_rank:
-                layers = apply_lora(self.model.get_layer(ENCODER_NAME), config.task.lora_rank, config.task.lora_alpha,
-                                    config.task.lora_targets, getattr(self.task, "head_layers_in_encoder", ()),
-                                    config.task.lora_embedding_rank)
-                logging.info("LoRA rank %d on %d layers", config.task.lora_rank, layers)
-            if hasattr(self.task, "training_model"):
-                # Training-only structure around the task's model (distillation: the frozen teacher,
-                # hidden-state projections); its checkpoints still restore into build_model()'s model.
-                self.model = self.task.training_model(self.model)
+            # Training-only structure around the task's model (distillation: the frozen teacher,
+            # hidden-state projections); its checkpoints still restore into build_model()'s model.
+            self.model = self.task.training_model(self.model)
             if trainer.fgm_epsilon:
                 if trainer.fgm_epsilon < 0:
                     raise ConfigError(f"trainer.fgm_epsilon must be >= 0, got {trainer.fgm_epsilon}")
                 self.model = FGMModel(self.model.input, self.model.output, trainer.fgm_epsilon, name=self.model.name)
-                self.model._embedding_index()  # fails now, not mid-training, when the embedding is frozen
+                self.model.embedding_index()  # fails now, not mid-training, when the embedding is frozen
             if multi_worker.in_multi_worker_mode(strategy):
                 multi_worker.adapt(self.model)  # Keras 3 fit/evaluate workarounds, see multi_worker.py
             self.trainable_params, self.total_params = parameter_counts(self.model)
@@ -147,9 +132,9 @@ class Trainer:
             self.pruning = build_pruning(config, self.model, self.optimizer, self.global_step)
             masks = {"pruning": self.pruning.masks} if self.pruning else {}
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **masks)
-        self.latest = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "checkpoints"),
+        self.latest = tf.train.CheckpointManager(self.checkpoint, model_dir_lib.checkpoints_dir(root),
                                                  max_to_keep=trainer.max_to_keep, step_counter=self.global_step)
-        self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "best"), max_to_keep=1,
+        self.best = tf.train.CheckpointManager(self.checkpoint, model_dir_lib.best_dir(root), max_to_keep=1,
                                                step_counter=self.global_step)
 
     @property
@@ -159,7 +144,7 @@ class Trainer:
 
     def restore(self, path: str | None = None) -> int:
         """Restores ``path`` (default: the latest checkpoint) and returns its step; 0 if none."""
-        path = path or tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
+        path = path or model_dir_lib.latest_checkpoint(self.model_dir)
         if not path:
             return 0
         self.checkpoint.restore(path).expect_partial()
@@ -185,14 +170,15 @@ class Trainer:
         eval_dataset = self._eval_dataset() if evaluate else None
         callbacks = [
             callbacks_lib.ExtraEvaluation(self.task.extra_eval),
-            callbacks_lib.ThroughputLogger(os.path.join(self.root, "logs"), data.global_batch_size, data.seq_length,
-                                           trainer.steps_per_loop, self.global_step),
+            callbacks_lib.ThroughputLogger(os.path.join(self.root, model_dir_lib.LOGS_DIR), data.global_batch_size,
+                                           data.seq_length, trainer.steps_per_loop, self.global_step),
             callbacks_lib.CheckpointSaver(self.latest, self.best if eval_dataset is not None else None,
-                                          f"val_{trainer.best_metric}", os.path.join(self.root, "best", "best.json"),
+                                          f"val_{trainer.best_metric}",
+                                          os.path.join(model_dir_lib.best_dir(self.root), model_dir_lib.BEST_INFO_FILE),
                                           self.global_step,
                                           # a pruned model's best is chosen at its target sparsity
                                           best_from_step=self.pruning.schedule.end_step if self.pruning else 0),
-            keras.callbacks.TensorBoard(os.path.join(self.root, "logs"), write_graph=False),
+            keras.callbacks.TensorBoard(os.path.join(self.root, model_dir_lib.LOGS_DIR), write_graph=False),
         ]
         if self.pruning:
             callbacks.insert(1, PruningReport(self.pruning, self.model_dir if self.is_chief else None, self.global_step,
@@ -200,8 +186,9 @@ class Trainer:
         if self.is_chief:
             callbacks.append(callbacks_lib.MetricsWriter(self.model_dir, self.global_step))
         if trainer.early_stopping_patience and eval_dataset is not None:
+            higher = callbacks_lib.higher_is_better(trainer.best_metric)
             callbacks.append(keras.callbacks.EarlyStopping(monitor=f"val_{trainer.best_metric}",
-                                                           mode="max" if callbacks_lib.higher_is_better(trainer.best_metric) else "min",
+                                                           mode="max" if higher else "min",
                                                            patience=trainer.early_stopping_patience))
         history = self.model.fit(
             self.task.build_inputs(data.train_split, training=True, skip_batches=start),
@@ -223,7 +210,7 @@ class Trainer:
 
     def parameter_report(self) -> dict:
         """Trainable and total parameter counts, and the trainable share (plus the task's, e.g. the teacher's)."""
-        task_report = self.task.parameter_report() if hasattr(self.task, "parameter_report") else {}
+        task_report = self.task.parameter_report()
         return {"trainable_params": self.trainable_params, "total_params": self.total_params,
                 "trainable_fraction": self.trainable_params / self.total_params, **task_report}
 
@@ -231,13 +218,14 @@ class Trainer:
         """Evaluates the current weights on the eval split and writes ``metrics.json``."""
         dataset = self._eval_dataset()
         if dataset is None:
-            raise DataError(f"{self.config.task.data.prepared_dir}: no '{self.config.task.data.eval_split}' split to evaluate")
+            data = self.config.task.data
+            raise DataError(f"{data.prepared_dir}: no '{data.eval_split}' split to evaluate")
         results = self.model.evaluate(dataset, steps=self.config.trainer.eval_steps or None, return_dict=True,
                                       verbose=1 if sys.stdout.isatty() else 2)
         results.update(self.task.extra_eval(self.model))
         logs = {f"val_{k}": v for k, v in results.items()}
         if self.is_chief:
-            return callbacks_lib.write_metrics(self.model_dir, self.step, logs)
+            return model_dir_lib.write_metrics(self.model_dir, self.step, logs)
         return {"step": self.step, **logs}
 
 
@@ -261,11 +249,9 @@ def run_experiment(config: configs.ExperimentConfig, mode: str, model_dir: str, 
     strategy = strategies.make_strategy(runtime.strategy, runtime.num_devices, runtime.tpu, runtime.all_reduce_alg)
     if config.task.init_preset:
         init_preset.resolve(config)  # params.yaml then records the preset's dimensions
-    resolve_config = getattr(tasks.task_class(config.experiment), "resolve_config", None)
-    if resolve_config is not None:
-        resolve_config(config)  # e.g. a distillation student's dimensions taken from its teacher
+    tasks.task_class(config.experiment).resolve_config(config)  # e.g. a student's dimensions from its teacher
     if strategy.extended.should_checkpoint:
-        configs.save_params(config, model_dir)
+        model_dir_lib.save_params(config, model_dir)
     trainer = Trainer(config, model_dir, strategy)
     if mode in ("train", "train_and_eval"):
         return trainer.train(evaluate=mode == "train_and_eval")
@@ -274,7 +260,7 @@ def run_experiment(config: configs.ExperimentConfig, mode: str, model_dir: str, 
             raise DataError(f"{model_dir}: no checkpoint to evaluate")
         return trainer.evaluate()
     result: dict = {}
-    for path in tf.train.checkpoints_iterator(os.path.join(model_dir, "checkpoints"), timeout=eval_timeout):
+    for path in tf.train.checkpoints_iterator(model_dir_lib.checkpoints_dir(model_dir), timeout=eval_timeout):
         trainer.restore(path)
         result = trainer.evaluate()
         if trainer.step >= config.trainer.train_steps:

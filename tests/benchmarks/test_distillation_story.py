@@ -22,7 +22,8 @@ def _tflite(directory) -> str:
     os.makedirs(directory)
     report = {"saved_model": "", "reference": {"accuracy": 0.8},
               "variants": [{"name": "tokens_float32", "size_bytes": 4_000_000, "accuracy": 0.8, "agreement": 1.0},
-                           {"name": "tokens_dynamic_int8", "size_bytes": 1_000_000, "accuracy": 0.79, "agreement": 0.99}]}
+                           {"name": "tokens_dynamic_int8", "size_bytes": 1_000_000, "accuracy": 0.79,
+                            "agreement": 0.99}]}
     with open(os.path.join(directory, "report.json"), "w") as f:
         json.dump(report, f)
     return str(directory)
@@ -37,8 +38,10 @@ def test_table_takes_best_and_last_per_seed_shares_and_latency(tmp_path):
     with open(tmp_path / "latency.json", "w") as f:
         json.dump(latency, f)
     out = tmp_path / "out"
-    assert distillation_story.main(["--teacher=teacher", f"--group=teacher={teacher}", f"--group=student={','.join(seeds)}",
-                                    f"--tflite=student={_tflite(tmp_path / 'tfl')}", f"--latency={tmp_path / 'latency.json'}",
+    assert distillation_story.main(["--teacher=teacher", f"--group=teacher={teacher}",
+                                    f"--group=student={','.join(seeds)}",
+                                    f"--tflite=student={_tflite(tmp_path / 'tfl')}",
+                                    f"--latency={tmp_path / 'latency.json'}",
                                     "--latency_name=student=kid", f"--results_dir={out}"]) == 0
     with open(out / "distillation.json") as f:
         rows = json.load(f)["rows"]

@@ -1,5 +1,6 @@
 """The benchmark worker protocol, interleaving and the peer venv's reuse check."""
 
+import json
 import os
 import subprocess
 import sys
@@ -79,7 +80,7 @@ def test_ensure_venv_reuses_a_matching_venv(tmp_path):
     (venv / "bin").mkdir(parents=True)
     os.symlink(sys.executable, venv / "bin" / "python")
     pins = (f"numpy=={numpy.__version__}",)
-    (venv / peers.MARKER).write_text('{"pins": ["numpy==%s"], "install_seconds": 1.0}' % numpy.__version__)
+    (venv / peers.MARKER).write_text(json.dumps({"pins": list(pins), "install_seconds": 1.0}))
     assert peers.ensure_venv(str(venv), pins) == str(venv / "bin" / "python")
     assert peers.install_record(str(venv))["install_seconds"] == 1.0
 

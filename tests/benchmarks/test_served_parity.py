@@ -8,7 +8,6 @@ import pytest
 
 from benchmarks import served_parity
 from tests.conftest import SST2_SAMPLE
-from tests.export.tflite_fixtures import exported_version  # noqa: F401
 
 
 def test_compare_counts_differing_labels_and_accuracy():
@@ -21,7 +20,7 @@ def test_compare_counts_differing_labels_and_accuracy():
     assert result["local_accuracy"] == pytest.approx(2 / 3) and result["served_accuracy"] == pytest.approx(1.0)
 
 
-def test_a_served_export_answers_as_in_process(exported_version, tmp_path):  # noqa: F811
+def test_a_served_export_answers_as_in_process(exported_version, tmp_path):
     base = os.path.dirname(exported_version)
     code = served_parity.main([f"--model_base_path={base}", f"--eval_data={SST2_SAMPLE / 'dev.tsv'}",
                                "--batch_size=4", f"--results_dir={tmp_path}"])

@@ -6,11 +6,12 @@ import os
 import pytest
 
 from benchmarks import tflite_latency
-from tests.export.tflite_fixtures import converted, eval_texts, exported_version, loaded_export  # noqa: F401
+from tests.export.tflite_fixtures import eval_texts
 
 
 def test_speedup_is_taken_per_round_against_float32():
-    times = {"tiny/tokens": {"float32": [[2.0, 2.0, 2.2], [4.0, 4.0, 4.0]], "dynamic_int8": [[1.0, 1.0, 1.2], [1.0, 1.0, 1.0]]}}
+    times = {"tiny/tokens": {"float32": [[2.0, 2.0, 2.2], [4.0, 4.0, 4.0]],
+                             "dynamic_int8": [[1.0, 1.0, 1.2], [1.0, 1.0, 1.0]]}}
     summary = tflite_latency.summarize(times)["tiny/tokens"]
     assert summary["float32"]["speedup"]["runs"] == [1.0, 1.0]
     assert summary["dynamic_int8"]["speedup"]["runs"] == pytest.approx([2.0, 4.0])
@@ -56,7 +57,7 @@ def test_a_directory_without_its_report_is_named(tmp_path):
         tflite_latency.saved_model_of(str(tmp_path))
 
 
-def test_a_real_run_times_every_variant_in_every_round(converted, exported_version, tmp_path):  # noqa: F811
+def test_a_real_run_times_every_variant_in_every_round(converted, exported_version, tmp_path):
     quantized = tmp_path / "q"
     quantized.mkdir()
     for name in ("tokens_float32", "tokens_dynamic_int8", "text_float32", "text_dynamic_int8"):
@@ -74,7 +75,8 @@ def test_a_real_run_times_every_variant_in_every_round(converted, exported_versi
         assert all(len(v["round_p50_ms"]) == 2 and v["p50_ms"] > 0 for v in variants.values())
         assert variants["float32"]["speedup"]["runs"] == [1.0, 1.0]
     [gemm] = result["gemms"]
-    assert (gemm["k"], gemm["n"]) == (32, 64) and gemm["speedup"] == pytest.approx(gemm["float32_ms"] / gemm["dynamic_int8_ms"])
+    assert (gemm["k"], gemm["n"]) == (32, 64)
+    assert gemm["speedup"] == pytest.approx(gemm["float32_ms"] / gemm["dynamic_int8_ms"])
     text = (results / "tflite_latency.md").read_text()
     assert "| 32 x 64 |" in text
     assert "| tiny/tokens | dynamic_int8 |" in text and "Int8-relevant CPU features" in text

@@ -15,9 +15,10 @@ def llm_generate(*args):
 
 
 def test_generates_one_json_line_per_prompt_and_errors_are_one_line(prepared_sample, tmp_path):
-    run = train_tiny(prepared_sample, str(tmp_path / "clm"), "causal_lm", "trainer.train_steps=4,trainer.steps_per_loop=2")
-    result = llm_generate(f"--model_dir={run}", "--prompt=the movie", "--prompt=a dull", "--strategy=top_k", "--top_k=5",
-                          "--seed=3", "--max_new_tokens=6")
+    run = train_tiny(prepared_sample, str(tmp_path / "clm"), "causal_lm",
+                     "trainer.train_steps=4,trainer.steps_per_loop=2")
+    result = llm_generate(f"--model_dir={run}", "--prompt=the movie", "--prompt=a dull", "--strategy=top_k",
+                          "--top_k=5", "--seed=3", "--max_new_tokens=6")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [line["prompt"] for line in lines] == ["the movie", "a dull"]
@@ -26,4 +27,5 @@ def test_generates_one_json_line_per_prompt_and_errors_are_one_line(prepared_sam
                          "--seed=3", "--max_new_tokens=6")
     assert again.stdout == result.stdout  # the same seed gives the same text
     missing = llm_generate(f"--model_dir={run}")
-    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == ["llm_generate: error: give at least one --prompt"]
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == ["llm_generate: error: give at least one --prompt"]

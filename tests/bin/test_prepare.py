@@ -20,8 +20,8 @@ def llm_prepare(*args, cwd=None):
 
 def test_success_prints_a_summary_and_exits_zero(tmp_path):
     out = tmp_path / "prepared"
-    result = llm_prepare(f"--input={SAMPLE / 'train.tsv'}", f"--eval_input={SAMPLE / 'dev.tsv'}", "--text_field=sentence",
-                         "--vocab_size=200", f"--output_dir={out}")
+    result = llm_prepare(f"--input={SAMPLE / 'train.tsv'}", f"--eval_input={SAMPLE / 'dev.tsv'}",
+                         "--text_field=sentence", "--vocab_size=200", f"--output_dir={out}")
     assert result.returncode == 0, result.stderr
     assert f"wrote {out}" in result.stdout
     assert "train: 60 examples" in result.stdout and "eval: 16 examples" in result.stdout
@@ -62,7 +62,8 @@ def test_bad_invocations_exit_non_zero_with_one_clear_line(tmp_path, args, messa
 def test_flagfile_json_and_anomalies_exit_code(tmp_path, write):
     reference = tmp_path / "reference"
     flagfile = write("prepare.flags", "\n".join([
-        f"--input={SAMPLE / 'train.tsv'}", "--text_field=sentence", "--vocab_size=200", f"--output_dir={reference}", "--json",
+        f"--input={SAMPLE / 'train.tsv'}", "--text_field=sentence", "--vocab_size=200", f"--output_dir={reference}",
+        "--json",
     ]) + "\n")
     result = llm_prepare(f"--flagfile={flagfile}")
     assert result.returncode == 0, result.stderr
@@ -79,7 +80,8 @@ def test_helpfull_lists_the_flags():
     result = llm_prepare("--helpfull")
     # absl prints the help and exits 1, as every absl binary (Model Garden's included) does.
     assert result.returncode == 1 and result.stderr == ""
-    for flag in ("--input", "--bad_rows", "--vocab_size", "--max_seq_length", "--tfds", "--validate_against", "--flagfile"):
+    for flag in ("--input", "--bad_rows", "--vocab_size", "--max_seq_length", "--tfds", "--validate_against",
+                 "--flagfile"):
         assert flag in result.stdout
 
 
@@ -89,7 +91,8 @@ def test_preset_gives_the_vocabulary_and_lower_casing(tmp_path):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "a", "fine", "##s"]
     preset = save_bert_preset(str(tmp_path / "preset"), vocab, lowercase=False)
     out = tmp_path / "prepared"
-    result = llm_prepare(f"--input={SAMPLE / 'train.tsv'}", "--text_field=sentence", f"--preset={preset}", f"--output_dir={out}")
+    result = llm_prepare(f"--input={SAMPLE / 'train.tsv'}", "--text_field=sentence", f"--preset={preset}",
+                         f"--output_dir={out}")
     assert result.returncode == 0, result.stderr
     assert "vocabulary: 10 tokens" in result.stdout
     settings = json.loads((out / "tokenizer" / "tokenizer_config.json").read_text())

@@ -8,7 +8,7 @@ import sys
 
 from llm_tf.export import tflite_metadata
 from llm_tf.export.tflite_runtime import make_interpreter
-from tests.export.tflite_fixtures import eval_texts, exported_version  # noqa: F401
+from tests.export.tflite_fixtures import eval_texts
 
 
 def llm_quantize(*args):
@@ -40,7 +40,8 @@ def test_converts_evaluates_and_exits_3_when_the_gate_fails(exported_version, tm
     assert "--eval_count=24" in report["command"]
     by_name = {v["name"]: v for v in report["variants"]}
     assert by_name["tokens_float32"]["agreement"] == 1.0 and by_name["text_float32"]["agreement"] == 1.0
-    assert by_name["text_float32"]["tokenizer_mismatches"] == 0 and by_name["text_full_int8"]["tokenizer_mismatches"] == 0
+    assert by_name["text_float32"]["tokenizer_mismatches"] == 0
+    assert by_name["text_full_int8"]["tokenizer_mismatches"] == 0
     assert sorted(name for name, v in by_name.items() if not v["gated"]) == ["text_float32", "text_full_int8",
                                                                              "tokens_full_int8"]
     assert by_name["text_full_int8"]["passed"] and not by_name["text_full_int8"]["gated"]

@@ -118,9 +118,9 @@ def test_embedded_serves_and_stops_on_sigterm(model_store, tmp_path):
 
 
 def test_thread_flags_reach_the_embedded_server_options():
-    from llm_tf.bin import serve
-
     from absl.testing import flagsaver
+
+    from llm_tf.bin import serve
 
     # Values set directly: parsing argv here would run the validators of every binary's flags
     # imported into this test process (e.g. llm_predict's required --model).

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from llm_tf.serving import config
+from llm_tf.serving import config, config_files
 
 
 def llm_serving_config(*args):
@@ -33,13 +33,13 @@ def test_writes_three_files_the_loaders_read_back(tmp_path):
         f"--batching_parameters_file={out}/batching_parameters.txt",
         f"--monitoring_config_file={out}/monitoring.config",
     ]
-    assert config.load_model_config(str(out / "models.config")) == [
+    assert config_files.load_model_config(str(out / "models.config")) == [
         config.ModelSpec("sst2", "/models/sst2", "specific", versions=(1, 2), version_labels={"stable": 1, "canary": 2})
     ]
-    assert config.load_batching_parameters(str(out / "batching_parameters.txt")) == config.BatchingSpec(
+    assert config_files.load_batching_parameters(str(out / "batching_parameters.txt")) == config.BatchingSpec(
         max_batch_size=16, batch_timeout_micros=500, allowed_batch_sizes=(4, 16), num_batch_threads=3,
         max_enqueued_batches=9)
-    assert config.load_monitoring_config(str(out / "monitoring.config")) == config.MonitoringSpec(path="/metrics")
+    assert config_files.load_monitoring_config(str(out / "monitoring.config")) == config.MonitoringSpec(path="/metrics")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -21,9 +21,12 @@ def llm_transfer_set(*args, env=None):
 @pytest.fixture
 def inputs(write):
     train = write("train.tsv", "sentence\tlabel\n" + "".join(
-        f"{text}\t{label}\n" for text, label in [("a gripping and well-acted film", "1"), ("dull , lifeless and long", "0"),
-                                                 ("the best thing all year", "1"), ("a dev sentence planted here", "0")]))
-    extra = write("reviews.csv", 'review,sentiment\n"Loved every minute of it.<br /><br />Go and see it now!",positive\n'
+        f"{text}\t{label}\n" for text, label in [("a gripping and well-acted film", "1"),
+                                                 ("dull , lifeless and long", "0"),
+                                                 ("the best thing all year", "1"),
+                                                 ("a dev sentence planted here", "0")]))
+    extra = write("reviews.csv", 'review,sentiment\n'
+                                 '"Loved every minute of it.<br /><br />Go and see it now!",positive\n'
                                  '"I left early and never looked back.",negative\n"What is this even about?",meh\n')
     dev = write("dev.tsv", "sentence\tlabel\nA dev sentence, planted here.\t0\n")
     return train, extra, dev

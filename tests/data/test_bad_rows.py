@@ -27,7 +27,8 @@ def test_skip_policy_writes_every_rejected_row_with_reason(tmp_path):
     assert handler.count == 3
     assert handler.by_reason == {"empty text": 2, "unknown label": 1}
     rows = [json.loads(line) for line in open(path, encoding="utf-8")]
-    assert [(r["file"], r["line"], r["raw"]) for r in rows] == [("a.tsv", 3, "\t1"), ("a.tsv", 9, "x\t7"), ("a.tsv", 10, "\t0")]
+    assert [(r["file"], r["line"], r["raw"]) for r in rows] == [("a.tsv", 3, "\t1"), ("a.tsv", 9, "x\t7"),
+                                                                 ("a.tsv", 10, "\t0")]
     assert rows[1]["reason"].startswith("unknown label '7'")
 
 

@@ -18,7 +18,8 @@ def test_streams_classification_examples(write):
 
 
 def test_skip_policy_inside_tf_data(write, tmp_path):
-    path = write("a.jsonl", '{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}\nnot json\n{"tokens": ["x"], "tags": []}\n')
+    path = write("a.jsonl", '{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}\n'
+                            'not json\n{"tokens": ["x"], "tags": []}\n')
     with BadRowHandler("skip", str(tmp_path / "rejected.jsonl")) as bad_rows:
         examples = list(files_dataset([path], TaskSpec(task="token_classification"), bad_rows).as_numpy_iterator())
     assert [e["tokens"].tolist() for e in examples] == [[b"EU", b"rejects"]]

@@ -18,7 +18,8 @@ def test_string_labels_sort_alphabetically():
 
 def test_ner_tags_put_o_first_and_group_entities():
     tags = collections.Counter(["I-PER", "B-LOC", "O", "B-PER", "I-LOC", "B-MISC"])
-    assert labels.infer_label_vocabulary(tags, "token_classification") == ("O", "B-LOC", "I-LOC", "B-MISC", "B-PER", "I-PER")
+    assert labels.infer_label_vocabulary(tags, "token_classification") == ("O", "B-LOC", "I-LOC", "B-MISC", "B-PER",
+                                                                           "I-PER")
 
 
 def test_parse_given_labels_from_list_and_file(tmp_path):

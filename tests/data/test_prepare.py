@@ -17,7 +17,8 @@ CONLL = REPO / "samples" / "conll_sample"
 
 
 def config(tmp_path, name="out", **overrides):
-    values = dict(output_dir=str(tmp_path / name), inputs=[str(SAMPLE / "train.tsv")], text_field="sentence", vocab_size=200)
+    values = dict(output_dir=str(tmp_path / name), inputs=[str(SAMPLE / "train.tsv")], text_field="sentence",
+                  vocab_size=200)
     values.update(overrides)
     return PrepareConfig(**values)
 
@@ -31,7 +32,8 @@ def records(directory, split):
 def test_outputs_layout_and_counts(tmp_path):
     result = prepare(config(tmp_path, eval_percent=25))
     out = tmp_path / "out"
-    assert sorted(os.listdir(out)) == ["examples", "labels.txt", "schema.json", "statistics.json", "summary.json", "tokenizer"]
+    assert sorted(os.listdir(out)) == ["examples", "labels.txt", "schema.json", "statistics.json", "summary.json",
+                                       "tokenizer"]
     assert sorted(os.listdir(out / "tokenizer")) == ["tokenizer_config.json", "vocab.txt"]
     assert result.counts["train"] + result.counts["eval"] == 60 and result.counts["eval"] > 0
     assert (out / "labels.txt").read_text() == "0\n1\n"
@@ -94,7 +96,8 @@ def test_existing_output_needs_overwrite(tmp_path):
 def test_validation_reports_unseen_label(tmp_path, write):
     prepare(config(tmp_path, "reference"))
     new = write("new.tsv", "sentence\tlabel\n" + "".join(f"a fine film number {i}\t{i % 3}\n" for i in range(30)))
-    result = prepare(config(tmp_path, inputs=[new], validate_against=str(tmp_path / "reference/schema.json"), eval_percent=0))
+    result = prepare(config(tmp_path, inputs=[new], validate_against=str(tmp_path / "reference/schema.json"),
+                            eval_percent=0))
     kinds = {a["kind"] for a in result.anomalies}
     assert "unseen_label" in kinds
     report = json.loads((tmp_path / "out/anomalies.json").read_text())
@@ -116,10 +119,11 @@ def test_conll_input_token_classification(tmp_path):
 
 
 def test_jsonl_pairs_and_sentencepiece(tmp_path, write):
-    lines = [json.dumps({"premise": f"the cat sat on mat {i}", "hypothesis": f"a cat is sitting {i}", "y": i % 2}) for i in range(40)]
+    lines = [json.dumps({"premise": f"the cat sat on mat {i}", "hypothesis": f"a cat is sitting {i}", "y": i % 2})
+             for i in range(40)]
     path = write("pairs.jsonl", "\n".join(lines) + "\n")
-    result = prepare(config(tmp_path, inputs=[path], text_field="premise", text_pair_field="hypothesis", label_field="y",
-                            tokenizer="sentencepiece", vocab_size=60))
+    result = prepare(config(tmp_path, inputs=[path], text_field="premise", text_pair_field="hypothesis",
+                            label_field="y", tokenizer="sentencepiece", vocab_size=60))
     assert sorted(os.listdir(tmp_path / "out/tokenizer")) == ["spm.model", "spm.vocab", "tokenizer_config.json"]
     assert 5 < result.vocab_size <= 60
     assert "pair_chars" in result.statistics["train"]

@@ -52,7 +52,8 @@ def test_length_drift():
 
 def test_task_mismatch_and_missing_feature():
     assert [a.kind for a in schema.validate(stats({"O": 1}, task="token_classification"), SCHEMA)] == ["task_mismatch"]
-    assert [a.kind for a in schema.validate(stats({"neg": 50, "pos": 50}), SCHEMA, features=["text"])] == ["missing_feature"]
+    assert [a.kind for a in schema.validate(stats({"neg": 50, "pos": 50}), SCHEMA,
+                                            features=["text"])] == ["missing_feature"]
 
 
 def test_rejected_empty_text_is_an_anomaly():

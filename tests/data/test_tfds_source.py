@@ -11,7 +11,8 @@ from llm_tf.data.prepare import PrepareConfig, prepare
 from llm_tf.errors import DataError
 
 
-@pytest.mark.parametrize("name, split, text_field", [("glue/sst2", "train", "sentence"), ("imdb_reviews", "test", "text")])
+@pytest.mark.parametrize("name, split, text_field",
+                         [("glue/sst2", "train", "sentence"), ("imdb_reviews", "test", "text")])
 def test_classification_rows_have_label_names(name, split, text_field):
     with tfds.testing.mock_data(num_examples=4):
         rows = list(tfds_source.tfds_rows(name, split))
@@ -23,10 +24,13 @@ def test_classification_rows_have_label_names(name, split, text_field):
 
 def _conll_examples(builder, split, **kwargs):
     ner = builder.info.features["ner"].feature
-    sentences = [(["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"]), (["Peter", "Blackburn"], ["B-PER", "I-PER"])]
+    sentences = [(["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"]),
+                 (["Peter", "Blackburn"], ["B-PER", "I-PER"])]
     return tf.data.Dataset.from_generator(
-        lambda: ({"tokens": t, "ner": [ner.str2int(x) for x in g], "pos": [0] * len(t), "chunks": [0] * len(t)} for t, g in sentences),
-        output_signature={k: tf.TensorSpec([None], tf.string if k == "tokens" else tf.int64) for k in ("tokens", "ner", "pos", "chunks")},
+        lambda: ({"tokens": t, "ner": [ner.str2int(x) for x in g], "pos": [0] * len(t), "chunks": [0] * len(t)}
+                 for t, g in sentences),
+        output_signature={k: tf.TensorSpec([None], tf.string if k == "tokens" else tf.int64)
+                          for k in ("tokens", "ner", "pos", "chunks")},
     )
 
 

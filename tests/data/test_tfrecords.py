@@ -28,7 +28,8 @@ def test_read_tfrecords_parses_scalars_and_lists(tmp_path):
     tfrecords.write_tfrecords(NER, str(tmp_path), "eval")
     dataset = tfrecords.read_tfrecords(tfrecords.split_files(str(tmp_path), "eval"), ["tokens", "tags"])
     parsed = [{k: v.numpy().tolist() for k, v in x.items()} for x in dataset]
-    assert parsed == [{"tokens": [b"EU", b"rejects"], "tags": [b"B-ORG", b"O"]}, {"tokens": [b"Peter"], "tags": [b"B-PER"]}]
+    assert parsed == [{"tokens": [b"EU", b"rejects"], "tags": [b"B-ORG", b"O"]},
+                      {"tokens": [b"Peter"], "tags": [b"B-PER"]}]
     batched = next(iter(tfrecords.read_tfrecords(str(tmp_path / "eval-*"), ["tokens"], batch_size=8)))
     assert isinstance(batched["tokens"], tf.RaggedTensor)
     assert batched["tokens"].row_lengths().numpy().tolist() == [2, 1]

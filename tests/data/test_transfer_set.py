@@ -7,17 +7,9 @@ import numpy as np
 import pytest
 
 from llm_tf.data import examples, readers
-from llm_tf.data.transfer_set import (
-    OUTPUT_COLUMNS,
-    SUMMARY_SUFFIX,
-    TransferSetConfig,
-    build_transfer_set,
-    iter_rows,
-    load_token_embeddings,
-    nearest_neighbours,
-    normalise,
-    split_sentences,
-)
+from llm_tf.data.transfer_set import OUTPUT_COLUMNS, SUMMARY_SUFFIX, TransferSetConfig, build_transfer_set, iter_rows
+from llm_tf.data.transfer_set_augment import load_token_embeddings, nearest_neighbours
+from llm_tf.data.transfer_set_sources import normalise, split_sentences
 from llm_tf.errors import ConfigError, DataError
 from tests.preset_fixtures import save_hf_bert_directory
 
@@ -167,7 +159,8 @@ def test_no_eval_text_leaks_from_labelled_extra_or_crops(tmp_path, write, tiny_p
               "replace_prob": 0.0, "crop_prob": 1.0, "min_words": 4, "preset": tiny_preset}
     # Without --exclude, all three dev sentences reach the output (so the test below means something).
     leaky, leaky_out = build(tmp_path, "leaky.tsv", **common)
-    dev_keys = {normalise(text) for text, _ in [line.split("\t") for line in (tmp_path / "dev.tsv").read_text().splitlines()[1:]]}
+    dev_rows = [line.split("\t") for line in (tmp_path / "dev.tsv").read_text().splitlines()[1:]]
+    dev_keys = {normalise(text) for text, _ in dev_rows}
     leaked = {normalise(text) for text, _, _ in read_output(leaky_out)} & dev_keys
     assert leaked == {normalise("the plot is fun"), normalise("a moving and gorgeous tale of love"),
                       normalise("it's a moving, gorgeous tale of loss!")}

@@ -10,7 +10,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from llm_tf.errors import ConfigError
-from llm_tf.export import exporter, restore, warmup
+from llm_tf.export import export_dir, exporter, warmup
+from llm_tf.training import model_dir as model_dir_lib
 
 DEV_TEXTS = ["a fine film", "the worst movie of the year", "it is a charming and often affecting journey"]
 
@@ -40,7 +41,7 @@ def test_writes_version_one_with_every_signature_and_method_names(exported):
 
 
 def test_served_predictions_equal_the_in_process_model(exported, trained_classifier):
-    trained = restore.restore_trained_model(trained_classifier)
+    trained = model_dir_lib.restore_trained_model(trained_classifier)
     loaded = tf.saved_model.load(exported.path)
     out = loaded.signatures["serving_default"](text=tf.constant(DEV_TEXTS))
     inputs = trained.task.data.tokenizer(tf.constant(DEV_TEXTS), seq_length=32)
@@ -56,10 +57,11 @@ def test_served_predictions_equal_the_in_process_model(exported, trained_classif
 def test_the_additive_mask_function_predicts_the_same_without_selects(exported, trained_classifier):
     import tensorflow_text  # noqa: F401  (the graph's tokenizer ops, to read it)
 
-    trained = restore.restore_trained_model(trained_classifier)
+    trained = model_dir_lib.restore_trained_model(trained_classifier)
     loaded = tf.saved_model.load(exported.path)
     assert "predict_tokens_additive_masks" not in loaded.signatures  # for llm_quantize, not for TF Serving
-    inputs = {k: tf.cast(v, tf.int32) for k, v in trained.task.data.tokenizer(tf.constant(DEV_TEXTS), seq_length=32).items()}
+    inputs = {k: tf.cast(v, tf.int32)
+              for k, v in trained.task.data.tokenizer(tf.constant(DEV_TEXTS), seq_length=32).items()}
     assert int(tf.reduce_min(tf.reduce_sum(inputs["padding_mask"], axis=1))) < 32  # some padding is masked
     want = loaded.signatures["predict_tokens"](**inputs)
     got = loaded.predict_tokens_additive_masks(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"])
@@ -89,16 +91,16 @@ def test_warmup_requests_replay_against_the_saved_model(exported):
 
 
 def test_export_metadata_and_labels(exported, trained_classifier):
-    info = exporter.load_export_info(exported.path)
+    info = export_dir.load_export_info(exported.path)
     assert info["experiment"] == "sentence_classification" and info["labels"] == ["0", "1"]
     assert info["model_dir"] == os.path.abspath(trained_classifier) and info["step"] == exported.step
-    assert open(os.path.join(exported.path, exporter.LABELS_FILE)).read() == "0\n1\n"
+    assert open(os.path.join(exported.path, export_dir.LABELS_FILE)).read() == "0\n1\n"
 
 
 def test_next_version_and_immutability(exported, trained_classifier):
     base = os.path.dirname(exported.path)
     second = exporter.export_saved_model(trained_classifier, base, checkpoint="latest", warmup_count=0)
-    assert second.version == 2 and exporter.existing_versions(base) == [1, 2]
+    assert second.version == 2 and export_dir.existing_versions(base) == [1, 2]
     assert not os.path.exists(os.path.join(second.path, warmup.WARMUP_FILE))
     with pytest.raises(ConfigError, match="version 2 already exists"):
         exporter.export_saved_model(trained_classifier, base, version=2)
@@ -127,7 +129,7 @@ def test_causal_lm_export_generates_like_the_library(prepared_sample, tmp_path):
     loaded = tf.saved_model.load(result.path)
     prompts = tf.constant(["the movie", "a dull , lifeless"])
     served = loaded.signatures["serving_default"](text=prompts)["text"].numpy().tolist()
-    trained = restore.restore_trained_model(run)
+    trained = model_dir_lib.restore_trained_model(run)
     expected = generation.generate(trained.model, trained.task.data.tokenizer, prompts, 5).numpy().tolist()
     assert served == expected
     sampled = loaded.signatures["generate"](text=prompts, max_new_tokens=tf.constant(3), strategy=tf.constant("top_k"),
@@ -158,7 +160,7 @@ def test_ner_export_tags_words(trained_tagger, tmp_path):
     loaded = tf.saved_model.load(result.path)
     out = loaded.signatures["serving_default"](text=tf.constant(["EU rejects German call", "Peter Blackburn"]))
     assert out["words"].numpy()[1].tolist() == [b"Peter", b"Blackburn", b"", b""]
-    tags = set(open(os.path.join(result.path, exporter.LABELS_FILE)).read().split())
+    tags = set(open(os.path.join(result.path, export_dir.LABELS_FILE)).read().split())
     assert {t.decode() for t in out["tags"].numpy().ravel()} <= tags | {""}
     assert out["tag_ids"].numpy()[1, 2:].tolist() == [-1, -1]
     logs = warmup.read_warmup(os.path.join(result.path, warmup.WARMUP_FILE))

@@ -10,11 +10,11 @@ import pytest
 import tensorflow as tf
 
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import restore
 from llm_tf.export.keras_hub_preset import save_keras_hub_preset
 from llm_tf.models import presets
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.text.tokenizer import TextTokenizer
+from llm_tf.training import model_dir as model_dir_lib
 from tests.bin.test_export import llm_export
 from tests.conftest import train_tiny
 
@@ -25,7 +25,7 @@ SENTENCES = ["the movie was great", "A dull , lifeless film with no charm!", "th
 def saved(trained_classifier, tmp_path_factory):
     """(result, restored model) of the tiny classifier saved as a preset."""
     result = save_keras_hub_preset(trained_classifier, str(tmp_path_factory.mktemp("presets") / "sst2_bert"))
-    return result, restore.restore_trained_model(trained_classifier, "best")
+    return result, model_dir_lib.restore_trained_model(trained_classifier, "best")
 
 
 def _inputs(trained, texts):
@@ -103,7 +103,7 @@ def test_lora_run_saves_merged_weights(tmp_path, prepared_sample):
                      override="task.lora_rank=4,task.lora_targets=[query,value],trainer.train_steps=4,"
                               "trainer.steps_per_loop=2")
     result = save_keras_hub_preset(run, str(tmp_path / "preset"), checkpoint="latest")
-    trained = restore.restore_trained_model(run, "latest")
+    trained = model_dir_lib.restore_trained_model(run, "latest")
     assert result.step == 4
     backbone = _assert_same_outputs(result.path, trained)
     assert not [v for v in backbone.weights if "lora" in v.path]
@@ -116,7 +116,7 @@ def test_cased_tagger_keeps_case_and_accents(trained_tagger, tmp_path):
     assert result.lower_case is False
     assert presets.open_preset(result.path).lower_case is False
     theirs = keras_hub.models.BertTokenizer.from_preset(result.path)
-    ours = TextTokenizer.from_directory(os.path.join(restore.load_config(trained_tagger).task.data.prepared_dir,
+    ours = TextTokenizer.from_directory(os.path.join(model_dir_lib.load_config(trained_tagger).task.data.prepared_dir,
                                                      "tokenizer"))
     texts = ["EU rejects German call", "Peter Blackburn", "José in Zürich"]
     assert [list(map(int, ids)) for ids in theirs(texts)] == ours.tokenize(tf.constant(texts)).to_list()

@@ -72,6 +72,7 @@ def test_tagger_gives_one_tag_per_word_and_pads_past_seq_length(text_tokenizer):
     from llm_tf.text.alignment import pack_words, word_predictions
 
     packed = pack_words(text_tokenizer, tf.strings.split(tf.constant(["great fun"])), seq_length=8)
-    logits = model({k: tf.cast(packed[k], tf.int32) for k in ("token_ids", "segment_ids", "padding_mask")}, training=False)
+    logits = model({k: tf.cast(packed[k], tf.int32) for k in ("token_ids", "segment_ids", "padding_mask")},
+                   training=False)
     expected = word_predictions(tf.argmax(logits, axis=-1), packed["first_piece_mask"], 2).numpy()
     assert tag_ids[0, :2].tolist() == expected[0].tolist()

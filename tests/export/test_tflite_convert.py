@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from llm_tf.errors import ConfigError, DataError, LlmTfError
-from llm_tf.export import tflite_convert
+from llm_tf.export import export_dir, tflite_convert
 from llm_tf.export.tflite_runtime import make_interpreter
 from llm_tf.text.tokenizer import TextTokenizer
-from tests.export.tflite_fixtures import converted, eval_texts, exported_version, loaded_export  # noqa: F401
+from tests.export.tflite_fixtures import eval_texts
 
 #: Label agreement with the SavedModel required of each precision on the eval sentences. The
 #: tiny fixture model is barely trained (scores near 0.5), which is the hardest case for int8.
@@ -76,7 +76,8 @@ def test_fixed_batch_one_folds_the_shape_ops_and_predicts_the_same(converted, lo
         assert "SELECT_V2" not in placed["tflite_kernels"] and placed["delegate_partitions"] <= 2, placed
     with pytest.raises((ValueError, RuntimeError)):  # the runtime refuses a batch of two at prepare time
         runner(**({"text": np.array([b"a", b"b"], dtype=object)} if form == "text" else
-                  {k: np.zeros((2, loaded_export.seq_length), np.int32) for k in ("token_ids", "segment_ids", "padding_mask")}))
+                  {k: np.zeros((2, loaded_export.seq_length), np.int32)
+                   for k in ("token_ids", "segment_ids", "padding_mask")}))
 
 
 def test_batch_sizes_other_than_any_or_one_are_refused(loaded_export):
@@ -182,9 +183,9 @@ def test_missing_signature_is_one_line(tmp_path):
                            input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.f.get_concrete_function()})
     with pytest.raises(ConfigError, match="has no 'predict_tokens' signature \\(has: serving_default\\)"):
-        tflite_convert.load_exported(str(tmp_path / "1"))
+        export_dir.load_exported(str(tmp_path / "1"))
     with pytest.raises(DataError, match="not a SavedModel version directory"):
-        tflite_convert.load_exported(str(tmp_path))
+        export_dir.load_exported(str(tmp_path))
 
 
 def test_full_int8_without_representative_texts_is_refused(loaded_export):
@@ -205,13 +206,15 @@ def test_unsupported_ops_are_named():
     with pytest.raises(tflite_convert.UnsupportedOpsError) as error:
         tflite_convert.run_converter(converter, "demo")
     assert error.value.ops == ["StaticRegexReplace", "StringUpper"]
-    assert str(error.value).startswith("demo: the TFLite converter does not support op(s) StaticRegexReplace, StringUpper")
+    assert str(error.value).startswith(
+        "demo: the TFLite converter does not support op(s) StaticRegexReplace, StringUpper")
     assert "\n" not in str(error.value)
 
 
 def test_unsupported_ops_parser_reads_calibrator_messages():
     message = ("Failed to initialize op resolver for calibration:\nThere are unresolved custom ops: "
-               "[RaggedTensorToTensor, FastWordpieceTokenizeWithOffsets]Encountered unresolved custom op: FastBertNormalize.")
+               "[RaggedTensorToTensor, FastWordpieceTokenizeWithOffsets]"
+               "Encountered unresolved custom op: FastBertNormalize.")
     assert tflite_convert.unsupported_ops(message) == ["FastBertNormalize", "FastWordpieceTokenizeWithOffsets",
                                                        "RaggedTensorToTensor"]
     assert tflite_convert.unsupported_ops("something else went wrong") == []

@@ -7,7 +7,7 @@ import pytest
 
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.export import compression, tflite_eval, tflite_report
-from tests.export.tflite_fixtures import converted, eval_texts, exported_version, loaded_export  # noqa: F401
+from tests.export.tflite_fixtures import eval_texts
 
 
 def _result(name: str, accuracy: float) -> tflite_eval.VariantResult:

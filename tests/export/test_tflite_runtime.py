@@ -4,7 +4,6 @@ import numpy as np
 import tensorflow as tf
 
 from llm_tf.export import tflite_runtime
-from tests.export.tflite_fixtures import converted, exported_version, loaded_export  # noqa: F401
 
 
 def _dense_model(quantize: bool) -> bytes:

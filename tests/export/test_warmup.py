@@ -25,7 +25,8 @@ def test_logs_round_trip_through_the_file(tmp_path):
 def test_pairs_go_into_every_request():
     logs = warmup.warmup_logs("m", ["a", "b"], ["x", "y"], with_classify=True)
     assert tf.make_ndarray(logs[1].predict_log.request.inputs["text_pair"]).tolist() == [b"x", b"y"]
-    assert logs[2].classify_log.request.input.example_list.examples[1].features.feature["text_pair"].bytes_list.value == [b"y"]
+    assert (logs[2].classify_log.request.input.example_list.examples[1].features.feature["text_pair"]
+            .bytes_list.value == [b"y"])
 
 
 def test_bad_arguments():

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from llm_tf.export import exporter, restore
+from llm_tf.export import exporter
 from llm_tf.models import named_presets, presets
 from llm_tf.text.tokenizer import TextTokenizer, load_vocab
 from llm_tf.training import configs, strategies, tasks, train_lib
+from llm_tf.training import model_dir as model_dir_lib
 from tests.conftest import CORPUS, SST2_SAMPLE
 from tests.preset_fixtures import save_hf_bert_directory
 from tests.training.conftest import FAST
@@ -85,7 +86,7 @@ def test_training_starts_from_the_checkpoints_weights_and_the_export_serves_them
     for variable in fresh.model.get_layer("encoder").weights:
         np.testing.assert_array_equal(variable.numpy(), start[variable.path])
     # Export: the SavedModel answers as the restored model does, over raw text.
-    trained = restore.restore_trained_model(model_dir)
+    trained = model_dir_lib.restore_trained_model(model_dir)
     base = str(tmp_path / "models" / "sst2")
     export = exporter.export_saved_model(model_dir, base, version=1, warmup_count=0)
     served = tf.saved_model.load(export.path).signatures["serving_default"](text=tf.constant(SENTENCES))
@@ -183,8 +184,8 @@ def test_a_few_steps_of_all_minilm_l6_v2_lower_the_loss_and_the_export_agrees(mi
     before = trainer.evaluate()["val_loss"]
     after = trainer.train(evaluate=True)["val_loss"]
     assert after < before - 0.02, (before, after)
-    configs.save_params(config, model_dir)  # run_experiment writes it; the Trainer alone does not
-    trained = restore.restore_trained_model(model_dir, "latest")
+    model_dir_lib.save_params(config, model_dir)  # run_experiment writes it; the Trainer alone does not
+    trained = model_dir_lib.restore_trained_model(model_dir, "latest")
     export = exporter.export_saved_model(model_dir, str(tmp_path / "models"), checkpoint="latest", warmup_count=0)
     served = tf.saved_model.load(export.path).signatures["serving_default"](text=tf.constant(SENTENCES))
     inputs = trained.task.data.tokenizer(tf.constant(SENTENCES), seq_length=32)

@@ -32,7 +32,8 @@ def _checkpoint_steps(root) -> list[int]:
     steps = set()
     for path in glob.glob(pattern):
         with open(path, encoding="utf-8") as f:
-            steps |= {int(step) for step in re.findall(r'^all_model_checkpoint_paths: ".*?ckpt-(\d+)"$', f.read(), re.M)}
+            steps |= {int(step)
+                      for step in re.findall(r'^all_model_checkpoint_paths: ".*?ckpt-(\d+)"$', f.read(), re.M)}
     return sorted(steps)
 
 
@@ -42,7 +43,8 @@ def test_kill_during_trainer_then_rerun_resumes_and_completes(tmp_path):
     deadline = time.time() + 300
     try:
         while not _checkpoint_steps(tmp_path):
-            assert first.poll() is None, f"finished before a checkpoint was seen:\n{open(tmp_path / 'first.log').read()[-3000:]}"
+            assert first.poll() is None, (
+                f"finished before a checkpoint was seen:\n{open(tmp_path / 'first.log').read()[-3000:]}")
             assert time.time() < deadline, "no Trainer checkpoint within 300 s"
             time.sleep(0.05)
         os.kill(first.pid, signal.SIGKILL)

@@ -52,7 +52,8 @@ def test_lineage_of_the_pushed_version_names_data_files_vocabulary_and_config(fi
     assert f"data file {REPO}/samples/sst2_sample/train.tsv sha256" in text
     assert f"data file {REPO}/samples/sst2_sample/dev.tsv sha256" in text
     assert "vocabulary " in text and "/tokenizer/vocab.txt" in text
-    assert "configs/sentence_classification/sample_tiny.yaml" in text and "/params.yaml (experiment sentence_classification" in text
+    assert "configs/sentence_classification/sample_tiny.yaml" in text
+    assert "/params.yaml (experiment sentence_classification" in text
     assert "code: llm-tf 0.1.0" in text
     # The binary finds the metadata from the pushed version.
     out = subprocess.run([sys.executable, "-m", "llm_tf.bin.pipeline", "lineage", "--model_version=1",
@@ -78,7 +79,8 @@ def test_a_worse_model_is_not_blessed_and_not_pushed(first_run):
     result = _run(paths, params_override="trainer.train_steps=20,trainer.optimizer.learning_rate=0.000000001",
                   options={"quantize": "false", "max_drop": "0.01"})
     evaluation = result["Evaluator"].outputs["evaluation"].properties
-    assert evaluation["baseline_value"] is not None and set(evaluation["by_length"]) and set(evaluation["by_label"]) == {"0", "1"}
+    assert evaluation["baseline_value"] is not None and set(evaluation["by_length"])
+    assert set(evaluation["by_label"]) == {"0", "1"}
     blessing = result["Evaluator"].outputs["blessing"].properties
     assert blessing["blessed"] is False and "worse than the served model's" in blessing["reason"]
     pushed = result["Pusher"].outputs["pushed_model"].properties

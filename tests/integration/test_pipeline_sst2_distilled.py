@@ -19,7 +19,8 @@ OPTIONS = {"teacher": "tiny", "latency_runs": "2"}
 
 
 def _run(paths, options):
-    pipeline = load_pipeline_module(str(REPO / "pipelines" / "sst2_distilled.py")).create_pipeline(**paths, options=options)
+    pipeline = load_pipeline_module(str(REPO / "pipelines" / "sst2_distilled.py")).create_pipeline(
+        **paths, options=options)
     return LocalRunner(out=io.StringIO()).run(pipeline)
 
 

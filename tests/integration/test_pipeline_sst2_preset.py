@@ -46,11 +46,11 @@ def test_sample_pipeline_fine_tunes_the_checkpoint_with_its_vocabulary_and_pushe
     dims = {**TINY, "max_sequence_length": 64}
     assert {key: params["task"]["model"][key] for key in dims} == dims
     # 8 steps at 5e-5 from the checkpoint's weights stay next to them (a random start is ~0.2 away).
-    from llm_tf.export import restore
     from llm_tf.models import presets
+    from llm_tf.training import model_dir as model_dir_lib
 
     start = presets.backbone_weights(presets.open_preset(hf_dir))["token_embedding/embeddings"]
-    trained = restore.restore_trained_model(model.uri, "latest").model.get_layer("encoder")
+    trained = model_dir_lib.restore_trained_model(model.uri, "latest").model.get_layer("encoder")
     np.testing.assert_allclose(trained.get_layer("token_embedding").embeddings.numpy(), start, atol=2e-3)
     assert result["Pusher"].metrics == {"pushed": True, "version": 1}
     assert sorted(os.listdir(serving)) == ["1"]

@@ -16,7 +16,7 @@ import pytest
 import requests
 import tensorflow as tf
 
-from llm_tf.export import exporter
+from llm_tf.export import export_dir, exporter
 from llm_tf.serving.client import ServingClient
 from tests.serving.conftest import start_server
 
@@ -46,7 +46,8 @@ def test_served_predictions_equal_in_process_savedmodel_on_sst2_dev(served_sst2,
     assert [r["labels"] for r in served] == [x.decode() for x in expected["labels"].numpy()]
     np.testing.assert_allclose(np.array([r["scores"] for r in served]), expected["scores"].numpy(), atol=1e-5)
     # REST, row format, gives the same answers.
-    response = requests.post(f"{server.rest_url}/v1/models/sst2:predict", json={"instances": sentences[:50]}, timeout=60)
+    response = requests.post(f"{server.rest_url}/v1/models/sst2:predict", json={"instances": sentences[:50]},
+                             timeout=60)
     assert response.status_code == 200, response.text
     rest = response.json()["predictions"]
     assert [p["labels"] for p in rest] == [r["labels"] for r in served[:50]]
@@ -122,11 +123,11 @@ def test_ner_model_served_and_printed_as_word_tags(trained_tagger, tmp_path):
         with ServingClient(server.target) as client:
             [result] = client.predict_texts("ner", ["Peter Blackburn visits Brussels"])
         assert result["words"] == ["Peter", "Blackburn", "visits", "Brussels"]
-        tags = open(os.path.join(base, "1", exporter.LABELS_FILE)).read().split()
+        tags = open(os.path.join(base, "1", export_dir.LABELS_FILE)).read().split()
         assert len(result["tags"]) == 4 and set(result["tags"]) <= set(tags)
         binary = os.path.join(os.path.dirname(sys.executable), "llm_predict")
-        printed = subprocess.run([binary, f"--server={server.target}", "--model=ner", "Peter Blackburn visits Brussels"],
-                                 capture_output=True, text=True, timeout=120)
+        printed = subprocess.run([binary, f"--server={server.target}", "--model=ner",
+                                  "Peter Blackburn visits Brussels"], capture_output=True, text=True, timeout=120)
         assert printed.returncode == 0, printed.stderr
         assert printed.stdout.strip() == " ".join(f"{w}/{t}" for w, t in zip(result["words"], result["tags"]))
     finally:
@@ -141,8 +142,9 @@ def test_llm_serve_process_loads_an_exported_model(trained_classifier, tmp_path)
     exporter.export_saved_model(trained_classifier, base)
     port = free_port()
     binary = os.path.join(os.path.dirname(sys.executable), "llm_serve")
-    process = subprocess.Popen([binary, "--backend=embedded", f"--port={port}", "--rest_api_port=0", "--model_name=sst2",
-                                f"--model_base_path={base}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([binary, "--backend=embedded", f"--port={port}", "--rest_api_port=0",
+                                "--model_name=sst2", f"--model_base_path={base}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with ServingClient(f"localhost:{port}", timeout=120, retries=0) as client:
             deadline = time.monotonic() + 120

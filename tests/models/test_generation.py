@@ -160,7 +160,8 @@ def test_generate_traces_into_a_serving_signature(lm, text_tokenizer):
         tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32),
         tf.TensorSpec([], tf.int32)])
     def generate(prompts, max_new_tokens, strategy, top_k, top_p, temperature, seed):
-        return generation.generate(lm, text_tokenizer, prompts, max_new_tokens, strategy, top_k, top_p, temperature, seed)
+        return generation.generate(lm, text_tokenizer, prompts, max_new_tokens, strategy, top_k, top_p, temperature,
+                                   seed)
 
     args = (tf.constant(["the plot is", "a"]), tf.constant(4), tf.constant("top_p"), tf.constant(0),
             tf.constant(0.9), tf.constant(1.0), tf.constant(3))

@@ -163,7 +163,8 @@ def test_a_damaged_weights_file_is_one_line(copy):
 def test_tokenizer_settings_follow_do_lower_case(tmp_path):
     directory = save_hf_bert_directory(str(tmp_path / "cased"), VOCAB, lowercase=False)
     settings = presets.tokenizer_settings(directory, "", False, False, "wordpiece")
-    assert settings == {"vocab_file": os.path.join(directory, "vocab.txt"), "lower_case": False, "tokenizer": "wordpiece"}
+    assert settings == {"vocab_file": os.path.join(directory, "vocab.txt"), "lower_case": False,
+                        "tokenizer": "wordpiece"}
     with pytest.raises(ConfigError, match=r"--lower_case contradicts --preset=.*tokenizer_config.json has "
                                           r"do_lower_case=false\)"):
         presets.tokenizer_settings(directory, "", True, True, "wordpiece")

@@ -19,7 +19,8 @@ def classifier():
 
 def test_only_lora_factors_and_head_are_trainable():
     model = classifier()
-    count = apply_lora(model.get_layer("encoder"), rank=4, alpha=8, targets=["query", "value"], keep_trainable=["pooled_dense"])
+    count = apply_lora(model.get_layer("encoder"), rank=4, alpha=8, targets=["query", "value"],
+                       keep_trainable=["pooled_dense"])
     assert count == 4  # query and value in each of 2 layers
     trainable = {v.path for v in model.trainable_weights}
     assert all("lora_kernel" in p or p.startswith(("pooled_dense", "logits")) for p in trainable), trainable

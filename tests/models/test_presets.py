@@ -35,7 +35,8 @@ def test_open_reads_dimensions_tokenizer_and_vocabulary(preset_dir):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("bert_tiny_en_uncased", "'bert_tiny_en_uncased' is not a local directory; only local keras-hub preset directories"),
+    ("bert_tiny_en_uncased",
+     "'bert_tiny_en_uncased' is not a local directory; only local keras-hub preset directories"),
     ("kaggle://keras/bert/keras/bert_tiny_en_uncased", "is a remote handle; only local keras-hub preset directories"),
     ("hf://google-bert/bert-base-uncased", "is a remote handle; only local keras-hub preset directories"),
 ])
@@ -69,7 +70,8 @@ def test_a_tokenizer_that_is_not_bert_names_its_class(preset_dir, tmp_path):
     copy = _copy(preset_dir, tmp_path)
     text = (copy / "tokenizer.json").read_text().replace('"BertTokenizer"', '"GPT2Tokenizer"')
     (copy / "tokenizer.json").write_text(text.replace("keras_hub>BertTokenizer", "keras_hub>GPT2Tokenizer"))
-    with pytest.raises(ConfigError, match="tokenizer.json: the preset's tokenizer is a GPT2Tokenizer, not a BertTokenizer"):
+    with pytest.raises(ConfigError,
+                       match="tokenizer.json: the preset's tokenizer is a GPT2Tokenizer, not a BertTokenizer"):
         presets.open_preset(str(copy))
     (copy / "config.json").write_text("{not json")
     with pytest.raises(ConfigError, match="config.json: unreadable JSON"):
@@ -86,7 +88,8 @@ def test_weights_load_with_keras_hub_and_fill_an_encoder_by_path(preset_dir):
     model_config = configs.ModelConfig(**{k: v for k, v in TINY.items()}, dropout=0.3)
     encoder = build_encoder(model_config, len(VOCAB))
     encoder.get_layer("pooled_dense").trainable = False  # as the token tagger and masked LM do
-    assert not np.allclose(encoder.get_layer("token_embedding").embeddings.numpy(), values["token_embedding/embeddings"])
+    assert not np.allclose(encoder.get_layer("token_embedding").embeddings.numpy(),
+                           values["token_embedding/embeddings"])
     assert presets.assign_weights(encoder, values, preset.directory) == len(saved.weights)
     for variable in encoder.weights:
         np.testing.assert_array_equal(variable.numpy(), values[variable.path])

@@ -30,7 +30,8 @@ def test_a_reference_requires_its_share_and_the_reason_names_both_values():
     assert refused.reason == ("accuracy 0.8500 is below 97.0% of the reference's 0.9000 (needs 0.8730; it is 94.4% "
                               "of it)")
     blessed = decide("accuracy", 0.88, None, threshold=0.5, max_drop=0.01, reference=0.90, min_share=0.97)
-    assert blessed.blessed and "0.8800" in blessed.reason and "reference 0.9000, 97.8% of it, needs >= 97.0%" in blessed.reason
+    assert (blessed.blessed and "0.8800" in blessed.reason
+            and "reference 0.9000, 97.8% of it, needs >= 97.0%" in blessed.reason)
 
 
 def test_exactly_the_share_passes_despite_float_rounding():

@@ -43,7 +43,8 @@ def test_artifacts_are_immutable_directories_named_by_execution(tmp_path):
     assert "component" in text and "cached" in text          # the summary table
     assert not [n for n in os.listdir(tmp_path / "First" / "data") if n.startswith(".")]
     # Properties naming the staging directory are rewritten to the final URI.
-    assert result["Source"].outputs["data"].properties["file"] == os.path.join(result["Source"].outputs["data"].uri, "data.txt")
+    assert result["Source"].outputs["data"].properties["file"] == os.path.join(
+        result["Source"].outputs["data"].uri, "data.txt")
 
 
 def test_rerun_is_fully_cached_and_a_property_change_reruns_only_downstream(tmp_path):

@@ -14,9 +14,10 @@ from tests.preset_fixtures import save_hf_bert_directory
 
 TEACHER_YAML = str(REPO / "configs" / "sentence_classification" / "sst2_minilm.yaml")
 STUDENT_YAML = str(REPO / "configs" / "distillation" / "sst2_minilm_student.yaml")
-ORDER = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "TeacherTrainer", "TeacherExporter",
-         "TeacherEvaluator", "TransferSetGen", "StudentExampleGen", "StudentTransform", "TeacherLogits", "StudentTrainer",
-         "StudentExporter", "StudentEvaluator", "Quantizer", "InfraValidator", "Pusher"]
+ORDER = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "TeacherTrainer",
+         "TeacherExporter", "TeacherEvaluator", "TransferSetGen", "StudentExampleGen", "StudentTransform",
+         "TeacherLogits", "StudentTrainer", "StudentExporter", "StudentEvaluator", "Quantizer", "InfraValidator",
+         "Pusher"]
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +59,19 @@ def test_the_sample_dag_teacher_from_the_checkpoint_student_from_the_teacher(dis
         "train_steps": 40, "steps_per_loop": 40, "optimizer": {"learning_rate": 1e-4}}}
     assert components["TeacherEvaluator"].properties["baseline_model_base_path"] == ""   # the teacher is never served
     transfer = components["TransferSetGen"].properties
-    assert transfer["labelled"] == [str(SST2_SAMPLE / "train.tsv")] and transfer["exclude"] == [str(SST2_SAMPLE / "dev.tsv")]
+    assert (transfer["labelled"] == [str(SST2_SAMPLE / "train.tsv")]
+            and transfer["exclude"] == [str(SST2_SAMPLE / "dev.tsv")])
     assert (transfer["augment_copies"], transfer["preset"], transfer["extra"]) == (8, hf_dir, [])
     student_gen = components["StudentExampleGen"]
     assert _source(student_gen, "transfer_set") == "TransferSetGen.transfer_set"
     assert _source(student_gen, "vocabulary") == "Transform.transform_graph"
-    assert student_gen.properties["vocab_cut"] == 0 and student_gen.properties["eval_inputs"] == [str(SST2_SAMPLE / "dev.tsv")]
+    assert (student_gen.properties["vocab_cut"] == 0
+            and student_gen.properties["eval_inputs"] == [str(SST2_SAMPLE / "dev.tsv")])
     logits, student = components["TeacherLogits"], components["StudentTrainer"]
     for key in ("config_files", "params_override", "experiment"):
         assert logits.properties[key] == student.properties[key]          # one config for both
-    assert student.properties["config_files"] == [STUDENT_YAML] and student.properties["experiment"] == "distillation"
+    assert (student.properties["config_files"] == [STUDENT_YAML]
+            and student.properties["experiment"] == "distillation")
     assert _source(logits, "teacher_model") == _source(student, "teacher_model") == "TeacherTrainer.model"
     assert _source(logits, "teacher_blessing") == "TeacherEvaluator.blessing"
     assert _source(student, "teacher_logits") == "TeacherLogits.teacher_logits"
@@ -86,21 +90,24 @@ def test_the_sample_dag_teacher_from_the_checkpoint_student_from_the_teacher(dis
         ["text"], ["float32", "dynamic_int8"], ["dynamic_int8"])
 
 
-def test_real_data_uses_the_configs_steps_a_vocabulary_cut_and_the_extra_documents(distilled, hf_dir, real_dir, tmp_path):
+def test_real_data_uses_the_configs_steps_a_vocabulary_cut_and_the_extra_documents(distilled, hf_dir, real_dir,
+                                                                                     tmp_path):
     imdb = os.path.join(real_dir, "reviews.csv")
     components, _ = _components(distilled, tmp_path, data_dir=real_dir,
                                 options={"preset": hf_dir, "extra": imdb, "label_map": "pos:1+neg:0"})
     teacher = components["TeacherTrainer"].properties["params_override"]
     assert teacher == {"task": {"init_preset": hf_dir}}                       # sst2_minilm.yaml's steps and rate
-    assert declared_config(components["StudentTrainer"].properties).trainer.train_steps == \
-        declared_config({"experiment": "distillation", "config_files": [STUDENT_YAML], "params_override": ""}).trainer.train_steps
+    assert declared_config(components["StudentTrainer"].properties).trainer.train_steps == declared_config(
+        {"experiment": "distillation", "config_files": [STUDENT_YAML], "params_override": ""}).trainer.train_steps
     transfer = components["TransferSetGen"].properties
-    assert (transfer["extra"], transfer["label_map"], transfer["augment_copies"]) == ([imdb], {"pos": "1", "neg": "0"}, 2)
+    assert (transfer["extra"], transfer["label_map"], transfer["augment_copies"]) == (
+        [imdb], {"pos": "1", "neg": "0"}, 2)
     assert components["StudentExampleGen"].properties["vocab_cut"] == 5000
     assert components["TeacherEvaluator"].properties["threshold"] == 0.85
-    shorter, _ = _components(distilled, tmp_path, data_dir=real_dir, options={"preset": hf_dir, "student_steps": "1200"})
+    shorter, _ = _components(distilled, tmp_path, data_dir=real_dir,
+                             options={"preset": hf_dir, "student_steps": "1200"})
     trainer = declared_config(shorter["StudentTrainer"].properties).trainer
-    assert (trainer.train_steps, trainer.steps_per_loop) == (1200, 500)     # evaluated along the way, not only at the end
+    assert (trainer.train_steps, trainer.steps_per_loop) == (1200, 500)  # evaluated along the way, not only at the end
     assert components["StudentEvaluator"].properties["threshold"] == 0.75
     quantizer = components["Quantizer"].properties
     assert quantizer["forms"] == ["text", "tokens"] and quantizer["variants"] == ["float32", "float16", "dynamic_int8",
@@ -125,7 +132,8 @@ def test_student_options_and_overrides_reach_the_student_only(distilled, hf_dir,
 def test_the_tiny_teacher_needs_no_checkpoint(distilled, tmp_path):
     components, order = _components(distilled, tmp_path, options={"teacher": "tiny"})
     assert order == ORDER
-    assert components["ExampleGen"].properties["vocab_size"] == 8000 and "preset" not in components["ExampleGen"].properties
+    assert (components["ExampleGen"].properties["vocab_size"] == 8000
+            and "preset" not in components["ExampleGen"].properties)
     assert components["TeacherTrainer"].properties["config_files"] == [
         str(REPO / "configs" / "sentence_classification" / "sample_tiny.yaml")]
     assert components["TransferSetGen"].properties["augment_copies"] == 0

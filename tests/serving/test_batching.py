@@ -254,7 +254,7 @@ def test_batching_beats_one_call_per_request():
 def test_python_strings_are_batched_as_utf8_bytes():
     with BatchScheduler(lambda inputs: {"y": inputs["x"]}, Spec(batch_timeout_micros=0)) as scheduler:
         result = scheduler.submit({"x": ["héllo", "b"]})
-    assert result["y"].tolist() == ["héllo".encode("utf-8"), b"b"]
+    assert result["y"].tolist() == ["héllo".encode(), b"b"]
 
 
 def test_invalid_parameters_are_rejected():

@@ -21,7 +21,8 @@ from tensorflow_serving.apis import (
 )
 
 from llm_tf.errors import ConfigError, LlmTfError
-from llm_tf.serving.client import RemoteError, ServerUnreachableError, ServingClient, decode_value, split_rows
+from llm_tf.serving.client import RemoteError, ServerUnreachableError, ServingClient
+from llm_tf.serving.client_values import decode_value, split_rows
 from llm_tf.serving.errors import ServingError
 
 LABELS = [b"negative", b"positive"]

@@ -1,20 +1,20 @@
 """Tests for the deployment assets under serving/: config files, docker-compose.yml, k8s/.
 
 Nothing is run here (no docker, no cluster): the files are parsed and checked for consistency
-with each other and with what llm_tf.serving.config writes.
+with each other and with what llm_tf.serving.config_files writes.
 """
 
 import os
 import posixpath
 import re
-import subprocess
 import shutil
+import subprocess
 import sys
 
 import pytest
 import yaml
 
-from llm_tf.serving import config
+from llm_tf.serving import config, config_files
 from tests.conftest import REPO
 
 SERVING = REPO / "serving"
@@ -68,12 +68,12 @@ def test_committed_configs_are_what_the_binary_writes(tmp_path):
 
 
 def test_committed_configs_parse_with_the_protos():
-    assert config.load_model_config(str(SERVING / "models.config")) == [config.ModelSpec("sst2", "/models/sst2")]
-    batching = config.load_batching_parameters(str(SERVING / "batching_parameters.txt"))
+    assert config_files.load_model_config(str(SERVING / "models.config")) == [config.ModelSpec("sst2", "/models/sst2")]
+    batching = config_files.load_batching_parameters(str(SERVING / "batching_parameters.txt"))
     # Tuned with benchmarks/serving.py (docs/serving_server.md, "Performance"): no padding sizes.
     assert (batching.max_batch_size, batching.batch_timeout_micros, batching.num_batch_threads) == (16, 2000, 2)
     assert batching.allowed_batch_sizes == ()
-    assert config.load_monitoring_config(str(SERVING / "monitoring.config")).enable
+    assert config_files.load_monitoring_config(str(SERVING / "monitoring.config")).enable
 
 
 def test_every_yaml_file_parses():
@@ -91,9 +91,9 @@ def test_configmap_holds_the_committed_config_files_and_they_parse(tmp_path):
     for name in CONFIG_FILES:
         assert configmap["data"][name] == (SERVING / name).read_text(), f"k8s/configmap.yaml data {name}"
         (tmp_path / name).write_text(configmap["data"][name])
-    config.load_model_config(str(tmp_path / "models.config"))
-    config.load_batching_parameters(str(tmp_path / "batching_parameters.txt"))
-    config.load_monitoring_config(str(tmp_path / "monitoring.config"))
+    config_files.load_model_config(str(tmp_path / "models.config"))
+    config_files.load_batching_parameters(str(tmp_path / "batching_parameters.txt"))
+    config_files.load_monitoring_config(str(tmp_path / "monitoring.config"))
 
 
 def test_kustomization_lists_every_manifest():
@@ -117,7 +117,7 @@ def test_deployment_flag_files_come_from_the_configmap_and_models_from_the_pvc(d
         volume = volumes[mounts[directory]]  # a directory mount (no subPath), so updates reach the pod
         assert volume["configMap"]["name"] == configmap["metadata"]["name"]
         assert key in configmap["data"]
-    (model,) = config.load_model_config(str(SERVING / "models.config"))
+    (model,) = config_files.load_model_config(str(SERVING / "models.config"))
     model_mount = next(p for p in mounts if model.base_path.startswith(p + "/"))
     pvc = _k8s("pvc.yaml")
     assert volumes[mounts[model_mount]]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
@@ -127,8 +127,9 @@ def test_deployment_flag_files_come_from_the_configmap_and_models_from_the_pvc(d
 def test_deployment_ports_probes_resources_and_scrape_annotations(deployment, container):
     flags = _flags(container["args"])
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc": int(flags["--port"]), "http": int(flags["--rest_api_port"])} == {"grpc": 8500, "http": 8501}
-    (model,) = config.load_model_config(str(SERVING / "models.config"))
+    assert (ports == {"grpc": int(flags["--port"]), "http": int(flags["--rest_api_port"])}
+            == {"grpc": 8500, "http": 8501})
+    (model,) = config_files.load_model_config(str(SERVING / "models.config"))
     readiness = container["readinessProbe"]["httpGet"]
     assert readiness == {"path": f"/v1/models/{model.name}", "port": "http"}
     for probe in ("livenessProbe", "startupProbe"):
@@ -141,7 +142,7 @@ def test_deployment_ports_probes_resources_and_scrape_annotations(deployment, co
     # TF Serving's thread pools match the CPU limit, so they are not throttled.
     assert flags["--tensorflow_intra_op_parallelism"] == resources["limits"]["cpu"]
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    monitoring = config.load_monitoring_config(str(SERVING / "monitoring.config"))
+    monitoring = config_files.load_monitoring_config(str(SERVING / "monitoring.config"))
     assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(ports["http"]),
                            "prometheus.io/path": monitoring.path}
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -178,7 +179,7 @@ def test_compose_mounts_the_files_its_flags_name(compose):
         source = mounts[directory]["source"]
         assert (SERVING / source / key).is_file(), f"{flag}: {source}/{key} missing beside docker-compose.yml"
         assert mounts[directory]["read_only"] is True
-    (model,) = config.load_model_config(str(SERVING / "models.config"))
+    (model,) = config_files.load_model_config(str(SERVING / "models.config"))
     assert any(model.base_path.startswith(target + "/") for target in mounts)
 
 

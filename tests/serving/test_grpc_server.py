@@ -78,7 +78,8 @@ def test_predict_output_filter_and_token_signature(prediction_stub):
 
 def test_predict_errors(prediction_stub):
     not_found = grpc.StatusCode.NOT_FOUND
-    expect_error(prediction_stub.Predict, predict_request("nope"), not_found, "Servable not found for request: Latest(nope)")
+    expect_error(prediction_stub.Predict, predict_request("nope"), not_found,
+                 "Servable not found for request: Latest(nope)")
     expect_error(prediction_stub.Predict, predict_request(version=9), not_found,
                  "Servable not found for request: Specific(tiny, 9)")
     expect_error(prediction_stub.Predict, predict_request(version_label="beta"), grpc.StatusCode.INVALID_ARGUMENT,
@@ -123,7 +124,8 @@ def test_classify_errors(prediction_stub):
                  "Expected classification signature method_name to be tensorflow/serving/classify")
     expect_error(prediction_stub.Classify, classify_request("nope"), grpc.StatusCode.INVALID_ARGUMENT,
                  "No signature was found with the name: nope")
-    expect_error(prediction_stub.Classify, classify_request(texts=()), grpc.StatusCode.INVALID_ARGUMENT, "Input is empty.")
+    expect_error(prediction_stub.Classify, classify_request(texts=()), grpc.StatusCode.INVALID_ARGUMENT,
+                 "Input is empty.")
 
 
 def test_regress_and_multi_inference(prediction_stub):
@@ -176,10 +178,12 @@ def test_model_status(model_stub):
     request.model_spec.version.value = 1
     assert [s.version for s in model_stub.GetModelStatus(request, timeout=30).model_version_status] == [1]
     request.model_spec.version.value = 5
-    expect_error(model_stub.GetModelStatus, request, grpc.StatusCode.NOT_FOUND, "Could not find version 5 of model tiny")
+    expect_error(model_stub.GetModelStatus, request, grpc.StatusCode.NOT_FOUND,
+                 "Could not find version 5 of model tiny")
     request.model_spec.name = "nope"
     request.model_spec.ClearField("version")
-    expect_error(model_stub.GetModelStatus, request, grpc.StatusCode.NOT_FOUND, "Could not find any versions of model nope")
+    expect_error(model_stub.GetModelStatus, request, grpc.StatusCode.NOT_FOUND,
+                 "Could not find any versions of model nope")
 
 
 def test_port_in_use_is_a_config_error():

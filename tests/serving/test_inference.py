@@ -16,9 +16,10 @@ from tensorflow_serving.apis import (
 
 from llm_tf.serving import errors
 from llm_tf.serving.config import ModelSpec
-from llm_tf.serving.inference import InferenceService, serialized_examples
+from llm_tf.serving.inference import InferenceService
 from llm_tf.serving.model_manager import ModelManager
 from llm_tf.serving.monitoring import ServingMetrics
+from llm_tf.serving.servable_calls import serialized_examples
 from tests.serving.conftest import copy_version, example_bytes
 
 
@@ -97,7 +98,8 @@ def test_classify_errors(service):
             "Expected classification signature method_name to be tensorflow/serving/classify. "
             "Was: tensorflow/serving/predict", service.classify, request)
     request.model_spec.signature_name = "missing"
-    _raises(grpc.StatusCode.INVALID_ARGUMENT, "No signature was found with the name: missing", service.classify, request)
+    _raises(grpc.StatusCode.INVALID_ARGUMENT, "No signature was found with the name: missing",
+            service.classify, request)
     request.model_spec.signature_name = "classify"
     request.ClearField("input")
     _raises(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty.", service.classify, request)
@@ -141,7 +143,8 @@ def test_metadata(service):
     request.model_spec.name = "tiny"
     _raises(grpc.StatusCode.INVALID_ARGUMENT, "at least one metadata_field", service.get_model_metadata, request)
     request.metadata_field.append("graph")
-    _raises(grpc.StatusCode.INVALID_ARGUMENT, "Metadata field graph is not supported", service.get_model_metadata, request)
+    _raises(grpc.StatusCode.INVALID_ARGUMENT, "Metadata field graph is not supported",
+            service.get_model_metadata, request)
     request.metadata_field[:] = ["signature_def"]
     response = service.get_model_metadata(request)
     assert (response.model_spec.name, response.model_spec.version.value) == ("tiny", 2)
@@ -170,7 +173,8 @@ def test_reload_config_validation(service):
     _raises(grpc.StatusCode.INVALID_ARGUMENT, "Only ModelConfigList is currently supported",
             service.reload_config, request)
     request.config.model_config_list.config.add(name="x", base_path="relative/path", model_platform="tensorflow")
-    _raises(grpc.StatusCode.INVALID_ARGUMENT, "Expected model x to have an absolute path", service.reload_config, request)
+    _raises(grpc.StatusCode.INVALID_ARGUMENT, "Expected model x to have an absolute path",
+            service.reload_config, request)
 
 
 def test_serialized_examples_and_metrics(service):

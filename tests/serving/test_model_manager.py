@@ -11,7 +11,7 @@ import pytest
 from llm_tf.errors import ConfigError
 from llm_tf.serving import errors
 from llm_tf.serving.config import ModelSpec
-from llm_tf.serving.model_manager import State, ModelManager, scan_versions, wanted_versions
+from llm_tf.serving.model_manager import ModelManager, State, scan_versions, wanted_versions
 from tests.serving.conftest import copy_version, write_broken_version
 
 TEXT = {"text": np.array([b"hello"], dtype=object)}
@@ -63,7 +63,8 @@ def test_loads_latest_and_resolves_requests(model_store, tmp_path, managers):
         (dict(name=""), grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."),
         (dict(name="other"), grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(other)"),
         (dict(name="m", version=1), grpc.StatusCode.NOT_FOUND, "Servable not found for request: Specific(m, 1)"),
-        (dict(name="m", label="stable"), grpc.StatusCode.INVALID_ARGUMENT, "Unrecognized servable version label: stable"),
+        (dict(name="m", label="stable"), grpc.StatusCode.INVALID_ARGUMENT,
+         "Unrecognized servable version label: stable"),
     ]
     for kwargs, code, message in cases:
         with pytest.raises(errors.ServingError) as info:

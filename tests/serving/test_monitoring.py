@@ -88,7 +88,8 @@ def test_each_instance_has_its_own_registry_unless_given_one():
     registry = prometheus_client.CollectorRegistry()
     shared = ServingMetrics(registry)
     shared.record_request("m", "predict", "OK", 0.1)
-    assert registry.get_sample_value(":tensorflow:serving:request_count_total", {"model_name": "m", "status": "OK"}) == 1
+    assert registry.get_sample_value(":tensorflow:serving:request_count_total",
+                                     {"model_name": "m", "status": "OK"}) == 1
 
 
 def test_label_values_are_escaped():

@@ -1,4 +1,6 @@
-"""Tests for llm_tf/serving/rest_json.py: TF Serving's REST JSON <-> serving protos."""
+"""Tests for the REST JSON codecs (llm_tf/serving/rest_json_base.py, rest_predict_request.py,
+rest_predict_response.py, rest_classify_regress.py, rest_status_metadata.py): TF Serving's REST JSON
+<-> serving protos."""
 
 import json
 import math
@@ -17,9 +19,17 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from llm_tf.serving import rest_json, tensors
+from llm_tf.serving import tensors
 from llm_tf.serving.errors import ServingError
-from llm_tf.serving.rest_json import PredictFormat
+from llm_tf.serving.rest_classify_regress import (
+    classification_result_to_json,
+    fill_example_input,
+    regression_result_to_json,
+)
+from llm_tf.serving.rest_json_base import debug_string, dumps, parse_json_object, signature_name_from_json
+from llm_tf.serving.rest_predict_request import PredictFormat, fill_predict_inputs
+from llm_tf.serving.rest_predict_response import predict_outputs_to_json
+from llm_tf.serving.rest_status_metadata import model_metadata_to_json, model_status_to_json
 
 
 def _infos(**dtypes: int) -> dict[str, meta_graph_pb2.TensorInfo]:
@@ -28,13 +38,13 @@ def _infos(**dtypes: int) -> dict[str, meta_graph_pb2.TensorInfo]:
 
 def _fill(doc: dict, **dtypes: int) -> tuple[PredictFormat, dict[str, np.ndarray]]:
     request = predict_pb2.PredictRequest()
-    fmt = rest_json.fill_predict_inputs(doc, _infos(**dtypes), request)
+    fmt = fill_predict_inputs(doc, _infos(**dtypes), request)
     return fmt, {name: tensors.to_numpy(proto) for name, proto in request.inputs.items()}
 
 
 def _fill_error(doc: dict, **dtypes: int) -> ServingError:
     with pytest.raises(ServingError) as info:
-        rest_json.fill_predict_inputs(doc, _infos(**dtypes), predict_pb2.PredictRequest())
+        fill_predict_inputs(doc, _infos(**dtypes), predict_pb2.PredictRequest())
     return info.value
 
 
@@ -58,32 +68,32 @@ STRING, FLOAT, INT32, INT64, BOOL = (
 )
 def test_parse_json_object_rejects_bad_bodies(body, message):
     with pytest.raises(ServingError) as info:
-        rest_json.parse_json_object(body)
+        parse_json_object(body)
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.message == message
 
 
 def test_parse_json_object_accepts_nan_and_infinity():
-    doc = rest_json.parse_json_object(b'{"inputs": [NaN, Infinity, -Infinity]}')
+    doc = parse_json_object(b'{"inputs": [NaN, Infinity, -Infinity]}')
     values = doc["inputs"]
     assert math.isnan(values[0]) and values[1] == math.inf and values[2] == -math.inf
 
 
 def test_parse_json_object_rejects_absurdly_long_integers():
     with pytest.raises(ServingError, match="JSON Parse error"):
-        rest_json.parse_json_object(b'{"inputs": [' + b"9" * 5000 + b"]}")
+        parse_json_object(b'{"inputs": [' + b"9" * 5000 + b"]}")
 
 
 def test_signature_name_must_be_a_string():
-    assert rest_json.signature_name_from_json({}) == ""
-    assert rest_json.signature_name_from_json({"signature_name": "cls"}) == "cls"
+    assert signature_name_from_json({}) == ""
+    assert signature_name_from_json({"signature_name": "cls"}) == "cls"
     with pytest.raises(ServingError, match="'signature_name' key must be a string value"):
-        rest_json.signature_name_from_json({"signature_name": 3})
+        signature_name_from_json({"signature_name": 3})
 
 
 def test_debug_string_is_compact_and_truncated():
-    assert rest_json.debug_string({"a": [1, "x"]}) == '{"a":[1,"x"]}'
-    assert len(rest_json.debug_string(list(range(10000)))) == 256
+    assert debug_string({"a": [1, "x"]}) == '{"a":[1,"x"]}'
+    assert len(debug_string(list(range(10000)))) == 256
 
 
 # ----------------------------------------------------------------------------- predict: row format
@@ -237,7 +247,7 @@ def test_unsupported_input_dtype_is_unimplemented():
 def test_no_signature_inputs():
     request = predict_pb2.PredictRequest()
     with pytest.raises(ServingError, match="Failed to get input map for signature: DEFAULT"):
-        rest_json.fill_predict_inputs({"inputs": [1]}, {}, request)
+        fill_predict_inputs({"inputs": [1]}, {}, request)
 
 
 # ----------------------------------------------------------------------------- predict: columnar
@@ -274,7 +284,7 @@ def _outputs(**arrays) -> dict:
 
 def test_row_response_single_output_is_a_list_per_instance():
     outputs = _outputs(scores=np.array([[0.1, 0.9], [0.7, 0.3]], np.float32))
-    assert rest_json.predict_outputs_to_json(outputs, PredictFormat.ROW) == {"predictions": [[0.1, 0.9], [0.7, 0.3]]}
+    assert predict_outputs_to_json(outputs, PredictFormat.ROW) == {"predictions": [[0.1, 0.9], [0.7, 0.3]]}
 
 
 def test_row_response_several_outputs_are_objects():
@@ -282,7 +292,7 @@ def test_row_response_several_outputs_are_objects():
         labels=np.array([b"pos", b"neg"], object), label_ids=np.array([1, 0], np.int64),
         tags=np.array([[b"B-PER", b""], [b"O", b"O"]], object),
     )
-    assert rest_json.predict_outputs_to_json(outputs, PredictFormat.ROW) == {
+    assert predict_outputs_to_json(outputs, PredictFormat.ROW) == {
         "predictions": [
             {"label_ids": 1, "labels": "pos", "tags": ["B-PER", ""]},
             {"label_ids": 0, "labels": "neg", "tags": ["O", "O"]},
@@ -292,38 +302,38 @@ def test_row_response_several_outputs_are_objects():
 
 def test_columnar_response():
     one = _outputs(scores=np.array([0.5], np.float32))
-    assert rest_json.predict_outputs_to_json(one, PredictFormat.COLUMNAR) == {"outputs": [0.5]}
+    assert predict_outputs_to_json(one, PredictFormat.COLUMNAR) == {"outputs": [0.5]}
     two = _outputs(a=np.array(1.5, np.float64), b=np.array([[True]]))
-    assert rest_json.predict_outputs_to_json(two, PredictFormat.COLUMNAR) == {"outputs": {"a": 1.5, "b": [[True]]}}
+    assert predict_outputs_to_json(two, PredictFormat.COLUMNAR) == {"outputs": {"a": 1.5, "b": [[True]]}}
 
 
 def test_bytes_outputs_are_base64_and_other_strings_utf8():
     outputs = _outputs(image_bytes=np.array([b"\xff\x00"], object), text=np.array(["é".encode(), b"\xff"], object))
-    result = rest_json.predict_outputs_to_json(outputs, PredictFormat.COLUMNAR)
+    result = predict_outputs_to_json(outputs, PredictFormat.COLUMNAR)
     assert result == {"outputs": {"image_bytes": [{"b64": "/wA="}], "text": ["é", "\ufffd"]}}
 
 
 def test_float32_outputs_use_the_shortest_round_trip_decimal():
     values = np.array([0.1, 1 / 3, 16777216.0, 1e-7], np.float32)
-    out = rest_json.predict_outputs_to_json(_outputs(x=values), PredictFormat.COLUMNAR)["outputs"]
+    out = predict_outputs_to_json(_outputs(x=values), PredictFormat.COLUMNAR)["outputs"]
     assert json.dumps(out) == "[0.1, 0.33333334, 16777216.0, 1e-07]"
     assert np.array_equal(np.array(out, np.float32), values)
 
 
 def test_row_response_errors():
     with pytest.raises(ServingError, match="Cannot convert empty tensor map to JSON"):
-        rest_json.predict_outputs_to_json({}, PredictFormat.ROW)
+        predict_outputs_to_json({}, PredictFormat.ROW)
     with pytest.raises(ServingError, match="Tensor name: s has no shape information"):
-        rest_json.predict_outputs_to_json(_outputs(s=np.array(1.0, np.float32)), PredictFormat.ROW)
+        predict_outputs_to_json(_outputs(s=np.array(1.0, np.float32)), PredictFormat.ROW)
     mixed = _outputs(a=np.zeros([2], np.float32), b=np.zeros([3], np.float32))
     with pytest.raises(ServingError, match="Tensor name: b has inconsistent batch size: 3 expecting: 2"):
-        rest_json.predict_outputs_to_json(mixed, PredictFormat.ROW)
+        predict_outputs_to_json(mixed, PredictFormat.ROW)
 
 
 def test_non_finite_floats_are_written_as_tf_serving_does():
-    out = rest_json.predict_outputs_to_json(_outputs(x=np.array([np.nan, np.inf, -np.inf], np.float32)),
+    out = predict_outputs_to_json(_outputs(x=np.array([np.nan, np.inf, -np.inf], np.float32)),
                                             PredictFormat.COLUMNAR)
-    assert rest_json.dumps(out) == b'{"outputs": [NaN, Infinity, -Infinity]}\n'
+    assert dumps(out) == b'{"outputs": [NaN, Infinity, -Infinity]}\n'
 
 
 # ----------------------------------------------------------------------------- classify / regress
@@ -332,7 +342,7 @@ def test_non_finite_floats_are_written_as_tf_serving_does():
 def test_examples_become_tf_examples_with_inferred_kinds():
     request = classification_pb2.ClassificationRequest()
     doc = {"examples": [{"text": "nice", "n": 3, "w": [0.5, 1], "flag": True, "raw": {"b64": "AQI="}, "empty": []}]}
-    rest_json.fill_example_input(doc, request.input)
+    fill_example_input(doc, request.input)
     assert request.input.WhichOneof("kind") == "example_list"
     feature = request.input.example_list.examples[0].features.feature
     assert feature["text"].bytes_list.value == [b"nice"]
@@ -345,7 +355,7 @@ def test_examples_become_tf_examples_with_inferred_kinds():
 
 def test_context_gives_example_list_with_context():
     request = regression_pb2.RegressionRequest()
-    rest_json.fill_example_input({"context": {"lang": "en"}, "examples": [{"text": "a"}, {"text": "b"}]},
+    fill_example_input({"context": {"lang": "en"}, "examples": [{"text": "a"}, {"text": "b"}]},
                                  request.input)
     with_context = request.input.example_list_with_context
     assert with_context.context.features.feature["lang"].bytes_list.value == [b"en"]
@@ -370,7 +380,7 @@ def test_context_gives_example_list_with_context():
 )
 def test_example_errors(doc, message):
     with pytest.raises(ServingError) as info:
-        rest_json.fill_example_input(doc, input_pb2.Input())
+        fill_example_input(doc, input_pb2.Input())
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.message == message
 
@@ -380,14 +390,14 @@ def test_classification_and_regression_results():
     classes = result.classifications.add().classes
     classes.add(label="neg", score=0.1)
     classes.add(label="pos", score=0.9)
-    assert rest_json.classification_result_to_json(result) == {"results": [[["neg", 0.1], ["pos", 0.9]]]}
+    assert classification_result_to_json(result) == {"results": [[["neg", 0.1], ["pos", 0.9]]]}
     regression = regression_pb2.RegressionResult()
     regression.regressions.add(value=0.7)
-    assert rest_json.regression_result_to_json(regression) == {"results": [0.7]}
+    assert regression_result_to_json(regression) == {"results": [0.7]}
     with pytest.raises(ServingError, match="Cannot convert empty ClassificationResults to JSON"):
-        rest_json.classification_result_to_json(classification_pb2.ClassificationResult())
+        classification_result_to_json(classification_pb2.ClassificationResult())
     with pytest.raises(ServingError, match="Cannot convert empty RegressionResults to JSON"):
-        rest_json.regression_result_to_json(regression_pb2.RegressionResult())
+        regression_result_to_json(regression_pb2.RegressionResult())
 
 
 # ----------------------------------------------------------------------------- status / metadata
@@ -397,7 +407,7 @@ def test_model_status_prints_every_field():
     response = get_model_status_pb2.GetModelStatusResponse()
     status = response.model_version_status.add(version=2, state=30)  # AVAILABLE, status left unset
     del status
-    assert rest_json.model_status_to_json(response) == {
+    assert model_status_to_json(response) == {
         "model_version_status": [
             {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
         ]
@@ -414,7 +424,7 @@ def test_model_metadata_keeps_proto_field_names():
     signature.inputs["text"].dtype = STRING
     signature.inputs["text"].tensor_shape.dim.add(size=-1)
     response.metadata["signature_def"].Pack(signatures)
-    out = rest_json.model_metadata_to_json(response)
+    out = model_metadata_to_json(response)
     assert out["model_spec"] == {"name": "sst2", "version": "1", "signature_name": ""}
     sig = out["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert sig["method_name"] == "tensorflow/serving/predict"
@@ -424,10 +434,10 @@ def test_model_metadata_keeps_proto_field_names():
 
 def test_model_metadata_without_signature_def_is_internal():
     with pytest.raises(ServingError) as info:
-        rest_json.model_metadata_to_json(get_model_metadata_pb2.GetModelMetadataResponse())
+        model_metadata_to_json(get_model_metadata_pb2.GetModelMetadataResponse())
     assert info.value.code == grpc.StatusCode.INTERNAL
 
 
 def test_dumps_escapes_lone_surrogates():
-    body = rest_json.dumps({"error": "bad \ud800"})
+    body = dumps({"error": "bad \ud800"})
     assert json.loads(body) == {"error": "bad \ud800"}

@@ -1,4 +1,4 @@
-"""Tests for llm_tf/serving/rest_server.py: TF Serving's REST API over an InferenceService.
+"""Tests for llm_tf/serving/rest_app.py and rest_server.py: TF Serving's REST API over an InferenceService.
 
 Every route and error case runs through ``werkzeug.test.Client`` against a stub service that
 returns canned protos; a few run through a real ``RestServer`` with ``requests``.
@@ -29,7 +29,8 @@ from llm_tf.serving import tensors
 from llm_tf.serving.config import MonitoringSpec
 from llm_tf.serving.errors import ServingError, not_found
 from llm_tf.serving.monitoring import ServingMetrics
-from llm_tf.serving.rest_server import RestServer, check_name, make_rest_app, model_spec_from_url
+from llm_tf.serving.rest_app import check_name, make_rest_app, model_spec_from_url
+from llm_tf.serving.rest_server import RestServer
 
 STRING, FLOAT, INT32 = types_pb2.DT_STRING, types_pb2.DT_FLOAT, types_pb2.DT_INT32
 
@@ -136,7 +137,8 @@ def _error(response) -> str:
 
 @pytest.mark.parametrize(
     "path, version, label",
-    [("/v1/models/m", None, None), ("/v1/models/m/versions/3", 3, None), ("/v1/models/m/labels/stable", None, "stable")],
+    [("/v1/models/m", None, None), ("/v1/models/m/versions/3", 3, None),
+     ("/v1/models/m/labels/stable", None, "stable")],
 )
 def test_status_routes_pass_the_model_spec(client, stub, path, version, label):
     response = client.get(path)

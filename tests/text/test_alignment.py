@@ -20,7 +20,8 @@ def test_labels_on_first_sub_words_only(text_tokenizer):
         assert packed["label_ids"][b].numpy().tolist()[:length] == expected_labels
         assert packed["word_ids"][b].numpy().tolist()[:length] == expected_words
         assert packed["label_ids"][b].numpy().tolist()[length:] == [IGNORE_ID] * (16 - length)
-    assert packed["token_ids"][0].numpy().tolist()[1:1 + sum(pieces[0].row_lengths().numpy())] == pieces[0].flat_values.numpy().tolist()
+    assert (packed["token_ids"][0].numpy().tolist()[1:1 + sum(pieces[0].row_lengths().numpy())]
+            == pieces[0].flat_values.numpy().tolist())
 
 
 def test_reverse_mapping_recovers_word_labels(text_tokenizer):

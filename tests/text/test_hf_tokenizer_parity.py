@@ -141,7 +141,8 @@ def checkpoint_dir() -> str:
 @pytest.fixture(scope="module")
 def hf(checkpoint_dir):
     """The checkpoint's own Hugging Face tokenizer, with its truncation (128) and padding off."""
-    tokenizers = pytest.importorskip("tokenizers", reason="Hugging Face tokenizers is not installed (keras-hub brings it)")
+    tokenizers = pytest.importorskip("tokenizers",
+                                     reason="Hugging Face tokenizers is not installed (keras-hub brings it)")
     tokenizer = tokenizers.Tokenizer.from_file(os.path.join(checkpoint_dir, "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
@@ -186,7 +187,8 @@ def forms(ours, tmp_path_factory) -> dict:
         out = loaded.tokenize(tf.constant(texts))
         return unpack(out["token_ids"], out["padding_mask"])
 
-    runner = make_interpreter(model_content=tflite.convert_tokenizer(ours, seq_length=SEQ_LENGTH)).get_signature_runner()
+    runner = make_interpreter(
+        model_content=tflite.convert_tokenizer(ours, seq_length=SEQ_LENGTH)).get_signature_runner()
 
     def in_tflite(texts):
         out = runner(text=np.array(texts, dtype=object))

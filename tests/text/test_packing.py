@@ -11,12 +11,14 @@ CLS, SEP = 2, 3
 
 
 def random_ragged(rng, batch, max_len):
-    return tf.ragged.constant([rng.integers(5, 100, size=rng.integers(0, max_len)).tolist() for _ in range(batch)], dtype=tf.int32, ragged_rank=1)
+    return tf.ragged.constant([rng.integers(5, 100, size=rng.integers(0, max_len)).tolist() for _ in range(batch)],
+                              dtype=tf.int32, ragged_rank=1)
 
 
 def reference(segments, seq_length):
     budget = seq_length - (len(segments) + 1)
-    trimmed = tft.RoundRobinTrimmer(max_seq_length=budget).trim(segments) if len(segments) > 1 else [segments[0][:, :budget]]
+    trimmed = (tft.RoundRobinTrimmer(max_seq_length=budget).trim(segments) if len(segments) > 1
+               else [segments[0][:, :budget]])
     ids, seg = tft.combine_segments(trimmed, start_of_sequence_id=CLS, end_of_segment_id=SEP)
     ids, mask = tft.pad_model_inputs(ids, max_seq_length=seq_length)
     seg, _ = tft.pad_model_inputs(seg, max_seq_length=seq_length)

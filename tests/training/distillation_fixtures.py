@@ -32,10 +32,11 @@ def make_teacher(prepared_dir: str, model_dir: str, seed: int = 7) -> str:
     import tensorflow as tf
 
     from llm_tf.training import configs, tasks
+    from llm_tf.training import model_dir as model_dir_lib
 
     config = tasks.experiment_config("sentence_classification")
     configs.apply_overrides(config, [], f"task.data.prepared_dir={prepared_dir},task.model.size=tiny,{FAST}")
-    configs.save_params(config, model_dir)
+    model_dir_lib.save_params(config, model_dir)
     keras.utils.set_random_seed(seed)
     model = tasks.build_task(config).build_model()
     for weight in model.weights:

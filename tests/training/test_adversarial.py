@@ -14,7 +14,8 @@ from llm_tf.training import configs, strategies, tasks, train_lib
 from llm_tf.training.adversarial import fgm_perturbation
 from tests.training.conftest import FAST
 
-PLAIN = "task.model.dropout=0.0,task.head_dropout=0.0,trainer.optimizer.clipnorm=0.0,trainer.train_steps=10,trainer.steps_per_loop=10"
+PLAIN = ("task.model.dropout=0.0,task.head_dropout=0.0,trainer.optimizer.clipnorm=0.0,trainer.train_steps=10,"
+         "trainer.steps_per_loop=10")
 
 
 def experiment(prepared, override):
@@ -48,7 +49,8 @@ def test_fgm_needs_a_trainable_embedding(tmp_path, prepared_sample):
     with pytest.raises(ConfigError, match="no trainable variable ends with 'token_embedding/embeddings'"):
         train_lib.Trainer(config, str(tmp_path), strategies.make_strategy())
     with pytest.raises(ConfigError, match="fgm_epsilon must be >= 0"):
-        train_lib.Trainer(experiment(prepared_sample, "trainer.fgm_epsilon=-1.0"), str(tmp_path / "b"), strategies.make_strategy())
+        train_lib.Trainer(experiment(prepared_sample, "trainer.fgm_epsilon=-1.0"), str(tmp_path / "b"),
+                          strategies.make_strategy())
 
 
 def test_fgm_with_dropout_on(tmp_path, prepared_sample):
@@ -78,7 +80,8 @@ def fit(strategy, batch, steps, accumulation):
         keras.utils.set_random_seed(1)
         inputs = keras.Input((6,), dtype="int32")
         embedded = keras.layers.Embedding(50, 8, name="token_embedding")(inputs)
-        model = FGMModel(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(embedded)), 0.5, name="fgm")
+        outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(embedded))
+        model = FGMModel(inputs, outputs, 0.5, name="fgm")
         config = configs.OptimizerConfig(learning_rate=0.01, warmup_fraction=0.0, decay="constant",
                                          gradient_accumulation_steps=accumulation)
         optimizer = optimizers.build_optimizer(config, steps)

@@ -27,7 +27,8 @@ def test_training_batches_are_cut_to_their_bucket_without_losing_tokens(prepared
     assert widths <= {8, 12, 32} and len(widths) > 1
     # The same examples reach training, only grouped differently: compare one epoch's token counts.
     plain_tokens = sum(int(f["padding_mask"].numpy().sum()) for f, _ in plain.build_inputs("eval", training=False))
-    bucketed_tokens = sum(int(f["padding_mask"].numpy().sum()) for f, _ in bucketed.build_inputs("eval", training=False))
+    bucketed_tokens = sum(int(f["padding_mask"].numpy().sum())
+                          for f, _ in bucketed.build_inputs("eval", training=False))
     assert plain_tokens == bucketed_tokens
 
 
@@ -36,14 +37,16 @@ def test_eval_predictions_do_not_change(tmp_path, prepared_sample):
     config = configs.apply_overrides(tasks.experiment_config("sentence_classification"), [],
                                      f"task.data.prepared_dir={prepared_sample},{FAST},{override}")
     trainer = train_lib.Trainer(config, str(tmp_path), strategies.make_strategy())
-    plain = np.concatenate([trainer.model(f).numpy() for f, _ in task_for(prepared_sample, False).build_inputs("eval", False)])
-    cut = np.concatenate([trainer.model(f).numpy() for f, _ in task_for(prepared_sample, True).build_inputs("eval", False)])
+    plain = np.concatenate([trainer.model(f).numpy()
+                            for f, _ in task_for(prepared_sample, False).build_inputs("eval", False)])
+    cut = np.concatenate([trainer.model(f).numpy()
+                          for f, _ in task_for(prepared_sample, True).build_inputs("eval", False)])
     np.testing.assert_allclose(cut, plain, rtol=1e-4, atol=1e-5)
 
 
 def test_ner_labels_are_cut_with_the_inputs(tmp_path):
-    from tests.training.test_token_classification import CONLL
     from llm_tf.data.prepare import PrepareConfig, prepare
+    from tests.training.test_token_classification import CONLL
 
     out = tmp_path / "conll"
     prepare(PrepareConfig(output_dir=str(out), inputs=[str(CONLL / "train.txt")], task="token_classification",

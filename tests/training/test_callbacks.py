@@ -21,7 +21,8 @@ def _saver(tmp_path, metric):
 
 
 def test_best_checkpoint_keeps_the_lowest_perplexity_and_the_highest_accuracy(tmp_path):
-    for metric, values, expected_step in (("val_perplexity", [50.0, 30.0, 40.0], 2), ("val_accuracy", [0.5, 0.7, 0.6], 2)):
+    for metric, values, expected_step in (("val_perplexity", [50.0, 30.0, 40.0], 2),
+                                          ("val_accuracy", [0.5, 0.7, 0.6], 2)):
         saver, step = _saver(tmp_path / metric, metric)
         for i, value in enumerate(values, start=1):
             step.assign(i)

@@ -11,12 +11,14 @@ import tensorflow as tf
 from llm_tf.errors import ConfigError
 from llm_tf.text.alignment import IGNORE_ID
 from llm_tf.training import causal_lm, configs, strategies, tasks, train_lib
+from llm_tf.training import model_dir as model_dir_lib
 from tests.training.conftest import FAST
 
 
 def experiment(prepared, override=""):
     config = tasks.experiment_config("causal_lm")
-    return configs.apply_overrides(config, [], f"task.data.prepared_dir={prepared},{FAST}" + (f",{override}" if override else ""))
+    return configs.apply_overrides(config, [],
+                                   f"task.data.prepared_dir={prepared},{FAST}" + (f",{override}" if override else ""))
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def trained_lm(prepared_sample, tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("runs") / "clm")
     config = experiment(prepared_sample, "trainer.train_steps=40,trainer.steps_per_loop=20,"
                                          "trainer.optimizer.learning_rate=0.003")
-    configs.save_params(config, model_dir)
+    model_dir_lib.save_params(config, model_dir)
     trainer = train_lib.Trainer(config, model_dir, strategies.make_strategy())
     before = trainer.evaluate()
     result = trainer.train(evaluate=True)
@@ -92,7 +94,8 @@ def test_perplexity_metric_ignores_padding():
 
 @pytest.mark.parametrize("override, message", [
     ("task.data.seq_length=600", r"task.data.seq_length \(600\) exceeds task.model.max_sequence_length \(512\)"),
-    ("task.generation.strategy=beam", "task.generation.strategy: unknown 'beam' \\(expected one of: greedy, top_k, top_p\\)"),
+    ("task.generation.strategy=beam",
+     "task.generation.strategy: unknown 'beam' \\(expected one of: greedy, top_k, top_p\\)"),
     ("task.generation.top_p=0", r"task.generation.top_p must be in \(0, 1\]"),
     ("task.generation.temperature=-1", "task.generation.temperature must be > 0"),
     ("task.generation.max_new_tokens=0", "task.generation.max_new_tokens must be >= 1"),

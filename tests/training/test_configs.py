@@ -7,6 +7,7 @@ import yaml
 
 from llm_tf.errors import ConfigError
 from llm_tf.training import configs
+from llm_tf.training import model_dir as model_dir_lib
 from tests.conftest import REPO
 
 
@@ -23,7 +24,8 @@ def test_yaml_files_apply_in_order_then_params_override(write):
     "override, message",
     [
         ("task.model.sise=mini", "--params_override: unknown config key 'sise' (did you mean: task.model.size)"),
-        ("trainer.train_step=5", "--params_override: unknown config key 'train_step' (did you mean: trainer.train_steps"),
+        ("trainer.train_step=5",
+         "--params_override: unknown config key 'train_step' (did you mean: trainer.train_steps"),
     ],
 )
 def test_unknown_keys_name_the_valid_ones(override, message):
@@ -44,14 +46,15 @@ def test_bad_files(write, tmp_path):
 
 def test_params_yaml_round_trips(tmp_path):
     config = configs.apply_overrides(configs.ExperimentConfig(experiment="x"), [], "task.model.size=small")
-    path = configs.save_params(config, str(tmp_path))
+    path = model_dir_lib.save_params(config, str(tmp_path))
     again = configs.apply_overrides(configs.ExperimentConfig(), [path], "")
     assert again.as_dict() == config.as_dict()
     assert yaml.safe_load(open(path))["task"]["model"]["size"] == "small"
 
 
 def test_model_sizes():
-    assert configs.ModelConfig(size="tiny").dimensions() == {"num_layers": 2, "hidden_dim": 128, "num_heads": 2, "intermediate_dim": 512}
+    assert configs.ModelConfig(size="tiny").dimensions() == {"num_layers": 2, "hidden_dim": 128, "num_heads": 2,
+                                                             "intermediate_dim": 512}
     assert configs.ModelConfig(size="base").dimensions()["num_layers"] == 12
     assert configs.ModelConfig(size="mini", num_layers=1).dimensions()["num_layers"] == 1
     with pytest.raises(ConfigError, match="unknown model size 'huge'"):
@@ -69,15 +72,22 @@ def _header(path) -> str:
     return "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
 
 
+def _command(path) -> str:
+    """The header's ``llm_train`` command that names this config file (empty if none does)."""
+    commands = _header(path).replace("\\\n", " ").split("llm_train")[1:]
+    name = str(path.relative_to(REPO))
+    return next((c for c in commands if f"--config_file={name}" in c), "")
+
+
 def _documented_files(path) -> list[str]:
-    """The --config_file values of the command in a config's header comment (the file alone if none)."""
-    named = re.findall(r"--config_file=(\S+)", _header(path))
-    return [str(REPO / name) for name in named] if str(path.relative_to(REPO)) in named else [str(path)]
+    """The --config_file values of the header's command for this config (the file alone if none)."""
+    named = re.findall(r"--config_file=(\S+)", _command(path))
+    return [str(REPO / name) for name in named] if named else [str(path)]
 
 
 def _experiment(path) -> str:
-    """The --experiment of the header's command, else the directory's name (configs/<experiment>/)."""
-    named = re.findall(r"--experiment=(\w+)", _header(path))
+    """The --experiment of the header's command for this config, else the directory's name."""
+    named = re.findall(r"--experiment=(\w+)", _command(path))
     return named[0] if named else path.parent.name
 
 

@@ -11,11 +11,17 @@ import pytest
 import tensorflow as tf
 
 from llm_tf.errors import ConfigError
-from llm_tf.export import exporter, restore
-from llm_tf.training import configs, strategies, tasks, train_lib
+from llm_tf.export import export_dir, exporter
+from llm_tf.training import model_dir as model_dir_lib
+from llm_tf.training import strategies, tasks, train_lib
 from tests.training.conftest import FAST
-from tests.training.distillation_fixtures import NARROW_STUDENT
-from tests.training.distillation_fixtures import copy_prepared, distillation_config, make_teacher, teacher_dir  # noqa: F401
+from tests.training.distillation_fixtures import (  # noqa: F401
+    NARROW_STUDENT,
+    copy_prepared,
+    distillation_config,
+    make_teacher,
+    teacher_dir,
+)
 
 TEXTS = ["the movie was great", "a dull , lifeless film", "bad writing , bad acting"]
 
@@ -28,11 +34,12 @@ def packed(task, texts):
 def test_distillation_lowers_kl_and_exports_a_plain_student(tmp_path, prepared_sample, teacher_dir):  # noqa: F811
     # Pure distillation (alpha 1) with hidden matching from the narrow student's only layer to the
     # teacher's last; the student is 64 wide, the teacher 128, so a projection is learned.
-    config = distillation_config(prepared_sample, teacher_dir, "task.distillation.alpha=1.0,task.distillation.temperature=1.0,"
+    config = distillation_config(prepared_sample, teacher_dir,
+                                 "task.distillation.alpha=1.0,task.distillation.temperature=1.0,"
                                  "task.distillation.hidden_weight=0.1,task.distillation.student_layers=[0],"
                                  "task.distillation.teacher_layers=[-1]")
     model_dir = str(tmp_path / "student")
-    configs.save_params(config, model_dir)
+    model_dir_lib.save_params(config, model_dir)
     trainer = train_lib.Trainer(config, model_dir, strategies.make_strategy())
     before = trainer.evaluate()
     result = trainer.train(evaluate=True)
@@ -48,7 +55,7 @@ def test_distillation_lowers_kl_and_exports_a_plain_student(tmp_path, prepared_s
     # The checkpoint holds the projection (for resume); the restored student has none of it.
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     assert any("hidden_projection_0" in name for name, _ in tf.train.list_variables(latest))
-    restored = restore.restore_trained_model(model_dir, "latest")
+    restored = model_dir_lib.restore_trained_model(model_dir, "latest")
     assert not any("projection" in w.path for w in restored.model.weights)
     assert len(restored.model.weights) == len(trainer.model.weights) - 2
     inputs = packed(restored.task, TEXTS)
@@ -62,7 +69,7 @@ def test_distillation_lowers_kl_and_exports_a_plain_student(tmp_path, prepared_s
     served = tf.saved_model.load(version.path).signatures["serving_default"](text=tf.constant(TEXTS))
     np.testing.assert_allclose(served["scores"].numpy(), tf.nn.softmax(restored.model(inputs, training=False)).numpy(),
                                atol=1e-5)
-    assert exporter.load_export_info(version.path)["experiment"] == "distillation"
+    assert export_dir.load_export_info(version.path)["experiment"] == "distillation"
 
 
 @pytest.mark.parametrize("override,match", [
@@ -95,19 +102,24 @@ def test_missing_or_unusable_teacher(tmp_path, prepared_sample):
 
 
 def test_teacher_with_other_labels_or_vocabulary_names_both(tmp_path, prepared_sample):
-    reordered = make_teacher(copy_prepared(prepared_sample, str(tmp_path / "p1"), labels=["1", "0"]), str(tmp_path / "t1"))
-    with pytest.raises(ConfigError, match=(rf"the teacher {reordered} predicts labels \['1', '0'\], the student's prepared "
-                                           rf"data {prepared_sample} has \['0', '1'\]")):
+    reordered = make_teacher(copy_prepared(prepared_sample, str(tmp_path / "p1"), labels=["1", "0"]),
+                             str(tmp_path / "t1"))
+    with pytest.raises(ConfigError, match=(rf"the teacher {reordered} predicts labels \['1', '0'\], "
+                                           rf"the student's prepared data {prepared_sample} has \['0', '1'\]")):
         trainer_for(distillation_config(prepared_sample, reordered), tmp_path)
-    other_vocab = make_teacher(copy_prepared(prepared_sample, str(tmp_path / "p2"), swap_vocab=True), str(tmp_path / "t2"))
-    with pytest.raises(ConfigError, match=(rf"the teacher's vocabulary {tmp_path}/p2/tokenizer/vocab.txt \(\d+ entries\) "
-                                           rf"differs from the student's {prepared_sample}/tokenizer/vocab.txt .*line 11")):
+    other_vocab = make_teacher(copy_prepared(prepared_sample, str(tmp_path / "p2"), swap_vocab=True),
+                               str(tmp_path / "t2"))
+    with pytest.raises(ConfigError, match=(rf"the teacher's vocabulary {tmp_path}/p2/tokenizer/vocab.txt "
+                                           rf"\(\d+ entries\) differs from the student's "
+                                           rf"{prepared_sample}/tokenizer/vocab.txt .*line 11")):
         trainer_for(distillation_config(prepared_sample, other_vocab), tmp_path)
 
 
 def test_bad_layers_and_fgm_are_refused(tmp_path, prepared_sample, teacher_dir):  # noqa: F811
-    hidden = "task.distillation.hidden_weight=1.0,task.distillation.student_layers=[3],task.distillation.teacher_layers=[0]"
-    with pytest.raises(ConfigError, match=r"task.distillation.student_layers: layer 3 does not exist \(the encoder has 1"):
+    hidden = ("task.distillation.hidden_weight=1.0,task.distillation.student_layers=[3],"
+              "task.distillation.teacher_layers=[0]")
+    with pytest.raises(ConfigError,
+                       match=r"task.distillation.student_layers: layer 3 does not exist \(the encoder has 1"):
         trainer_for(distillation_config(prepared_sample, teacher_dir, hidden), tmp_path)
     with pytest.raises(ConfigError, match="FGM is not supported with distillation"):
         trainer_for(distillation_config(prepared_sample, teacher_dir, "trainer.fgm_epsilon=1.0"), tmp_path)
@@ -121,12 +133,14 @@ def test_gradient_accumulation_over_two_replicas_equals_a_larger_batch(tmp_path,
                 "trainer.optimizer.warmup_fraction=0.0,trainer.optimizer.decay=constant")
     runs = {"mirrored": (2, "mirrored", "task.data.global_batch_size=8,trainer.train_steps=8,trainer.steps_per_loop=8,"
                                         "trainer.optimizer.gradient_accumulation_steps=2"),
-            "one_device": (1, "one_device", "task.data.global_batch_size=16,trainer.train_steps=4,trainer.steps_per_loop=4")}
+            "one_device": (1, "one_device",
+                           "task.data.global_batch_size=16,trainer.train_steps=4,trainer.steps_per_loop=4")}
     executable = shutil.which("llm_train") or os.path.join(os.path.dirname(sys.executable), "llm_train")
     results = {}
     for name, (devices, strategy, override) in runs.items():
-        run = subprocess.run([executable, "--experiment=distillation", f"--model_dir={tmp_path / name}", "--mode=train_and_eval",
-                              f"--strategy={strategy}", f"--num_devices={devices}", f"--params_override={settings},{override}"],
+        run = subprocess.run([executable, "--experiment=distillation", f"--model_dir={tmp_path / name}",
+                              "--mode=train_and_eval", f"--strategy={strategy}", f"--num_devices={devices}",
+                              f"--params_override={settings},{override}"],
                              capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-3000:]
         results[name] = json.loads(run.stdout.strip().splitlines()[-1])

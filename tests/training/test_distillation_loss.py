@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from llm_tf.training.distillation_loss import (distillation_loss, hard_cross_entropy, masked_mse, schedule_value,
-                                                soft_kl)
+from llm_tf.training.distillation_loss import distillation_loss, hard_cross_entropy, masked_mse, schedule_value, soft_kl
 
 STUDENT = np.array([[2.0, -1.0, 0.5], [0.0, 0.3, -2.0]], np.float32)
 TEACHER = np.array([[3.0, 0.0, -1.0], [-1.0, 2.0, 0.0]], np.float32)

@@ -79,7 +79,8 @@ def test_other_encoder_experiments_start_from_the_preset(preset_and_data, tmp_pa
 
 
 def test_fine_tune_resume_and_export_without_the_preset(preset_and_data, tmp_path):
-    from llm_tf.export import exporter, restore
+    from llm_tf.export import exporter
+    from llm_tf.training import model_dir as model_dir_lib
 
     preset, prepared = preset_and_data
     copy = shutil.copytree(preset, tmp_path / "preset")
@@ -92,7 +93,7 @@ def test_fine_tune_resume_and_export_without_the_preset(preset_and_data, tmp_pat
     assert {k: params["task"]["model"][k] for k in TINY} == TINY
     assert json.load(open(os.path.join(model_dir, "encoder.json")))["hidden_dim"] == TINY["hidden_dim"]
     # Training moved the preset's weights.
-    trained = restore.restore_trained_model(model_dir, "latest")
+    trained = model_dir_lib.restore_trained_model(model_dir, "latest")
     start = presets.backbone_weights(presets.open_preset(preset))["token_embedding/embeddings"]
     assert not np.allclose(trained.model.get_layer("encoder").get_layer("token_embedding").embeddings.numpy(), start)
     # A resumed run takes its weights from its checkpoint, not the preset.
@@ -121,7 +122,8 @@ def test_model_dimensions_in_the_config_must_agree(preset_and_data):
 
 def test_seq_length_above_the_presets_max_sequence_length(preset_and_data):
     preset, prepared = preset_and_data
-    with pytest.raises(ConfigError, match=r"^task.data.seq_length=64 exceeds max_sequence_length=32 of .*/config.json$"):
+    with pytest.raises(ConfigError,
+                       match=r"^task.data.seq_length=64 exceeds max_sequence_length=32 of .*/config.json$"):
         init_preset.resolve(experiment(prepared, preset, "task.data.seq_length=64"))
 
 

@@ -13,7 +13,8 @@ from tests.training.conftest import FAST
 
 def experiment(name, prepared, override=""):
     config = tasks.experiment_config(name)
-    return configs.apply_overrides(config, [], f"task.data.prepared_dir={prepared},{FAST}" + (f",{override}" if override else ""))
+    return configs.apply_overrides(config, [],
+                                   f"task.data.prepared_dir={prepared},{FAST}" + (f",{override}" if override else ""))
 
 
 def test_dynamic_masking(prepared_sample):
@@ -65,10 +66,13 @@ def test_pretrain_then_fine_tune_from_its_encoder(tmp_path, prepared_sample):
 
 
 def test_init_checkpoint_of_another_size_names_the_difference(tmp_path, prepared_sample):
-    train_lib.run_experiment(experiment("mlm_pretrain", prepared_sample, "trainer.train_steps=10,trainer.steps_per_loop=10"),
+    train_lib.run_experiment(experiment("mlm_pretrain", prepared_sample,
+                                        "trainer.train_steps=10,trainer.steps_per_loop=10"),
                              "train", str(tmp_path / "mlm"))
-    mini = experiment("sentence_classification", prepared_sample, f"task.init_checkpoint={tmp_path / 'mlm'},task.model.size=mini")
-    with pytest.raises(ConfigError, match="does not fit this encoder: num_layers 2 there, 4 here; num_heads 2 there, 4 here"):
+    mini = experiment("sentence_classification", prepared_sample,
+                      f"task.init_checkpoint={tmp_path / 'mlm'},task.model.size=mini")
+    with pytest.raises(ConfigError,
+                       match="does not fit this encoder: num_layers 2 there, 4 here; num_heads 2 there, 4 here"):
         train_lib.Trainer(mini, str(tmp_path / "ft"), strategies.make_strategy())
     missing = experiment("sentence_classification", prepared_sample, f"task.init_checkpoint={tmp_path / 'nowhere'}")
     with pytest.raises(ConfigError, match="no such file"):

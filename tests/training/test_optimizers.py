@@ -167,8 +167,10 @@ def fit(strategy, batch, steps, accumulation):
         optimizer = optimizers.build_optimizer(config, steps)
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(x, y, batch_size=batch, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
-    replicas = [[v.numpy() for v in w.value.values] if hasattr(w.value, "values") else [w.numpy()] for w in model.weights]
-    return {"weights": [r[0] for r in replicas], "replicas_equal": all(all(np.array_equal(v, r[0]) for v in r) for r in replicas),
+    replicas = [[v.numpy() for v in w.value.values] if hasattr(w.value, "values") else [w.numpy()]
+                for w in model.weights]
+    return {"weights": [r[0] for r in replicas],
+            "replicas_equal": all(all(np.array_equal(v, r[0]) for v in r) for r in replicas),
             "slots": [np.asarray(v.numpy()) for v in optimizer.variables if "gradient_accumulator" not in v.path
                       and v is not optimizer._iterations],
             "updates": int(keras.ops.convert_to_numpy(optimizer.iterations)),
@@ -177,8 +179,10 @@ def fit(strategy, batch, steps, accumulation):
 accumulated = fit(mirrored, 8, 12, 2)
 large = fit(strategies.make_strategy("one_device"), 16, 6, 1)
 diff = lambda a, b: max(float(np.abs(p - q).max()) for p, q in zip(a, b))
-print(json.dumps({"weights": diff(accumulated["weights"], large["weights"]), "slots": diff(accumulated["slots"], large["slots"]),
-                  "replicas_equal": accumulated["replicas_equal"], "updates": [accumulated["updates"], large["updates"]],
+print(json.dumps({"weights": diff(accumulated["weights"], large["weights"]),
+                  "slots": diff(accumulated["slots"], large["slots"]),
+                  "replicas_equal": accumulated["replicas_equal"],
+                  "updates": [accumulated["updates"], large["updates"]],
                   "batches": accumulated["batches"], "slot_count": [len(accumulated["slots"]), len(large["slots"])]}))
 """
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from llm_tf.errors import ConfigError
-from llm_tf.export import exporter
+from llm_tf.export import export_dir, exporter
 from llm_tf.training import configs, optimizers, pruning, strategies, tasks, train_lib
 from tests.training.conftest import FAST
 
@@ -22,7 +22,8 @@ def experiment(prepared, override):
 
 
 def test_schedule_follows_polynomial_decay_and_frequency():
-    schedule = pruning.PolynomialSparsity(0.8, begin_step=100, end_step=1100, initial_sparsity=0.2, power=3, frequency=100)
+    schedule = pruning.PolynomialSparsity(0.8, begin_step=100, end_step=1100, initial_sparsity=0.2, power=3,
+                                          frequency=100)
 
     def expected(step):  # TF-MOT's PolynomialDecay, by hand
         p = min(1.0, max(0.0, (step - 100) / 1000))
@@ -77,7 +78,8 @@ def small_model():
 @pytest.mark.parametrize("accumulation", [1, 2])
 def test_pruned_weights_stay_zero_after_optimizer_steps(accumulation):
     model = small_model()
-    optimizer = optimizers.build_optimizer(configs.OptimizerConfig(learning_rate=0.05, warmup_fraction=0.0, decay="constant",
+    optimizer = optimizers.build_optimizer(configs.OptimizerConfig(learning_rate=0.05, warmup_fraction=0.0,
+                                                                   decay="constant",
                                                                    gradient_accumulation_steps=accumulation), 100)
     model.compile(optimizer=optimizer, loss="mse")
     optimizer.build(model.trainable_variables)
@@ -131,7 +133,8 @@ def test_config_errors_name_the_field(tmp_path, prepared_sample):
 
 def saved_model_weights(version_dir):
     reader = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
-    return {key: reader.get_tensor(key) for key, dtype in reader.get_variable_to_dtype_map().items() if dtype.is_floating}
+    return {key: reader.get_tensor(key)
+            for key, dtype in reader.get_variable_to_dtype_map().items() if dtype.is_floating}
 
 
 def test_training_with_fgm_reaches_the_target_exports_zeros_and_resumes(tmp_path, prepared_sample):
@@ -161,7 +164,7 @@ def test_training_with_fgm_reaches_the_target_exports_zeros_and_resumes(tmp_path
     assert exported.weights["zero_params"] >= report["zero_params"]
     assert exported.weights["zero_params"] == sum(int((v == 0).sum()) for v in weights.values())
     assert exported.weights["variables_gzip_bytes"] < exported.weights["variables_bytes"]
-    info = exporter.load_export_info(exported.path)
+    info = export_dir.load_export_info(exported.path)
     assert info["weights"] == exported.weights
 
     # A restarted run (after kill -9, say) gets its masks back from the checkpoint; with masks
@@ -187,13 +190,15 @@ strategy = strategies.make_strategy("mirrored", 2)
 with strategy.scope():
     keras.utils.set_random_seed(1)
     inputs = keras.Input((8,))
-    model = keras.Model(inputs, keras.layers.Dense(4, name="logits")(keras.layers.Dense(16, name="pooled_dense")(inputs)))
+    model = keras.Model(inputs,
+                        keras.layers.Dense(4, name="logits")(keras.layers.Dense(16, name="pooled_dense")(inputs)))
     config = configs.OptimizerConfig(learning_rate=0.05, warmup_fraction=0.0, gradient_accumulation_steps=ACCUMULATION)
     optimizer = optimizers.build_optimizer(config, 100)
     model.compile(optimizer=optimizer, loss="mse")
     optimizer.build(model.trainable_variables)
     pruner = pruning.MagnitudePruning(pruning.select_weights(model, list(pruning.DEFAULT_INCLUDE)),
-                                      pruning.PolynomialSparsity(0.5, 0, 4, frequency=2), optimizers.global_step(optimizer))
+                                      pruning.PolynomialSparsity(0.5, 0, 4, frequency=2),
+                                      optimizers.global_step(optimizer))
     pruner.attach(optimizer)
 rng = np.random.default_rng(0)
 model.fit(rng.normal(size=(96, 8)).astype("float32"), rng.normal(size=(96, 4)).astype("float32"), batch_size=16,
@@ -202,7 +207,8 @@ out = []
 for weight in pruner.weights:
     replicas = [v.numpy() for v in weight.value.values]
     masks = [v.numpy() for v in pruner.masks[weight.path].values]
-    out.append({"replicas": len(replicas), "zeros": [int((r == 0).sum()) for r in replicas], "size": int(replicas[0].size),
+    out.append({"replicas": len(replicas), "zeros": [int((r == 0).sum()) for r in replicas],
+                "size": int(replicas[0].size),
                 "same": all(np.array_equal(r, replicas[0]) for r in replicas)
                         and all(np.array_equal(m, masks[0]) for m in masks),
                 "masked": all(np.array_equal(r == 0, m == 0) for r, m in zip(replicas, masks))})
@@ -213,8 +219,8 @@ print(json.dumps({"step": int(optimizers.global_step(optimizer).numpy()), "weigh
 @pytest.mark.parametrize("accumulation", [1, 2])
 def test_mirrored_over_two_cpus_prunes_every_replica_alike(accumulation):
     # A small model is enough: the Trainer reaches the same optimizer hook under any strategy.
-    run = subprocess.run([sys.executable, "-c", MIRRORED.replace("ACCUMULATION", str(accumulation))], capture_output=True,
-                         text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    run = subprocess.run([sys.executable, "-c", MIRRORED.replace("ACCUMULATION", str(accumulation))],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["step"] == 6 and len(result["weights"]) == 2

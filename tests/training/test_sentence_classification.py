@@ -11,7 +11,8 @@ from tests.training.conftest import FAST
 
 def task_for(prepared, override=""):
     config = tasks.experiment_config("sentence_classification")
-    configs.apply_overrides(config, [], f"task.data.prepared_dir={prepared},{FAST}" + (f",{override}" if override else ""))
+    configs.apply_overrides(config, [],
+                            f"task.data.prepared_dir={prepared},{FAST}" + (f",{override}" if override else ""))
     return tasks.build_task(config)
 
 

@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from llm_tf.data.prepare import PrepareConfig, prepare
 from llm_tf.errors import ConfigError
-from llm_tf.export import restore
 from llm_tf.text.tokenizer import TextTokenizer
 from llm_tf.text.vocab_cut import CUT_FILE
+from llm_tf.training import model_dir as model_dir_lib
 from llm_tf.training import tasks, teacher_logits, train_lib
 from llm_tf.training.teacher import load_teacher
 from tests.conftest import SST2_SAMPLE
@@ -76,7 +76,8 @@ def test_student_with_all_teacher_layers_and_kept_tokens_gives_the_teachers_logi
     assert full.tokenize(tf.constant([unknown])).flat_values.numpy().tolist() == [full.unk_id]
     assert cut.tokenize(tf.constant([unknown])).flat_values.numpy().tolist() == [cut.unk_id]
     pieces = cut.tokenize(tf.constant(changed)).flat_values.numpy()
-    assert np.mean(pieces == cut.unk_id) <= np.mean(full.tokenize(tf.constant(changed)).flat_values.numpy() == full.unk_id)
+    assert np.mean(pieces == cut.unk_id) <= np.mean(
+        full.tokenize(tf.constant(changed)).flat_values.numpy() == full.unk_id)
 
 
 def test_teacher_logits_across_vocabularies_and_a_trained_student_that_exports(tmp_path, prepared_sample, cut_prepared,
@@ -99,9 +100,9 @@ def test_teacher_logits_across_vocabularies_and_a_trained_student_that_exports(t
     model_dir = str(tmp_path / "student")
     result = train_lib.run_experiment(config, "train_and_eval", model_dir)
     assert result["step"] == 10 and result["student_params"] < result["teacher_params"]
-    saved = restore.load_config(model_dir).task
+    saved = model_dir_lib.load_config(model_dir).task
     assert (saved.model.num_layers, saved.model.hidden_dim, saved.distillation.student_init_layers) == (2, 128, [0, 1])
-    restored = restore.restore_trained_model(model_dir, "latest")
+    restored = model_dir_lib.restore_trained_model(model_dir, "latest")
     assert restored.model.get_layer("encoder").vocabulary_size == 120
 
 
@@ -111,7 +112,8 @@ def test_teacher_logits_across_vocabularies_and_a_trained_student_that_exports(t
     ("task.distillation.student_init_layers=[0],task.model.hidden_dim=64", "task.model.hidden_dim=64 disagrees"),
 ])
 def test_bad_student_init_layers_are_refused(tmp_path, cut_prepared, teacher_dir, override, match):  # noqa: F811
-    config = distillation_config(cut_prepared, teacher_dir, "task.model.num_layers=0,task.model.hidden_dim=0," + override)
+    config = distillation_config(cut_prepared, teacher_dir,
+                                 "task.model.num_layers=0,task.model.hidden_dim=0," + override)
     with pytest.raises(ConfigError, match=match):
         train_lib.run_experiment(config, "train", str(tmp_path / "student"))
 

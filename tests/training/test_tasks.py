@@ -17,7 +17,8 @@ def test_registered_experiments_and_their_defaults():
 
 
 def test_unknown_experiment_lists_valid_ones():
-    with pytest.raises(ConfigError, match="unknown experiment 'ner' \\(valid: causal_lm, distillation, mlm_pretrain, sentence_classification, token_classification\\)"):
+    with pytest.raises(ConfigError, match="unknown experiment 'ner' \\(valid: causal_lm, distillation, mlm_pretrain, "
+                                          "sentence_classification, token_classification\\)"):
         tasks.experiment_config("ner")
 
 
@@ -60,3 +61,46 @@ def test_a_task_whose_transform_branches_on_tensors_opts_into_autograph(prepared
     task.autograph_transform = True
     features, labels = next(iter(task.batched_inputs("eval", False, 0, branching)))
     assert labels.shape[0] == features["token_ids"].shape[0] > 0
+
+
+def test_each_experiment_has_only_its_own_task_keys():
+    from llm_tf.training import causal_lm, mlm_pretrain
+
+    assert isinstance(tasks.experiment_config("mlm_pretrain").task, mlm_pretrain.MaskedLMTaskConfig)
+    assert isinstance(tasks.experiment_config("causal_lm").task, causal_lm.CausalLMTaskConfig)
+    assert isinstance(tasks.experiment_config("distillation").task, configs.FineTuningTaskConfig)
+    with pytest.raises(ConfigError, match="unknown config key 'mask_rate'"):
+        configs.apply_overrides(tasks.experiment_config("sentence_classification"), [], "task.mask_rate=0.2")
+    with pytest.raises(ConfigError, match="unknown config key 'lora_rank'"):
+        configs.apply_overrides(tasks.experiment_config("mlm_pretrain"), [], "task.lora_rank=4")
+    lora = configs.apply_overrides(tasks.experiment_config("token_classification"), [], "task.lora_rank=4").task.lora()
+    assert lora == configs.LoraSettings(4, 0.0, ("query", "value"), 0)
+    assert tasks.experiment_config("causal_lm").task.lora() is None
+
+
+def test_resolve_experiment_applies_files_overrides_then_runtime_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer:\n  train_steps: 50\nruntime:\n  strategy: mirrored\n")
+    config = tasks.resolve_experiment("sentence_classification", [str(path)], "trainer.steps_per_loop=25",
+                                      {"strategy": "one_device", "num_devices": None, "tpu": None})
+    assert (config.trainer.train_steps, config.trainer.steps_per_loop) == (50, 25)
+    assert config.runtime.strategy == "one_device" and config.runtime.num_devices == 1
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
+        tasks.resolve_experiment("nope")
+
+
+def test_a_task_must_implement_the_contract():
+    class Incomplete(tasks.Task):
+        def build_model(self):
+            return None
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete(configs.ExperimentConfig())
+    hooks = tasks.Task.__dict__
+    assert {"resolve_config", "initialize_model", "training_model", "parameter_report", "extra_eval"} <= set(hooks)
+
+
+def test_an_empty_registry_says_how_to_fill_it(monkeypatch):
+    monkeypatch.setattr(tasks, "_EXPERIMENTS", {})
+    with pytest.raises(ConfigError, match="import llm_tf.training.registry_imports"):
+        tasks.experiment_config("sentence_classification")

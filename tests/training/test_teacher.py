@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from llm_tf.data.prepared import load_prepared
 from llm_tf.errors import ConfigError
 from llm_tf.export import exporter
 from llm_tf.training import teacher as teacher_lib
-from llm_tf.training.prepared import load_prepared
 from tests.conftest import CORPUS
 from tests.training.distillation_fixtures import teacher_dir  # noqa: F401
 

@@ -57,7 +57,8 @@ def test_precompute_is_deterministic_and_replaces_only_its_own_output(tmp_path, 
     summary = teacher_logits.precompute_from_config(config, second)
     assert summary["train_examples"] == 60 and summary["eval_examples"] == 16
     for name in os.listdir(os.path.join(first, "examples")):
-        with open(os.path.join(first, "examples", name), "rb") as a, open(os.path.join(second, "examples", name), "rb") as b:
+        with (open(os.path.join(first, "examples", name), "rb") as a,
+              open(os.path.join(second, "examples", name), "rb") as b):
             assert a.read() == b.read()
     teacher_logits.precompute_from_config(config, second)  # an earlier output is replaced
     (tmp_path / "other").mkdir()
@@ -75,8 +76,8 @@ def test_stale_or_mismatched_logits_are_refused(tmp_path, prepared_sample):
     teacher_logits.precompute_teacher_logits(distillation_config(prepared_sample, teacher), logits_dir)
 
     def trainer(override, teacher_path=teacher):
-        config = distillation_config(prepared_sample, teacher_path, f"task.distillation.teacher_logits_dir={logits_dir},"
-                                                                    + override)
+        config = distillation_config(prepared_sample, teacher_path,
+                                     f"task.distillation.teacher_logits_dir={logits_dir}," + override)
         return train_lib.Trainer(config, str(tmp_path / "run"), strategies.make_strategy())
 
     with pytest.raises(ConfigError, match="no teacher_logits.json; write it first with llm_train"):
@@ -84,7 +85,8 @@ def test_stale_or_mismatched_logits_are_refused(tmp_path, prepared_sample):
     with pytest.raises(ConfigError, match="computed at seq_length 32, this run uses 16"):
         trainer("task.data.seq_length=16")
     other = make_teacher(prepared_sample, str(tmp_path / "other_teacher"), seed=3)
-    with pytest.raises(ConfigError, match=f"holds logits of the teacher {teacher}, but task.distillation.teacher_dir is"):
+    with pytest.raises(ConfigError,
+                       match=f"holds logits of the teacher {teacher}, but task.distillation.teacher_dir is"):
         trainer("task.data.seq_length=32", teacher_path=other)
     # The teacher was trained on after the logits were computed: its checkpoint moved on.
     shutil.copytree(os.path.join(teacher, "checkpoints"), os.path.join(teacher, "best"))
@@ -108,5 +110,6 @@ def test_llm_train_precompute_mode(tmp_path, prepared_sample, teacher_dir):  # n
                        f"task.distillation.teacher_dir={teacher_dir}")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert (summary["mode"], summary["train_examples"], summary["eval_examples"]) == ("precompute_teacher_logits", 60, 16)
+    assert (summary["mode"], summary["train_examples"], summary["eval_examples"]) == (
+        "precompute_teacher_logits", 60, 16)
     assert json.loads((out / "teacher_logits.json").read_text())["teacher"] == os.path.abspath(teacher_dir)

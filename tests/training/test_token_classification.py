@@ -27,7 +27,8 @@ def prepared_conll(tmp_path_factory) -> str:
 
 def experiment(prepared, override=""):
     config = tasks.experiment_config("token_classification")
-    return configs.apply_overrides(config, [], f"task.data.prepared_dir={prepared},{FAST}" + (f",{override}" if override else ""))
+    return configs.apply_overrides(config, [],
+                                   f"task.data.prepared_dir={prepared},{FAST}" + (f",{override}" if override else ""))
 
 
 def test_entity_scores_follow_conll_rules():
@@ -62,7 +63,8 @@ def test_inputs_carry_first_sub_word_labels(prepared_conll):
 
 
 def test_trains_and_reports_entity_f1(tmp_path, prepared_conll):
-    config = experiment(prepared_conll, "trainer.train_steps=40,trainer.steps_per_loop=20,trainer.optimizer.learning_rate=0.003")
+    config = experiment(prepared_conll,
+                        "trainer.train_steps=40,trainer.steps_per_loop=20,trainer.optimizer.learning_rate=0.003")
     trainer = train_lib.Trainer(config, str(tmp_path), strategies.make_strategy())
     before = trainer.evaluate()
     after = trainer.train(evaluate=True)

@@ -29,7 +29,8 @@ def llm_train(*args, **kwargs):
 
 
 def test_loss_drops_and_outputs_are_written(tmp_path, prepared_sample):
-    config = experiment(prepared_sample, "trainer.train_steps=60,trainer.steps_per_loop=20,trainer.optimizer.learning_rate=0.001")
+    config = experiment(prepared_sample,
+                        "trainer.train_steps=60,trainer.steps_per_loop=20,trainer.optimizer.learning_rate=0.001")
     trainer = train_lib.Trainer(config, str(tmp_path), strategies.make_strategy())
     before = trainer.evaluate()["val_loss"]
     metrics = trainer.train(evaluate=True)
@@ -44,7 +45,8 @@ def test_loss_drops_and_outputs_are_written(tmp_path, prepared_sample):
 
 
 def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, prepared_sample):
-    config = experiment(prepared_sample, f"{NO_DROPOUT},trainer.train_steps=40,trainer.steps_per_loop=10,trainer.max_to_keep=5")
+    config = experiment(prepared_sample,
+                        f"{NO_DROPOUT},trainer.train_steps=40,trainer.steps_per_loop=10,trainer.max_to_keep=5")
     whole = train_lib.run_experiment(config, "train_and_eval", str(tmp_path / "whole"))
     # The same job, stopped right after its step-20 checkpoint: keep only that checkpoint.
     checkpoints = tmp_path / "stopped" / "checkpoints"
@@ -73,7 +75,8 @@ def test_eval_mode_needs_a_checkpoint_and_reads_the_latest(tmp_path, prepared_sa
 
 def test_loop_length_must_divide_train_steps(prepared_sample, tmp_path):
     with pytest.raises(ConfigError, match="must be a multiple of trainer.steps_per_loop"):
-        train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=25,trainer.steps_per_loop=10"), "train", str(tmp_path))
+        train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=25,trainer.steps_per_loop=10"),
+                                 "train", str(tmp_path))
 
 
 def test_several_steps_per_execution_train_the_same_steps(tmp_path, prepared_sample):
@@ -112,7 +115,8 @@ def test_kill_9_then_the_same_command_resumes(tmp_path, prepared_sample):
     process = subprocess.Popen([executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     checkpoints = tmp_path / "checkpoints"
-    while time.time() < deadline and not (checkpoints.is_dir() and any(n.startswith("ckpt-30.") for n in os.listdir(checkpoints))):
+    while time.time() < deadline and not (
+            checkpoints.is_dir() and any(n.startswith("ckpt-30.") for n in os.listdir(checkpoints))):
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -125,11 +129,12 @@ def test_kill_9_then_the_same_command_resumes(tmp_path, prepared_sample):
 
 
 def test_mirrored_over_two_cpus_matches_one_device(tmp_path, prepared_sample):
-    override = f"task.data.prepared_dir={prepared_sample},{FAST},{NO_DROPOUT},trainer.train_steps=10,trainer.steps_per_loop=10"
+    override = (f"task.data.prepared_dir={prepared_sample},{FAST},{NO_DROPOUT},"
+                "trainer.train_steps=10,trainer.steps_per_loop=10")
     results = {}
     for strategy, devices in (("one_device", 1), ("mirrored", 2)):
-        run = llm_train("--experiment=sentence_classification", f"--model_dir={tmp_path / strategy}", f"--strategy={strategy}",
-                        f"--num_devices={devices}", f"--params_override={override}")
+        run = llm_train("--experiment=sentence_classification", f"--model_dir={tmp_path / strategy}",
+                        f"--strategy={strategy}", f"--num_devices={devices}", f"--params_override={override}")
         assert run.returncode == 0, run.stderr
         results[strategy] = json.loads(run.stdout.strip().splitlines()[-1])
     for key in ("loss", "val_loss", "val_accuracy"):
@@ -139,10 +144,13 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path, prepared_sample):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--experiment=ner"], "llm_train: error: unknown experiment 'ner' (valid: causal_lm, distillation, mlm_pretrain, sentence_classification, token_classification)"),
+        (["--experiment=ner"],
+         "llm_train: error: unknown experiment 'ner' (valid: causal_lm, distillation, mlm_pretrain, "
+         "sentence_classification, token_classification)"),
         (["--experiment=sentence_classification", "--params_override=trainer.steps=1"],
          "llm_train: error: --params_override: unknown config key 'steps'"),
-        (["--experiment=sentence_classification", "--strategy=tpu"], "llm_train: error: --strategy=tpu needs --tpu=ADDRESS"),
+        (["--experiment=sentence_classification", "--strategy=tpu"],
+         "llm_train: error: --strategy=tpu needs --tpu=ADDRESS"),
         (["--experiment=sentence_classification"], "llm_train: error: no prepared data: set task.data.prepared_dir"),
     ],
 )
@@ -157,7 +165,9 @@ def test_params_yaml_is_written_and_reusable(tmp_path, prepared_sample):
     result = llm_train("--experiment=sentence_classification", f"--model_dir={tmp_path}", "--mode=train",
                        f"--params_override=task.data.prepared_dir={prepared_sample},{FAST},trainer.train_steps=10,trainer.steps_per_loop=10")
     assert result.returncode == 0, result.stderr
-    again = configs.apply_overrides(configs.ExperimentConfig(), [str(tmp_path / "params.yaml")], "")
+    # Reusable as a --config_file of the same experiment (each experiment has its own task keys).
+    again = configs.apply_overrides(tasks.experiment_config("sentence_classification"), [str(tmp_path / "params.yaml")],
+                                    "")
     assert again.experiment == "sentence_classification" and again.trainer.train_steps == 10
     assert np.isfinite(json.loads(result.stdout.strip().splitlines()[-1])["loss"])
 
@@ -165,11 +175,12 @@ def test_params_yaml_is_written_and_reusable(tmp_path, prepared_sample):
 def test_lora_trains_only_factors_and_head_and_exports_merged_weights(tmp_path, prepared_sample):
     from llm_tf.models.encoder import build_encoder
 
-    config = experiment(prepared_sample, "task.lora_rank=4,task.lora_alpha=8,trainer.train_steps=20,trainer.steps_per_loop=10,"
-                                         "trainer.optimizer.learning_rate=0.003")
+    config = experiment(prepared_sample, "task.lora_rank=4,task.lora_alpha=8,trainer.train_steps=20,"
+                                         "trainer.steps_per_loop=10,trainer.optimizer.learning_rate=0.003")
     trainer = train_lib.Trainer(config, str(tmp_path), strategies.make_strategy())
     encoder = trainer.model.get_layer("encoder")
-    frozen = {v.path: v.numpy().copy() for v in encoder.weights if "lora" not in v.path and not v.path.startswith("pooled_dense")}
+    frozen = {v.path: v.numpy().copy() for v in encoder.weights
+              if "lora" not in v.path and not v.path.startswith("pooled_dense")}
     result = trainer.train(evaluate=False)
     assert all(np.array_equal(frozen[v.path], v.numpy()) for v in encoder.weights if v.path in frozen)
     assert result["trainable_params"] < result["total_params"]
@@ -183,11 +194,14 @@ def test_lora_trains_only_factors_and_head_and_exports_merged_weights(tmp_path, 
 
 
 def test_gradient_accumulation_equals_a_larger_batch(tmp_path, prepared_sample):
-    common = f"{NO_DROPOUT},trainer.optimizer.decay=constant,trainer.optimizer.warmup_fraction=0.0,trainer.optimizer.weight_decay=0.01"
-    large = experiment(prepared_sample, f"{common},task.data.global_batch_size=16,trainer.train_steps=6,trainer.steps_per_loop=6")
+    common = (f"{NO_DROPOUT},trainer.optimizer.decay=constant,trainer.optimizer.warmup_fraction=0.0,"
+              "trainer.optimizer.weight_decay=0.01")
+    large = experiment(prepared_sample,
+                       f"{common},task.data.global_batch_size=16,trainer.train_steps=6,trainer.steps_per_loop=6")
     accumulated = experiment(prepared_sample, f"{common},task.data.global_batch_size=8,trainer.train_steps=12,"
                                               "trainer.steps_per_loop=12,trainer.optimizer.gradient_accumulation_steps=2")
-    small = experiment(prepared_sample, f"{common},task.data.global_batch_size=8,trainer.train_steps=12,trainer.steps_per_loop=12")
+    small = experiment(prepared_sample,
+                       f"{common},task.data.global_batch_size=8,trainer.train_steps=12,trainer.steps_per_loop=12")
     a = train_lib.run_experiment(large, "train_and_eval", str(tmp_path / "large"))
     b = train_lib.run_experiment(accumulated, "train_and_eval", str(tmp_path / "accumulated"))
     c = train_lib.run_experiment(small, "train_and_eval", str(tmp_path / "small"))
@@ -215,9 +229,11 @@ def _trained_state(prepared, override, checkpoint):
 
 # Gradient accumulation over several replicas: k=2 micro-batches of global batch 8 give, after 6
 # updates, the weights and Adam moments of 6 steps with global batch 16 on one device.
-ACCUMULATED = "task.data.global_batch_size=8,trainer.train_steps=12,trainer.steps_per_loop=6,trainer.optimizer.gradient_accumulation_steps=2"
+ACCUMULATED = ("task.data.global_batch_size=8,trainer.train_steps=12,trainer.steps_per_loop=6,"
+               "trainer.optimizer.gradient_accumulation_steps=2")
 LARGE = "task.data.global_batch_size=16,trainer.train_steps=6,trainer.steps_per_loop=3"
-CONSTANT_LR = "trainer.optimizer.decay=constant,trainer.optimizer.warmup_fraction=0.0,trainer.optimizer.learning_rate=0.001"
+CONSTANT_LR = ("trainer.optimizer.decay=constant,trainer.optimizer.warmup_fraction=0.0,"
+               "trainer.optimizer.learning_rate=0.001")
 
 
 def _assert_same_training(prepared, accumulated_dir, large_dir, accumulated, large):
@@ -235,13 +251,15 @@ def _assert_same_training(prepared, accumulated_dir, large_dir, accumulated, lar
 def test_gradient_accumulation_over_two_replicas_equals_a_larger_batch(tmp_path, prepared_sample):
     common = f"task.data.prepared_dir={prepared_sample},{FAST},{NO_DROPOUT},{CONSTANT_LR}"
     results = {}
-    for name, strategy, devices, override in (("mirrored", "mirrored", 2, ACCUMULATED), ("one_device", "one_device", 1, LARGE)):
-        run = llm_train("--experiment=sentence_classification", f"--model_dir={tmp_path / name}", "--mode=train_and_eval",
-                        f"--strategy={strategy}", f"--num_devices={devices}", f"--params_override={common},{override}")
+    for name, strategy, devices, override in (("mirrored", "mirrored", 2, ACCUMULATED),
+                                              ("one_device", "one_device", 1, LARGE)):
+        run = llm_train("--experiment=sentence_classification", f"--model_dir={tmp_path / name}",
+                        "--mode=train_and_eval", f"--strategy={strategy}", f"--num_devices={devices}",
+                        f"--params_override={common},{override}")
         assert run.returncode == 0, run.stderr[-3000:]
         results[name] = json.loads(run.stdout.strip().splitlines()[-1])
-    _assert_same_training(prepared_sample, str(tmp_path / "mirrored"), str(tmp_path / "one_device"), results["mirrored"],
-                          results["one_device"])
+    _assert_same_training(prepared_sample, str(tmp_path / "mirrored"), str(tmp_path / "one_device"),
+                          results["mirrored"], results["one_device"])
 
 
 def test_mirrored_accumulation_resumes_between_updates(tmp_path, prepared_sample):
@@ -270,7 +288,8 @@ def test_mirrored_accumulation_resumes_between_updates(tmp_path, prepared_sample
 def test_mixed_bfloat16_trains(tmp_path, prepared_sample):
     import keras
 
-    config = experiment(prepared_sample, "trainer.mixed_precision=mixed_bfloat16,trainer.train_steps=10,trainer.steps_per_loop=10")
+    config = experiment(prepared_sample,
+                        "trainer.mixed_precision=mixed_bfloat16,trainer.train_steps=10,trainer.steps_per_loop=10")
     try:
         result = train_lib.run_experiment(config, "train_and_eval", str(tmp_path))
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
@@ -281,16 +300,18 @@ def test_mixed_bfloat16_trains(tmp_path, prepared_sample):
 
 def test_non_chief_resumes_from_model_dir_and_removes_its_scratch(tmp_path, prepared_sample, monkeypatch):
     model_dir = str(tmp_path / "run")
-    train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=5,trainer.steps_per_loop=5"), "train", model_dir)
+    train_lib.run_experiment(experiment(prepared_sample, "trainer.train_steps=5,trainer.steps_per_loop=5"), "train",
+                             model_dir)
     strategy = strategies.make_strategy("one_device")
     monkeypatch.setattr(type(strategy.extended), "should_checkpoint", property(lambda self: False))
-    trainer = train_lib.Trainer(experiment(prepared_sample, "trainer.train_steps=10,trainer.steps_per_loop=5"), model_dir,
-                                strategy)
+    trainer = train_lib.Trainer(experiment(prepared_sample, "trainer.train_steps=10,trainer.steps_per_loop=5"),
+                                model_dir, strategy)
     assert not trainer.is_chief and trainer.root != model_dir
     assert trainer.restore() == 5  # the chief's latest checkpoint, not its own (empty) scratch directory
     assert trainer.train(evaluate=False)["step"] == 10
     # A non-chief writes nothing to model_dir.
-    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["checkpoint", "ckpt-5.data-00000-of-00001",
+                                                                      "ckpt-5.index"]
     assert not os.path.exists(trainer.root)
 
 
@@ -348,7 +369,8 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path, prepared_sample):
     assert results[0]["val_loss"] == results[1]["val_loss"] and results[0]["loss"] == results[1]["loss"]
     # One checkpoint set, written by the chief (worker 0) alone; the other's scratch copy is removed.
     names = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
-    assert names == ["checkpoint", "ckpt-10.data-00000-of-00001", "ckpt-10.index", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
+    assert names == ["checkpoint", "ckpt-10.data-00000-of-00001", "ckpt-10.index", "ckpt-5.data-00000-of-00001",
+                     "ckpt-5.index"]
     assert sorted(os.listdir(tmp_path)) == ["run", "scratch"]
     assert not [n for n in os.listdir(scratch) if n.startswith("llm_tf_worker_")]
     # The distributed evaluation covers the whole eval split: one device scores the chief's checkpoint the same.
@@ -369,6 +391,6 @@ def test_gradient_accumulation_over_two_local_workers_equals_a_larger_batch(tmp_
     scratch = tmp_path / "scratch"
     results = _two_local_worker_results(args, scratch)
     assert results[0]["loss"] == results[1]["loss"] and results[0]["val_loss"] == results[1]["val_loss"]
-    large = train_lib.run_experiment(experiment(prepared_sample, f"{NO_DROPOUT},{CONSTANT_LR},{LARGE}"), "train_and_eval",
-                                     str(tmp_path / "one_device"))
+    large = train_lib.run_experiment(experiment(prepared_sample, f"{NO_DROPOUT},{CONSTANT_LR},{LARGE}"),
+                                     "train_and_eval", str(tmp_path / "one_device"))
     _assert_same_training(prepared_sample, str(tmp_path / "workers"), str(tmp_path / "one_device"), results[0], large)

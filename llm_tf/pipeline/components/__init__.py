@@ -21,9 +21,9 @@ Trainer takes ``teacher_model`` and ``teacher_logits``, and the Evaluator a
 ``reference_evaluation`` (the teacher's) that the student must reach a share of.
 """
 
+from llm_tf.pipeline.components.evaluator import Evaluator
 from llm_tf.pipeline.components.example_gen import ExampleGen
 from llm_tf.pipeline.components.example_validator import ExampleValidator
-from llm_tf.pipeline.components.evaluator import Evaluator
 from llm_tf.pipeline.components.exporter import Exporter
 from llm_tf.pipeline.components.infra_validator import InfraValidator
 from llm_tf.pipeline.components.pusher import Pusher

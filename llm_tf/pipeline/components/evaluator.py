@@ -2,9 +2,11 @@
 
 import os
 
-from llm_tf.export.exporter import existing_versions
+from llm_tf.errors import ConfigError
+from llm_tf.export import saved_model_eval
+from llm_tf.export.export_dir import existing_versions
 from llm_tf.io_utils import atomic_write_json
-from llm_tf.pipeline import artifacts, blessing, model_eval
+from llm_tf.pipeline import artifacts, blessing
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 from llm_tf.pipeline.components.exporter import version_dir
 from llm_tf.pipeline.errors import PipelineError
@@ -36,7 +38,8 @@ class Evaluator(Component):
         name: Component name.
 
     Raises:
-        PipelineError: A negative ``min_share_of_reference``.
+        PipelineError: A negative ``min_share_of_reference``, or ``length_buckets`` that are not
+            increasing positive word counts.
     """
 
     INPUTS = {"saved_model": artifacts.SAVED_MODEL, "examples": artifacts.EXAMPLES,
@@ -45,14 +48,18 @@ class Evaluator(Component):
     OUTPUTS = {"evaluation": artifacts.MODEL_EVALUATION, "blessing": artifacts.MODEL_BLESSING}
 
     def __init__(self, saved_model: OutputRef, examples: OutputRef, threshold: float = 0.0, max_drop: float = 0.01,
-                 baseline_model_base_path: str = "", length_buckets: tuple[int, ...] = model_eval.DEFAULT_BUCKETS,
+                 baseline_model_base_path: str = "", length_buckets: tuple[int, ...] = saved_model_eval.DEFAULT_BUCKETS,
                  eval_count: int = 0, reference_evaluation: OutputRef | None = None,
                  min_share_of_reference: float = blessing.DEFAULT_MIN_SHARE, name: str | None = None):
+        label = name or "Evaluator"
         if min_share_of_reference < 0:
-            raise PipelineError(f"component {name or 'Evaluator'}: min_share_of_reference must be >= 0, got "
-                                f"{min_share_of_reference}")
-        properties = {"threshold": threshold, "max_drop": max_drop,
-                      "baseline_model_base_path": os.path.abspath(baseline_model_base_path) if baseline_model_base_path else "",
+            raise PipelineError(f"component {label}: min_share_of_reference must be >= 0, got {min_share_of_reference}")
+        try:
+            saved_model_eval.check_buckets(length_buckets, "length_buckets")
+        except ConfigError as e:
+            raise PipelineError(f"component {label}: {e}") from None
+        baseline = os.path.abspath(baseline_model_base_path) if baseline_model_base_path else ""
+        properties = {"threshold": threshold, "max_drop": max_drop, "baseline_model_base_path": baseline,
                       "length_buckets": list(length_buckets), "eval_count": eval_count}
         if reference_evaluation is not None:  # without a reference the cache key stays as it was
             properties["min_share_of_reference"] = min_share_of_reference
@@ -82,10 +89,15 @@ class Evaluator(Component):
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Writes ``evaluation.json`` and ``BLESSED`` or ``NOT_BLESSED``."""
         props = context.properties
-        task = context.inputs["examples"].properties.get("task", "classification")
-        texts, gold = model_eval.read_eval_split(context.inputs["examples"].uri, task, props["eval_count"] or None)
+        examples = context.inputs["examples"]
+        task = examples.properties.get("task", "classification")
+        if task not in saved_model_eval.OUTPUTS:
+            raise PipelineError(f"component {self.name}: examples {examples.uri} are for task '{task}'; the "
+                                f"Evaluator scores {' and '.join(saved_model_eval.OUTPUTS)}")
+        texts, gold = saved_model_eval.read_eval_split(examples.uri, task, props["eval_count"] or None)
         buckets = tuple(props["length_buckets"])
-        candidate = model_eval.evaluate_saved_model(version_dir(context.inputs["saved_model"]), texts, gold, task, buckets)
+        candidate = saved_model_eval.evaluate_saved_model(version_dir(context.inputs["saved_model"]), texts, gold, task,
+                                                          buckets)
         context.log(f"candidate {candidate['metric']} {candidate['value']:.4f} on {candidate['count']} examples")
         reference = self._reference(context, candidate)
         baseline, baseline_dir = None, ""
@@ -93,7 +105,7 @@ class Evaluator(Component):
         versions = existing_versions(base) if base else []
         if versions:
             baseline_dir = os.path.join(base, str(versions[-1]))
-            baseline = model_eval.evaluate_saved_model(baseline_dir, texts, gold, task, buckets)
+            baseline = saved_model_eval.evaluate_saved_model(baseline_dir, texts, gold, task, buckets)
             context.log(f"served version {versions[-1]}: {baseline['metric']} {baseline['value']:.4f}")
         min_share = props.get("min_share_of_reference", blessing.DEFAULT_MIN_SHARE)
         decision = blessing.decide(candidate["metric"], candidate["value"], baseline["value"] if baseline else None,
@@ -114,5 +126,5 @@ class Evaluator(Component):
             eval_props.update({"reference_value": reference, "reference_evaluation": reference_uri,
                                "share_of_reference": candidate["value"] / reference if reference else None})
             metrics["share_of_reference"] = eval_props["share_of_reference"]
-        return ExecutionResult({"evaluation": eval_props, "blessing": {"blessed": decision.blessed, "reason": decision.reason}},
-                               metrics)
+        verdict = {"blessed": decision.blessed, "reason": decision.reason}
+        return ExecutionResult({"evaluation": eval_props, "blessing": verdict}, metrics)

@@ -14,13 +14,13 @@ transfer set tokenized with the teacher's vocabulary, cut to the tokens it uses.
 """
 
 import dataclasses
-import glob
-import json
 import os
 from typing import Any
 
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
+from llm_tf.pipeline.components.common import expand_files, preset_property
+from llm_tf.pipeline.components.transfer_set_gen import transfer_file
 from llm_tf.pipeline.errors import PipelineError
 from llm_tf.pipeline.fingerprint import file_sha256
 
@@ -28,14 +28,6 @@ from llm_tf.pipeline.fingerprint import file_sha256
 VOCABULARY_OPTIONS = ("vocab_file", "lower_case", "tokenizer")
 #: The transfer set's text and label columns (``llm_tf.data.transfer_set.OUTPUT_COLUMNS``).
 TRANSFER_FIELDS = {"text_field": "sentence", "label_field": "label"}
-
-
-def expand_files(patterns: list[str]) -> list[str]:
-    """Local paths, globs expanded (sorted); a pattern without a match expands to nothing."""
-    paths = []
-    for pattern in patterns:
-        paths.extend(sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern])
-    return paths
 
 
 def _preset_settings(name: str, preset: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -50,14 +42,6 @@ def _preset_settings(name: str, preset: str, options: dict[str, Any]) -> dict[st
     except ConfigError as e:
         raise ConfigError(f"component {name}: {e}") from None
     return {**settings, "preset": preset_property(preset)}
-
-
-def preset_property(preset: str) -> str:
-    """How components record a checkpoint: a named preset by its name, a directory by its
-    absolute path (as ``presets.resolve_directory`` resolves it); empty stays empty."""
-    from llm_tf.models import named_presets
-
-    return preset if not preset or named_presets.is_named(preset) else os.path.abspath(preset)
 
 
 class ExampleGen(Component):
@@ -131,7 +115,7 @@ class ExampleGen(Component):
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Runs ``prepare`` into the ``examples`` directory."""
         from llm_tf.data.prepare import PrepareConfig, prepare
-        from llm_tf.pipeline.components.transfer_set_gen import transfer_file
+        from llm_tf.data.prepared import SUMMARY_FILE, read_json
 
         out = context.output_dirs["examples"]
         options = dict(context.properties)
@@ -140,17 +124,18 @@ class ExampleGen(Component):
             options["inputs"] = [transfer_file(context.inputs["transfer_set"])] + options["inputs"]
         graph = context.inputs.get("vocabulary")
         if graph is not None:
-            options.update(vocab_file=graph.properties["vocab_file"], lower_case=graph.properties["lower_case"],
-                           tokenizer=graph.properties["kind"])
+            options.update(vocab_file=context.input_property("vocabulary", "vocab_file"),
+                           lower_case=context.input_property("vocabulary", "lower_case"),
+                           tokenizer=context.input_property("vocabulary", "kind"))
         result = prepare(PrepareConfig(output_dir=out, overwrite=True, progress=False, **options))
         files = {path: file_sha256(path) for path in expand_files(options["inputs"] + options["eval_inputs"])}
-        with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
+        summary = read_json(out, SUMMARY_FILE)
         origin = summary["vocab"]
         if preset:  # a cut says so: "preset X (...): cut to N of the M tokens of ..."
             origin = f"preset {preset} ({options['vocab_file']})" + (f": {origin}" if options.get("vocab_cut") else "")
         if graph is not None:
-            origin += f"; the vocabulary of {graph.uri} ({graph.properties.get('vocab_origin') or 'its origin unknown'})"
+            known = graph.properties.get("vocab_origin") or "its origin unknown"
+            origin += f"; the vocabulary of {graph.uri} ({known})"
         props = {"counts": result.counts, "rejected": result.rejected, "labels": result.labels,
                  "vocab_size": result.vocab_size, "task": summary["task"], "features": summary["features"],
                  "data_files": files, "preset": preset, "vocab_origin": origin}

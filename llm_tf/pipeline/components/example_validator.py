@@ -4,12 +4,11 @@ import json
 import os
 
 from llm_tf.data import schema as schema_lib
+from llm_tf.data.prepared import ANOMALIES_FILE, SCHEMA_FILE, STATISTICS_FILE
 from llm_tf.io_utils import atomic_write_json
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 from llm_tf.pipeline.errors import AnomaliesFoundError
-
-ANOMALIES_FILE = "anomalies.json"
 
 
 class ExampleValidator(Component):
@@ -31,17 +30,18 @@ class ExampleValidator(Component):
     INPUTS = {"statistics": artifacts.STATISTICS, "schema": artifacts.SCHEMA, "examples": artifacts.EXAMPLES}
     OUTPUTS = {"anomalies": artifacts.ANOMALIES}
 
-    def __init__(self, statistics: OutputRef, schema: OutputRef, examples: OutputRef, label_drift_threshold: float = 0.1,
-                 length_drift_threshold: float = 0.5, fail_on_anomalies: bool = True, name: str | None = None):
+    def __init__(self, statistics: OutputRef, schema: OutputRef, examples: OutputRef,
+                 label_drift_threshold: float = 0.1, length_drift_threshold: float = 0.5,
+                 fail_on_anomalies: bool = True, name: str | None = None):
         super().__init__(name, {"statistics": statistics, "schema": schema, "examples": examples},
-                         {"label_drift_threshold": label_drift_threshold, "length_drift_threshold": length_drift_threshold,
-                          "fail_on_anomalies": fail_on_anomalies})
+                         {"label_drift_threshold": label_drift_threshold,
+                          "length_drift_threshold": length_drift_threshold, "fail_on_anomalies": fail_on_anomalies})
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Writes ``anomalies.json``; raises :class:`AnomaliesFoundError` when there are any."""
-        with open(os.path.join(context.inputs["statistics"].uri, "statistics.json"), encoding="utf-8") as f:
+        with open(context.input_path("statistics", STATISTICS_FILE), encoding="utf-8") as f:
             stats = json.load(f)
-        schema_path = os.path.join(context.inputs["schema"].uri, "schema.json")
+        schema_path = context.input_path("schema", SCHEMA_FILE)
         with open(schema_path, encoding="utf-8") as f:
             schema = json.load(f)
         thresholds = schema_lib.Thresholds(context.properties["label_drift_threshold"],
@@ -57,7 +57,7 @@ class ExampleValidator(Component):
         report = {"schema": schema_path, "statistics": context.inputs["statistics"].uri, "anomalies": found}
         atomic_write_json(os.path.join(context.output_dirs["anomalies"], ANOMALIES_FILE), report)
         if found and context.properties["fail_on_anomalies"]:
-            reports = os.path.join(context.pipeline_root, type(self).__name__, "reports")
+            reports = os.path.join(context.pipeline_root, self.name, "reports")
             os.makedirs(reports, exist_ok=True)
             path = os.path.join(reports, f"anomalies-{context.execution_id}.json")
             atomic_write_json(path, report)

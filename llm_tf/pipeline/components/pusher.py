@@ -4,14 +4,15 @@ import json
 import os
 import shutil
 
-from llm_tf.export.exporter import existing_versions, next_version
+from llm_tf.export.export_dir import ASSETS_EXTRA_DIR, existing_versions, next_version
 from llm_tf.io_utils import atomic_directory, atomic_write_json
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 from llm_tf.pipeline.components.exporter import version_dir
+from llm_tf.pipeline.errors import PipelineError
 
 #: Written into every pushed version: where it came from, for ``llm_pipeline lineage``.
-PIPELINE_INFO_FILE = os.path.join("assets.extra", "llm_tf_pipeline.json")
+PIPELINE_INFO_FILE = os.path.join(ASSETS_EXTRA_DIR, "llm_tf_pipeline.json")
 
 
 def pushed_info(version_path: str) -> dict | None:
@@ -69,10 +70,14 @@ class Pusher(Component):
             context.log(f"not pushed: {reason}")
             atomic_write_json(os.path.join(context.output_dirs["pushed_model"], "push.json"), record)
             return ExecutionResult({"pushed_model": record}, {"pushed": False})
+        source = version_dir(saved_model)
+        if not os.path.isdir(source):
+            raise PipelineError(f"component {self.name}: input 'saved_model' ({saved_model.uri}) has no version "
+                                f"directory {source}")
         version = next_version(base)
         destination = os.path.join(base, str(version))
         with atomic_directory(destination) as tmp:
-            shutil.copytree(version_dir(saved_model), tmp, dirs_exist_ok=True)
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
             os.makedirs(os.path.join(tmp, os.path.dirname(PIPELINE_INFO_FILE)), exist_ok=True)
             atomic_write_json(os.path.join(tmp, PIPELINE_INFO_FILE), {
                 "pipeline_root": context.pipeline_root, "pusher_execution": context.execution_id,

@@ -49,11 +49,13 @@ class Quantizer(Component):
             saved_model_dir=version_dir(context.inputs["saved_model"]), output_dir=out, forms=props["forms"],
             variants=props["variants"], max_accuracy_drop=props["max_accuracy_drop"], eval_count=props["eval_count"],
             latency_runs=props["latency_runs"], representative_count=props["representative_count"],
-            gate_variants=props.get("gate_variants", []), int8_float_ops=props.get("int8_float_ops", []), overwrite=True,
+            gate_variants=props.get("gate_variants", []), int8_float_ops=props.get("int8_float_ops", []),
+            overwrite=True,
             command="llm_pipeline Quantizer"))
         files = {name: os.path.basename(path) for name, path in result.files.items()}
         passed = not result.failed
-        context.log(f"gate {'passed' if passed else 'FAILED for ' + ', '.join(result.failed)}; files: {', '.join(files.values())}")
+        context.log(f"gate {'passed' if passed else 'FAILED for ' + ', '.join(result.failed)}; "
+                    f"files: {', '.join(files.values())}")
         sizes = {name: os.path.getsize(os.path.join(out, f)) for name, f in files.items()}
         return ExecutionResult({"tflite_models": {"files": files, "sizes": sizes, "gate_passed": passed,
                                                   "failed": result.failed}},

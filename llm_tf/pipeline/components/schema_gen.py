@@ -5,12 +5,11 @@ import os
 import shutil
 
 from llm_tf.data import schema as schema_lib
+from llm_tf.data.prepared import SCHEMA_FILE, STATISTICS_FILE
 from llm_tf.io_utils import atomic_write_json
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 from llm_tf.pipeline.errors import PipelineError
-
-SCHEMA_FILE = "schema.json"
 
 
 class SchemaGen(Component):
@@ -48,19 +47,25 @@ class SchemaGen(Component):
         curated = context.properties["schema_file"]
         if curated:
             if not os.path.isfile(curated):
-                raise PipelineError(f"component SchemaGen: schema_file {curated} does not exist")
+                raise PipelineError(f"component {self.name}: schema_file {curated} does not exist")
             shutil.copyfile(curated, target)
             with open(target, encoding="utf-8") as f:
                 schema = json.load(f)
         else:
-            with open(os.path.join(context.inputs["statistics"].uri, "statistics.json"), encoding="utf-8") as f:
-                train = json.load(f)["train"]
-            examples = context.inputs["examples"].properties
+            path = context.input_path("statistics", STATISTICS_FILE)
+            with open(path, encoding="utf-8") as f:
+                stats = json.load(f)
+            if "train" not in stats:
+                raise PipelineError(f"component {self.name}: {path} has no train split (the schema is inferred "
+                                    "from it)")
+            train = stats["train"]
+            features = context.input_property("examples", "features")
+            known = context.inputs["examples"].properties.get("labels")
             labels = None
-            if examples.get("labels"):
+            if known:
                 seen = set(train.get("labels", {}))
-                labels = [label for label in examples["labels"] if label in seen]
-            schema = schema_lib.infer_schema(train, examples["features"], labels)
+                labels = [label for label in known if label in seen]
+            schema = schema_lib.infer_schema(train, features, labels)
             atomic_write_json(target, schema)
         domain = next((spec["domain"] for spec in schema["features"].values() if "domain" in spec), None)
         return ExecutionResult({"schema": {"task": schema["task"], "label_domain": domain, "curated": bool(curated)}},

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+from llm_tf.data.prepared import STATISTICS_FILE
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 
@@ -24,8 +25,8 @@ class StatisticsGen(Component):
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Copies the statistics; records counts, OOV and truncation rates per split."""
-        source = os.path.join(context.inputs["examples"].uri, "statistics.json")
-        target = os.path.join(context.output_dirs["statistics"], "statistics.json")
+        source = context.input_path("examples", STATISTICS_FILE)
+        target = os.path.join(context.output_dirs["statistics"], STATISTICS_FILE)
         shutil.copyfile(source, target)
         with open(target, encoding="utf-8") as f:
             stats = json.load(f)

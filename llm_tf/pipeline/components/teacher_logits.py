@@ -15,7 +15,7 @@ from typing import Any
 
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
-from llm_tf.pipeline.components import trainer as trainer_lib
+from llm_tf.pipeline.components.trainer import DISTILLATION, declared_config, resolve_config
 from llm_tf.pipeline.errors import PipelineError
 
 
@@ -49,11 +49,11 @@ class TeacherLogits(Component):
     OUTPUTS = {"teacher_logits": artifacts.TEACHER_LOGITS}
 
     def __init__(self, examples: OutputRef, teacher_model: OutputRef, config_files: list[str] | None = None,
-                 params_override: str | dict = "", experiment: str = trainer_lib.DISTILLATION,
+                 params_override: str | dict = "", experiment: str = DISTILLATION,
                  teacher_blessing: OutputRef | None = None, batch_size: int = 128, name: str | None = None):
-        if experiment != trainer_lib.DISTILLATION:
+        if experiment != DISTILLATION:
             raise PipelineError(f"component {name or 'TeacherLogits'}: teacher logits are for the "
-                                f"'{trainer_lib.DISTILLATION}' experiment, not '{experiment}'")
+                                f"'{DISTILLATION}' experiment, not '{experiment}'")
         super().__init__(name, {"examples": examples, "teacher_model": teacher_model,
                                 "teacher_blessing": teacher_blessing}, {
             "experiment": experiment, "config_files": [os.path.abspath(p) for p in config_files or []],
@@ -61,7 +61,7 @@ class TeacherLogits(Component):
 
     def key_properties(self) -> dict[str, Any]:
         """The parts of the declared config the logits depend on (config files' contents included)."""
-        config = trainer_lib.declared_config(self.properties)
+        config = declared_config(self.properties)
         data = config.task.data
         return {"experiment": self.properties["experiment"], "batch_size": self.properties["batch_size"],
                 "train_split": data.train_split, "eval_split": data.eval_split, "seq_length": data.seq_length,
@@ -75,7 +75,7 @@ class TeacherLogits(Component):
         if blessing is not None and not blessing.properties.get("blessed"):
             raise PipelineError(f"component {self.name}: the teacher was not blessed, so it does not teach: "
                                 f"{blessing.properties.get('reason', 'no reason recorded')}")
-        config = trainer_lib.resolve_config(context.properties, context.inputs)
+        config = resolve_config(context.properties, context.inputs)
         manifest = precompute_teacher_logits(config, context.output_dirs["teacher_logits"],
                                              batch_size=context.properties["batch_size"])
         counts = {split: values["count"] for split, values in manifest["splits"].items()}

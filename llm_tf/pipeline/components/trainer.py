@@ -28,10 +28,10 @@ def declared_config(properties: dict[str, Any]):
     Raises:
         ConfigError: A missing or unreadable config file, or an unknown key.
     """
-    from llm_tf.training import configs, tasks
+    from llm_tf.training import registry_imports, tasks  # noqa: F401  (registry_imports registers the experiments)
 
-    config = tasks.experiment_config(properties["experiment"])
-    return configs.apply_overrides(config, properties["config_files"], properties["params_override"])
+    return tasks.resolve_experiment(properties["experiment"], properties["config_files"],
+                                    properties["params_override"])
 
 
 def resolve_config(properties: dict[str, Any], inputs: dict[str, Artifact]):
@@ -95,16 +95,19 @@ class Trainer(Component):
             ``distillation``; teacher logits without the teacher.
     """
 
-    INPUTS = {"examples": artifacts.EXAMPLES, "transform_graph": artifacts.TRANSFORM_GRAPH, "base_model": artifacts.MODEL,
-              "teacher_model": artifacts.MODEL, "teacher_logits": artifacts.TEACHER_LOGITS}
+    INPUTS = {"examples": artifacts.EXAMPLES, "transform_graph": artifacts.TRANSFORM_GRAPH,
+              "base_model": artifacts.MODEL, "teacher_model": artifacts.MODEL,
+              "teacher_logits": artifacts.TEACHER_LOGITS}
     OPTIONAL_INPUTS = frozenset({"base_model", "teacher_model", "teacher_logits"})
     OUTPUTS = {"model": artifacts.MODEL}
     RESUMABLE = True
 
-    def __init__(self, examples: OutputRef, transform_graph: OutputRef, experiment: str, config_files: list[str] | None = None,
-                 params_override: str | dict = "", mode: str = "train_and_eval", strategy: str = "one_device",
+    def __init__(self, examples: OutputRef, transform_graph: OutputRef, experiment: str,
+                 config_files: list[str] | None = None, params_override: str | dict = "",
+                 mode: str = "train_and_eval", strategy: str = "one_device",
                  num_devices: int | None = None, base_model: OutputRef | None = None,
-                 teacher_model: OutputRef | None = None, teacher_logits: OutputRef | None = None, name: str | None = None):
+                 teacher_model: OutputRef | None = None, teacher_logits: OutputRef | None = None,
+                 name: str | None = None):
         label = name or "Trainer"
         if mode not in ("train", "train_and_eval"):
             raise PipelineError(f"component {label}: mode must be train or train_and_eval, got '{mode}'")
@@ -135,13 +138,14 @@ class Trainer(Component):
         return extra
 
     def resolve_config(self, context: ExecutionContext):
-        """The experiment config: defaults, config files, overrides, then the pipeline's wiring (:func:`resolve_config`)."""
+        """The experiment config: defaults, files, overrides, then the wiring (:func:`resolve_config`)."""
         return resolve_config(context.properties, context.inputs)
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Checks the vocabulary, runs ``run_experiment`` into the ``model`` directory."""
-        from llm_tf.data.prepare import TOKENIZER_DIR
+        from llm_tf.data.prepared import TOKENIZER_DIR
         from llm_tf.text.tokenizer import TokenizerConfig
+        from llm_tf.training import model_dir as model_dir_lib
         from llm_tf.training import train_lib
 
         examples = context.inputs["examples"].uri
@@ -155,7 +159,7 @@ class Trainer(Component):
         metrics = train_lib.run_experiment(config, context.properties["mode"], model_dir)
         clean = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         props = {"experiment": config.experiment, "step": int(metrics.get("step", 0)),
-                 "params_yaml": os.path.join("params.yaml"), "metrics": clean,
+                 "params_yaml": model_dir_lib.PARAMS_FILE, "metrics": clean,
                  "init_checkpoint": config.task.init_checkpoint or ""}
         if config.experiment == DISTILLATION:
             props["teacher_dir"] = config.task.distillation.teacher_dir

@@ -12,7 +12,7 @@ from typing import Any
 
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult
-from llm_tf.pipeline.components.example_gen import expand_files, preset_property
+from llm_tf.pipeline.components.common import expand_files, preset_property
 from llm_tf.pipeline.errors import PipelineError
 from llm_tf.pipeline.fingerprint import file_sha256
 
@@ -68,7 +68,8 @@ class TransferSetGen(Component):
         """SHA-256 of every input file; with augmentation, of the checkpoint's weights and vocabulary."""
         extra: dict[str, Any] = {}
         for key in FILE_FIELDS:
-            extra.update({path: file_sha256(path) for path in expand_files(self.properties[key]) if os.path.isfile(path)})
+            paths = expand_files(self.properties[key])
+            extra.update({path: file_sha256(path) for path in paths if os.path.isfile(path)})
         preset = self.properties["preset"]
         if preset and self.properties["augment_copies"] > 0:
             from llm_tf.models import presets

@@ -3,7 +3,7 @@
 import os
 import shutil
 
-from llm_tf.data.prepare import TOKENIZER_DIR
+from llm_tf.data.prepared import LABELS_FILE, TOKENIZER_DIR
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 from llm_tf.pipeline.fingerprint import file_sha256
@@ -35,9 +35,9 @@ class Transform(Component):
 
         source = context.inputs["examples"].uri
         out = context.output_dirs["transform_graph"]
-        shutil.copytree(os.path.join(source, TOKENIZER_DIR), os.path.join(out, TOKENIZER_DIR))
-        if os.path.isfile(os.path.join(source, "labels.txt")):
-            shutil.copyfile(os.path.join(source, "labels.txt"), os.path.join(out, "labels.txt"))
+        shutil.copytree(context.input_path("examples", TOKENIZER_DIR), os.path.join(out, TOKENIZER_DIR))
+        if os.path.isfile(os.path.join(source, LABELS_FILE)):
+            shutil.copyfile(os.path.join(source, LABELS_FILE), os.path.join(out, LABELS_FILE))
         config = TokenizerConfig.load(os.path.join(out, TOKENIZER_DIR))
         vocab = os.path.join(out, TOKENIZER_DIR, config.vocab_file)
         examples = context.inputs["examples"].properties

@@ -1,8 +1,8 @@
 """Evaluator with a reference evaluation (a distilled student against its teacher): the share rule,
 its reason and record, and the refusals of a reference measured on other data.
 
-The SavedModel scoring is replaced by fixed values (``model_eval`` is tested with real models in
-the pipeline integration tests); the executor itself runs.
+The SavedModel scoring is replaced by fixed values (``llm_tf.export.saved_model_eval`` has its own
+tests in tests/export/test_saved_model_eval.py); the executor itself runs.
 """
 
 import json
@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from llm_tf.pipeline import artifacts, model_eval
+from llm_tf.export import saved_model_eval
+from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.artifacts import Artifact
 from llm_tf.pipeline.component import ExecutionContext, OutputRef
 from llm_tf.pipeline.components import Evaluator
@@ -30,8 +31,8 @@ def scores(monkeypatch):
         return {"metric": "accuracy", "value": values["value"], "count": len(texts),
                 "by_label": {"0": {"value": 1.0}, "1": {"value": 0.75}}, "by_length": {"<=8": {"value": 0.875}}}
 
-    monkeypatch.setattr(model_eval, "read_eval_split", lambda uri, task, limit: (["a text"] * 16, [1] * 16))
-    monkeypatch.setattr(model_eval, "evaluate_saved_model", evaluate)
+    monkeypatch.setattr(saved_model_eval, "read_eval_split", lambda uri, task, limit: (["a text"] * 16, [1] * 16))
+    monkeypatch.setattr(saved_model_eval, "evaluate_saved_model", evaluate)
     return values
 
 
@@ -77,7 +78,8 @@ def test_a_student_with_its_share_is_blessed(tmp_path, scores):
 
 @pytest.mark.parametrize("props, message", [
     ({"metric": "entity_f1", "value": 0.9, "count": 16}, "measured 'entity_f1', the candidate 'accuracy'"),
-    ({"metric": "accuracy", "value": 0.9, "count": 872}, "scored 872 examples, the candidate 16: not the same eval data"),
+    ({"metric": "accuracy", "value": 0.9, "count": 872},
+     "scored 872 examples, the candidate 16: not the same eval data"),
 ])
 def test_a_reference_on_another_metric_or_other_data_is_refused(tmp_path, scores, props, message):
     evaluator = Evaluator(SAVED_MODEL, EXAMPLES, reference_evaluation=REFERENCE)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from llm_tf.errors import ConfigError
+from llm_tf.errors import ConfigError, DataError
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.artifacts import Artifact
 from llm_tf.pipeline.component import ExecutionContext, OutputRef
@@ -44,7 +44,8 @@ def test_logits_for_the_students_examples_from_the_wired_teacher(tmp_path, prepa
                                      {"blessed": True, "reason": "accuracy 0.9 >= threshold 0.0"})
     props = result.output_properties["teacher_logits"]
     assert props["counts"] == {"train": 60, "eval": 16} and props["labels"] == ["0", "1"]
-    assert props["teacher"] == os.path.abspath(teacher_dir) and props["prepared_dir"] == os.path.abspath(prepared_sample)
+    assert props["teacher"] == os.path.abspath(teacher_dir)
+    assert props["prepared_dir"] == os.path.abspath(prepared_sample)
     assert props["seq_length"] == 32 and props["teacher_tokenizer"] == "the student's"
     with open(os.path.join(out, MANIFEST), encoding="utf-8") as f:
         assert json.load(f)["teacher_checkpoint"] == props["teacher_checkpoint"]
@@ -63,6 +64,12 @@ def test_a_teacher_that_was_not_blessed_does_not_teach(tmp_path):
 def test_a_missing_teacher_is_named(tmp_path, prepared_sample):
     with pytest.raises(ConfigError, match="task.distillation.teacher_dir: .*/gone: no such directory"):
         _execute(_logits(), tmp_path, prepared_sample, str(tmp_path / "gone"))
+
+
+def test_missing_student_examples_are_named(tmp_path, teacher_dir):  # noqa: F811
+    with pytest.raises(DataError, match=r"/no_examples: not a prepared data set \(no summary.json"):
+        _execute(_logits(), tmp_path, str(tmp_path / "no_examples"), teacher_dir)
+    assert os.listdir(tmp_path / "staging") == []
 
 
 def test_the_cache_key_covers_what_the_logits_depend_on_and_not_the_students_training():

@@ -36,7 +36,8 @@ def _student(config_file: str, **kwargs) -> Trainer:
 
 
 def _inputs(**uris) -> dict:
-    types = {"examples": artifacts.EXAMPLES, "teacher_model": artifacts.MODEL, "teacher_logits": artifacts.TEACHER_LOGITS}
+    types = {"examples": artifacts.EXAMPLES, "teacher_model": artifacts.MODEL,
+             "teacher_logits": artifacts.TEACHER_LOGITS}
     return {name: Artifact(types[name], uri) for name, uri in uris.items()}
 
 
@@ -60,7 +61,8 @@ def test_the_cache_key_facts_do_not_depend_on_the_teacher_paths(student_config):
     plain = _student(student_config)
     wired = _student(student_config, teacher_model=TEACHER, teacher_logits=LOGITS)
     # The config file names teacher paths that do not exist; the key's facts are built all the same.
-    assert wired.extra_fingerprint() == plain.extra_fingerprint() and list(plain.extra_fingerprint()) == [student_config]
+    assert wired.extra_fingerprint() == plain.extra_fingerprint()
+    assert list(plain.extra_fingerprint()) == [student_config]
 
 
 def test_teacher_inputs_are_refused_where_they_cannot_apply(student_config):

@@ -1,4 +1,5 @@
-"""TransferSetGen, and ExampleGen preparing its transfer set with a Transform's vocabulary (cut).
+"""TransferSetGen, and ExampleGen preparing its transfer set with a Transform's vocabulary (cut);
+then TransferSetGen's executor alone.
 
 The checkpoint is a tiny Hugging Face BERT directory over the vocabulary llm_prepare learned on
 the shipped sample (tests/preset_fixtures.py); its random embeddings give random, but real,
@@ -12,14 +13,18 @@ import shutil
 
 import pytest
 
+from llm_tf.errors import DataError
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import OutputRef
 from llm_tf.pipeline.components import ExampleGen, TransferSetGen, Transform
+from llm_tf.pipeline.components.transfer_set_gen import transfer_file
 from llm_tf.pipeline.dag import Pipeline
 from llm_tf.pipeline.errors import ComponentFailedError, PipelineError
+from llm_tf.pipeline.fingerprint import file_sha256
 from llm_tf.pipeline.runner import LocalRunner
 from llm_tf.text.tokenizer import load_vocab
 from tests.conftest import SST2_SAMPLE
+from tests.pipeline.components.harness import artifact, execute
 from tests.preset_fixtures import save_hf_bert_directory
 
 TRAIN, DEV = str(SST2_SAMPLE / "train.tsv"), str(SST2_SAMPLE / "dev.tsv")
@@ -63,7 +68,8 @@ def test_transfer_set_prepared_with_the_teachers_vocabulary_cut(tmp_path, checkp
     graph = result["Transform"].outputs["transform_graph"].properties
     assert cut["source_vocab_file"] == graph["vocab_file"] and examples.properties["vocab_size"] <= 150
     assert examples.properties["vocab_origin"].startswith("cut to ")
-    assert f"the vocabulary of {result['Transform'].outputs['transform_graph'].uri}" in examples.properties["vocab_origin"]
+    graph_uri = result["Transform"].outputs["transform_graph"].uri
+    assert f"the vocabulary of {graph_uri}" in examples.properties["vocab_origin"]
 
 
 def test_the_key_covers_the_input_files_and_with_augmentation_the_checkpoint(tmp_path, checkpoint):
@@ -112,3 +118,34 @@ def test_example_gen_cuts_a_checkpoints_vocabulary_too(tmp_path, checkpoint):
     assert examples.properties["vocab_origin"].startswith(f"preset {checkpoint} (") and ": cut to " in \
         examples.properties["vocab_origin"]
     assert os.path.isfile(os.path.join(examples.uri, "tokenizer", "vocab_cut.json"))
+
+
+# ----------------------------------------------------------------------------- the executor alone
+def test_executor_writes_the_tsv_and_its_summary_with_their_facts(tmp_path):
+    run = execute(TransferSetGen(labelled=[TRAIN], exclude=[DEV]), tmp_path)
+    props = run.props("transfer_set")
+    path = os.path.join(run.outputs["transfer_set"], "transfer_set.tsv")
+    assert props["path"] == path and props["summary_file"] == path + ".summary.json"
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "sentence\tlabel\tsource" and len(lines) - 1 == props["rows"] == 60
+    assert {line.rsplit("\t", 1)[1] for line in lines[1:]} == {"labelled"}
+    assert props["counts"]["labelled"] == 60 and sum(props["counts"].values()) == 60
+    assert props["output_sha256"] == file_sha256(path) and props["bad_rows"] == 0
+    assert props["data_files"] == {TRAIN: file_sha256(TRAIN), DEV: file_sha256(DEV)}
+    assert set(props["labels"]) == {"0", "1"} and props["augmentation"]["copies"] == 0
+    with open(props["summary_file"], encoding="utf-8") as f:
+        assert json.load(f)["rows"] == 60
+    assert run.result.metrics == {"rows": 60, **props["counts"]}
+    assert run.messages[0].startswith("60 rows: labelled 60, ")
+
+
+def test_executor_names_a_missing_labelled_file(tmp_path):
+    with pytest.raises(DataError, match=r"/missing.tsv: no such file \(--labelled\)"):
+        execute(TransferSetGen(labelled=[str(tmp_path / "missing.tsv")]), tmp_path)
+    assert os.listdir(tmp_path / "out" / "transfer_set") == []
+
+
+def test_transfer_file_is_the_path_property_or_the_file_in_the_artifact(tmp_path):
+    assert transfer_file(artifact(artifacts.TRANSFER_SET, tmp_path)) == str(tmp_path / "transfer_set.tsv")
+    assert transfer_file(artifact(artifacts.TRANSFER_SET, tmp_path, path="/elsewhere/t.tsv")) == "/elsewhere/t.tsv"

@@ -3,22 +3,44 @@
 Classification: accuracy overall, per true label and per length bucket (words). Token
 classification (NER): seqeval entity F1 overall, per entity type, and per length bucket.
 The model is called through its ``serving_default`` raw-text signature, exactly as served.
+The pipeline's Evaluator and ``benchmarks/served_parity.py`` use it.
 """
 
 import itertools
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from llm_tf.errors import DataError
+from llm_tf.errors import ConfigError, DataError
 
 DEFAULT_BUCKETS = (8, 16, 32)
+#: The tasks :func:`evaluate_saved_model` scores, and the ``serving_default`` output each reads.
+OUTPUTS = {"classification": "labels", "token_classification": "tags"}
+
+
+def check_buckets(boundaries: tuple[int, ...], field: str = "buckets") -> tuple[int, ...]:
+    """``boundaries`` as a tuple when they are strictly increasing positive word counts.
+
+    Raises:
+        ConfigError: Empty, not positive, or not increasing (the message names ``field``).
+    """
+    bounds = tuple(boundaries)
+    if not bounds or bounds[0] < 1 or any(a >= b for a, b in zip(bounds, bounds[1:])):
+        raise ConfigError(f"{field} must be increasing positive word counts, got {list(bounds)}")
+    return bounds
 
 
 def bucket_name(words: int, boundaries: tuple[int, ...]) -> str:
-    """The length bucket of a text of ``words`` words (``<=8``, ``9-16``, ..., ``>32``)."""
+    """The length bucket of a text of ``words`` words (``<=8``, ``9-16``, ..., ``>32``).
+
+    Raises:
+        ConfigError: No boundaries.
+    """
+    if not boundaries:
+        raise ConfigError("buckets: give at least one boundary")
     low = 1
     for bound in boundaries:
         if words <= bound:
@@ -29,24 +51,38 @@ def bucket_name(words: int, boundaries: tuple[int, ...]) -> str:
 
 def load_serving_signature(version_dir: str):
     """Loads an exported version; returns ``(loaded, its serving_default function)`` (keep
-    ``loaded`` alive while calling the function)."""
+    ``loaded`` alive while calling the function).
+
+    Raises:
+        DataError: No SavedModel there, or one without a ``serving_default`` signature.
+    """
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
 
+    if not tf.saved_model.contains_saved_model(version_dir):
+        raise DataError(f"{version_dir}: no SavedModel there (export one with llm_export)")
     loaded = tf.saved_model.load(version_dir)
+    if "serving_default" not in loaded.signatures:
+        raise DataError(f"{version_dir}: no serving_default signature (signatures: "
+                        f"{', '.join(sorted(loaded.signatures)) or 'none'})")
     return loaded, loaded.signatures["serving_default"]
 
 
-def batches(items: list, size: int):
-    """``items`` in consecutive slices of at most ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def batches(items: list, size: int) -> Iterator[list]:
+    """``items`` in consecutive slices of at most ``size``.
+
+    Raises:
+        ConfigError: ``size`` < 1.
+    """
+    if size < 1:
+        raise ConfigError(f"batch size must be >= 1, got {size}")
+    return (items[start:start + size] for start in range(0, len(items), size))
 
 
 def read_eval_split(prepared_dir: str, task: str, limit: int | None = None) -> tuple[list[str], list[Any]]:
     """Texts and gold labels (classification) or tag lists (NER) of the prepared eval split.
 
     Raises:
-        DataError: No eval split.
+        DataError: No prepared directory or no eval split.
     """
     from llm_tf.data import tfrecords
     from llm_tf.export.representative import read_prepared_split
@@ -79,20 +115,31 @@ def evaluate_saved_model(version_dir: str, texts: list[str], gold: list[Any], ta
         each slice ``{"count", "value"}``.
 
     Raises:
-        DataError: No texts.
+        ConfigError: An unknown task, bad buckets or batch size.
+        DataError: No texts, not one gold entry per text, no SavedModel or ``serving_default``
+            there, or a signature without the task's output (``labels`` or ``tags``).
     """
+    if task not in OUTPUTS:
+        raise ConfigError(f"task must be one of {', '.join(OUTPUTS)}, got '{task}'")
+    buckets = check_buckets(buckets)
+    chunks = batches(texts, batch_size)
     if not texts:
         raise DataError(f"{version_dir}: nothing to evaluate (empty eval split)")
+    if len(gold) != len(texts):
+        raise DataError(f"{version_dir}: {len(texts)} texts but {len(gold)} gold entries")
     _, serve = load_serving_signature(version_dir)
+    output = OUTPUTS[task]
+    if output not in serve.structured_outputs:
+        raise DataError(f"{version_dir}: serving_default has no '{output}' output for {task} (outputs: "
+                        f"{', '.join(sorted(serve.structured_outputs))})")
     predictions: list[Any] = []
-    for chunk in batches(texts, batch_size):
-        out = serve(text=tf.constant(chunk))
+    for chunk in chunks:
+        values = serve(text=tf.constant(chunk))[output].numpy()
         if task == "token_classification":
-            for row in out["tags"].numpy():
-                predictions.append([t.decode("utf-8") for t in row])
+            predictions.extend([t.decode("utf-8") for t in row] for row in values)
         else:
-            predictions.extend(label.decode("utf-8") for label in out["labels"].numpy())
-    lengths = [bucket_name(len(t.split()), tuple(buckets)) for t in texts]
+            predictions.extend(label.decode("utf-8") for label in values)
+    lengths = [bucket_name(len(t.split()), buckets) for t in texts]
     if task == "token_classification":
         return _ner_metrics(predictions, gold, lengths)
     return _classification_metrics(predictions, gold, lengths)

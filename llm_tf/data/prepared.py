@@ -1,0 +1,116 @@
+"""The prepared-data directory ``llm_prepare`` writes and training reads: names, writers, reader.
+
+Layout::
+
+    prepared_dir/
+      examples/train-00000-of-0000N.tfrecord   raw canonical features (text, label, ...)
+      examples/eval-00000-of-0000N.tfrecord
+      tokenizer/vocab.txt (or spm.model), tokenizer/tokenizer_config.json
+      labels.txt          label (or tag) vocabulary, one per line, in id order
+      statistics.json     per split: counts, lengths, labels, OOV, duplicates; rejected rows
+      schema.json         inferred from the train split
+      anomalies.json      only with validate_against
+      rejected.jsonl      only when rows were skipped
+      summary.json        what was done, with the config (its ``task`` and ``features``)
+
+:mod:`llm_tf.data.prepare` computes the contents and writes them with the ``write_*``
+functions here; :func:`load_prepared` opens the directory for training, and the pipeline's
+components read single files through :func:`read_json`.
+"""
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+
+from llm_tf.data import labels as labels_lib
+from llm_tf.data import tfrecords
+from llm_tf.errors import DataError
+from llm_tf.io_utils import atomic_write_json
+from llm_tf.text.tokenizer import TextTokenizer
+
+EXAMPLES_DIR = "examples"
+TOKENIZER_DIR = "tokenizer"
+LABELS_FILE = "labels.txt"
+STATISTICS_FILE = "statistics.json"
+SCHEMA_FILE = "schema.json"
+ANOMALIES_FILE = "anomalies.json"
+REJECTED_FILE = "rejected.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+def write_labels(directory: str, labels: Iterable[str]) -> None:
+    """Writes ``labels.txt`` atomically."""
+    labels_lib.save_labels(os.path.join(directory, LABELS_FILE), labels)
+
+
+def write_json(directory: str, name: str, content) -> None:
+    """Writes one of the JSON files (``STATISTICS_FILE``, ``SCHEMA_FILE``, ...) atomically."""
+    atomic_write_json(os.path.join(directory, name), content)
+
+
+def read_json(directory: str, name: str):
+    """Reads one of the JSON files of a prepared directory (or of an artifact holding a copy).
+
+    Raises:
+        DataError: The file is missing or not valid JSON (the path is named).
+    """
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        raise DataError(f"{directory}: no {name}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON: {e}") from None
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """What a prepared directory offers to training.
+
+    Attributes:
+        directory: The directory.
+        task: The task it was prepared for.
+        features: Canonical features in its records.
+        labels: Label vocabulary (empty for unlabelled text).
+        tokenizer: The in-graph tokenizer over its vocabulary.
+    """
+
+    directory: str
+    task: str
+    features: list[str]
+    labels: list[str]
+    tokenizer: TextTokenizer
+
+    def files(self, split: str) -> list[str]:
+        """Shard files of a split (raises DataError when there are none)."""
+        return tfrecords.split_files(os.path.join(self.directory, EXAMPLES_DIR), split)
+
+    def count(self, split: str) -> int:
+        """Examples in a split, from the statistics written by ``llm_prepare``."""
+        with open(os.path.join(self.directory, STATISTICS_FILE), encoding="utf-8") as f:
+            return json.load(f).get(split, {}).get("count", 0)
+
+
+def load_prepared(directory: str, seq_length: int) -> PreparedData:
+    """Opens a directory written by ``llm_prepare``.
+
+    Args:
+        directory: The ``--output_dir`` of ``llm_prepare``.
+        seq_length: Packed sequence length for the tokenizer.
+
+    Raises:
+        DataError: The directory is missing or not a prepared data set.
+    """
+    if not directory:
+        raise DataError("no prepared data: set task.data.prepared_dir (the --output_dir of llm_prepare)")
+    summary_path = os.path.join(directory, SUMMARY_FILE)
+    if not os.path.isfile(summary_path):
+        raise DataError(f"{directory}: not a prepared data set (no {SUMMARY_FILE}; run llm_prepare first)")
+    with open(summary_path, encoding="utf-8") as f:
+        summary = json.load(f)
+    labels_path = os.path.join(directory, LABELS_FILE)
+    labels = list(labels_lib.load_labels(labels_path)) if os.path.isfile(labels_path) else []
+    tokenizer = TextTokenizer.from_directory(os.path.join(directory, TOKENIZER_DIR), max_seq_length=seq_length)
+    return PreparedData(directory, summary["task"], summary["features"], labels, tokenizer)
