@@ -4,9 +4,15 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
+# Python 3.11 by default; PYTHON=python3.12 (or a path) for 3.12. Only used to create the venv:
+# an existing .venv keeps its interpreter (delete .venv to switch).
 PYTHON_BIN="${PYTHON:-python3.11}"
 if ! command -v "$PYTHON_BIN" >/dev/null 2>&1; then
-  echo "llm-tf needs Python 3.11 ('$PYTHON_BIN' not found; set PYTHON=/path/to/python3.11)" >&2
+  echo "llm-tf needs Python 3.11 or 3.12 ('$PYTHON_BIN' not found; set PYTHON=/path/to/python3.11 or python3.12)" >&2
+  exit 1
+fi
+if ! "$PYTHON_BIN" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))'; then
+  echo "llm-tf needs Python 3.11 or 3.12; $PYTHON_BIN is $("$PYTHON_BIN" -V 2>&1)" >&2
   exit 1
 fi
 if [ ! -x "$VENV/bin/python" ]; then

@@ -24,6 +24,12 @@ OWNED_NAMES = {
     '"statistics.json"': "llm_tf/data/prepared.py",
     '"schema.json"': "llm_tf/data/prepared.py",
     '"rejected.jsonl"': "llm_tf/data/prepared.py",
+    '"token_lengths.png"': "llm_tf/data/prepared.py",
+    '"label_counts.png"': "llm_tf/data/prepared.py",
+    '"training_curves.png"': "llm_tf/training/model_dir.py",
+    '"evaluation.json"': "llm_tf/pipeline/components/evaluator.py",
+    '"confusion_matrix.png"': "llm_tf/pipeline/components/evaluator.py",
+    '"sliced_metrics.png"': "llm_tf/pipeline/components/evaluator.py",
     '"llm_tf_export.json"': "llm_tf/export/export_dir.py",
     '"assets.extra"': "llm_tf/export/export_dir.py",
 }

@@ -5,9 +5,18 @@ import os
 
 from absl import logging as _absl_logging
 
-# Binaries keep TensorFlow's C++ start-up chatter (e.g. "failed call to cuInit" on CPU-only
-# machines) out of the terminal; set TF_CPP_MIN_LOG_LEVEL=0 to see it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from llm_tf.bin.logfilter import noise_enabled
+
+#: TensorFlow's C++ log level variable (0 info, 1 warning, 2 error, 3 fatal), read when TensorFlow loads.
+TF_CPP_ENV = "TF_CPP_MIN_LOG_LEVEL"
+#: What the user set (empty counts as unset); when unset, binaries derive it from --verbosity.
+USER_TF_CPP_MIN_LOG_LEVEL = os.environ.get(TF_CPP_ENV, "").strip()
+# TensorFlow's C++ INFO lines (CUDA probing, oneDNN and CPU-feature notices, SavedModel reader
+# progress) are noise to a user; its warnings and errors are not: level 1 by default. Known
+# noise at warning/error level is filtered by llm_tf.bin.logfilter. LLM_TF_LOG_NOISE=1 leaves
+# TensorFlow's default (0: everything) and filters nothing.
+if not USER_TF_CPP_MIN_LOG_LEVEL and not noise_enabled():
+    os.environ[TF_CPP_ENV] = "1"
 
 #: The environment switch of TensorFlow's oneDNN CPU kernels (read once, when TensorFlow loads).
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
@@ -25,12 +34,30 @@ def prefer_onednn() -> None:
     os.environ.setdefault(ONEDNN_ENV, "1")
 
 
+#: Python logging records dropped as known noise: (logger name prefix, message prefix, why).
+PYTHON_NOISE = (
+    ("matplotlib.font_manager", "Matplotlib is building the font cache",
+     "a one-time notice on a fresh machine (llm_quantize and llm_prepare draw report plots)"),
+)
+
+
 class _QuietLibraries(_logging.Filter):
-    """Drops INFO records logged from inside TensorFlow/Keras (saver timings, ...); keeps ours."""
+    """Drops INFO records logged from inside TensorFlow/Keras (saver timings, ...) and :data:`PYTHON_NOISE`.
+
+    Ours always pass. With --verbosity=1 (debug) TensorFlow/Keras INFO records pass too; with
+    ``LLM_TF_LOG_NOISE=1`` everything passes.
+    """
 
     def filter(self, record: _logging.LogRecord) -> bool:
+        if noise_enabled():
+            return True
+        for logger, prefix, _ in PYTHON_NOISE:
+            if record.name.startswith(logger) and str(record.msg).startswith(prefix):
+                return False
+        if record.levelno >= _logging.WARNING or _logging.root.getEffectiveLevel() <= _logging.DEBUG:
+            return True
         path = record.pathname.replace("\\", "/")
-        return record.levelno >= _logging.WARNING or not ("/tensorflow/" in path or "/keras/" in path)
+        return not ("/tensorflow/" in path or "/keras/" in path)
 
 
 _absl_logging.get_absl_handler().addFilter(_QuietLibraries())

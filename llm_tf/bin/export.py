@@ -1,5 +1,10 @@
 """llm_export: a training run's checkpoint to a new TF Serving version (raw-text SavedModel).
 
+Restores the best (or --checkpoint) checkpoint of an llm_train --model_dir and writes a
+SavedModel that takes raw strings (the tokenizer is inside), with warm-up requests, as the
+next integer version under --model_base_path; and/or saves the encoder as a keras-hub preset.
+Prints one JSON line describing what it wrote.
+
 Example:
     llm_export --model_dir=runs/sst2_tiny --model_base_path=/models/sst2
     # -> /models/sst2/<next version>/ with serving_default, predict_tokens, classify; the JSON line
@@ -35,9 +40,17 @@ flags.DEFINE_integer("warmup_requests", 8,
 flags.DEFINE_string("prepared_dir", None, "Prepared data directory (tokenizer, labels) if it moved since training.")
 flags.mark_flags_as_required(["model_dir"])
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "input (required: --model_dir)": ["model_dir", "checkpoint", "prepared_dir"],
+    "TF Serving export (--model_base_path)": ["model_base_path", "version", "model_name", "warmup_requests"],
+    "keras-hub preset (--keras_hub_preset)": ["keras_hub_preset", "overwrite"],
+}
+
 
 def main(argv) -> int:
     """Exports and prints the result as one JSON line."""
+    from llm_tf.bin import startup
     from llm_tf.errors import ConfigError
 
     if not FLAGS.model_base_path and not FLAGS.keras_hub_preset:
@@ -45,6 +58,7 @@ def main(argv) -> int:
                           "directory) or both")
     if FLAGS.warmup_requests < 0:
         raise ConfigError(f"--warmup_requests must be >= 0, got {FLAGS.warmup_requests}")
+    startup.log_start(keras_hub=True)
     line = {}
     if FLAGS.keras_hub_preset:  # first: its refusals (existing directory, not BERT) come before a new serving version
         from llm_tf.export.keras_hub_preset import save_keras_hub_preset
@@ -66,7 +80,7 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

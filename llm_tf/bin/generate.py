@@ -28,6 +28,14 @@ flags.DEFINE_float("temperature", None, "Logit divisor for sampling (> 0).")
 flags.DEFINE_integer("seed", None, "Sampling seed (the same seed gives the same text).")
 flags.mark_flags_as_required(["model_dir"])
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "model (required: --model_dir)": ["model_dir", "prepared_dir"],
+    "prompts (at least one)": ["prompt"],
+    "decoding (default: the run's task.generation)": ["strategy", "max_new_tokens", "top_k", "top_p", "temperature",
+                                                      "seed"],
+}
+
 
 def main(argv) -> int:
     """Loads the run, generates a continuation per prompt and prints them as JSON lines.
@@ -41,11 +49,14 @@ def main(argv) -> int:
     Raises:
         ConfigError: No prompt, not a causal LM run, or a setting out of range.
     """
+    from llm_tf.bin import startup
     from llm_tf.errors import ConfigError
-    from llm_tf.training.causal_lm import load_trained
 
     if not FLAGS.prompt:
         raise ConfigError("give at least one --prompt")
+    from llm_tf.training.causal_lm import load_trained
+
+    startup.log_start()
     task, model = load_trained(FLAGS.model_dir, FLAGS.prepared_dir)
     names = ("strategy", "max_new_tokens", "top_k", "top_p", "temperature", "seed")
     overrides = {name: getattr(FLAGS, name) for name in names if getattr(FLAGS, name) is not None}
@@ -58,7 +69,7 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

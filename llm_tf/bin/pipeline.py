@@ -1,10 +1,13 @@
 """llm_pipeline: run a TFX-style pipeline locally, or print a pushed model's lineage.
 
+Usage: llm_pipeline [run|dag|lineage] [flags]  (run is the default; dag = --dry_run)
+
 Examples:
     llm_pipeline --pipeline=pipelines/sst2_sentiment.py                   # sample data, minutes
     llm_pipeline --pipeline=pipelines/sst2_sentiment.py --data_dir=../shared/data/sst2 \\
         --pipeline_root=runs/pipelines/sst2 --serving_model_base_path=runs/serving/sst2
     llm_pipeline --pipeline=pipelines/sst2_sentiment.py --dry_run          # print the DAG
+    llm_pipeline --pipeline=pipelines/sst2_sentiment.py --nocache          # run every component again
     llm_pipeline lineage --model_version=1 --serving_model_base_path=runs/serving/sst2
 """
 
@@ -27,11 +30,21 @@ flags.DEFINE_string("serving_model_base_path", None,
                     "Where blessed models are pushed (default: runs/serving/<file name>).")
 flags.DEFINE_string("params_override", "", "Overrides of the (fine-tuning) Trainer's config, as llm_train's.")
 flags.DEFINE_list("options", [], "Pipeline options key=value (see the pipeline file's docstring).")
-flags.DEFINE_bool("no_cache", False, "Run every component even when a cached result exists.")
+flags.DEFINE_bool("cache", True, "Reuse a component's cached result when its inputs and config are unchanged; "
+                  "--nocache runs every component.")
+flags.DEFINE_bool("no_cache", False, "Deprecated spelling of --nocache.")
 flags.DEFINE_bool("dry_run", False, "Print the DAG and exit.")
 flags.DEFINE_integer("model_version", None, "lineage: the pushed version to trace.")
 flags.DEFINE_string("metadata", None, "lineage: the metadata store (default: <pipeline_root>/metadata.sqlite, or "
                     "found from the pushed version).")
+
+#: --help's groups.
+FLAG_GROUPS = {
+    "pipeline (run, dag)": ["pipeline", "data_dir", "params_override", "options", "cache", "dry_run"],
+    "artifacts (run and lineage)": ["pipeline_root", "serving_model_base_path"],
+    "lineage": ["model_version", "metadata"],
+    "deprecated": ["no_cache"],
+}
 
 
 def load_pipeline_module(path: str):
@@ -87,7 +100,10 @@ def run_pipeline() -> int:
     if FLAGS.dry_run:
         print(pipeline.describe())
         return 0
-    result = LocalRunner(enable_cache=not FLAGS.no_cache).run(pipeline)
+    from llm_tf.bin import startup
+
+    startup.log_start()
+    result = LocalRunner(enable_cache=FLAGS.cache and not FLAGS.no_cache).run(pipeline)
     return 0 if result.succeeded else 1
 
 
@@ -132,7 +148,7 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main, allow_args=True)
+    run_main(main, allow_args=True, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ flags.DEFINE_float("wait_seconds", 0.0, "First wait up to this long for the mode
 flags.DEFINE_bool("json", False, "Print one JSON object per input with every output.")
 flags.mark_flag_as_required("model")
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "server and model (required: --model)": ["server", "model", "signature", "version", "version_label"],
+    "input (TEXT arguments and/or --input_file)": ["input_file", "batch_size"],
+    "requests": ["timeout", "retries", "wait_seconds"],
+    "output": ["json"],
+}
+
 
 def read_texts(args: list[str], input_file: str | None, stdin: TextIO | None = None) -> Iterator[str]:
     """Returns the texts to predict: the positional arguments, then the lines of ``input_file``.
@@ -115,8 +123,10 @@ def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
 
 def main(argv: list[str]) -> int:
     """Predicts the texts given by the flags and arguments; prints one line per text."""
+    from llm_tf.bin import startup
     from llm_tf.serving.client import ServingClient
 
+    startup.log_start(devices=False)  # a client: no need to initialise the GPU runtime
     if FLAGS.version is not None and FLAGS.version_label:
         raise ConfigError("give --version or --version_label, not both")
     args = argv[1:]
@@ -139,7 +149,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main, allow_args=True)
+    run_main(main, allow_args=True, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

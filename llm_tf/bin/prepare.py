@@ -1,5 +1,12 @@
 """llm_prepare: raw files (or a TFDS data set) to TFRecords, vocabulary, statistics and schema.
 
+Reads TSV, CSV, JSONL, plain text or CoNLL files (or --tfds) row by row; a bad row stops the
+run (--bad_rows=fail) or goes to rejected.jsonl (skip). Splits off the eval set by content
+hash unless --eval_input is given, trains a WordPiece/SentencePiece vocabulary (or takes
+--vocab_file / a --preset's), and writes the TFRecord shards, tokenizer, labels.txt,
+statistics.json and schema.json to --output_dir, which appears only when everything
+succeeded. With --validate_against=<schema.json>, anomalies exit 1.
+
 Example:
     llm_prepare --input=train.tsv --eval_input=dev.tsv --text_field=sentence \\
         --label_field=label --output_dir=prepared/sst2 --vocab_size=8000
@@ -65,6 +72,19 @@ flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"], "Progress bar (auto
 flags.DEFINE_bool("json", False, "Print the summary as JSON instead of text.")
 flags.mark_flag_as_required("output_dir")
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "input (files or --tfds)": ["input", "eval_input", "format", "text_mode", "column_names", "tfds",
+                                "tfds_train_split", "tfds_eval_split", "tfds_data_dir"],
+    "fields and labels": ["task", "text_field", "text_pair_field", "label_field", "tokens_field", "tags_field",
+                          "labels"],
+    "rows and splits": ["min_text_chars", "max_text_chars", "bad_rows", "eval_percent", "split_salt"],
+    "vocabulary and tokenization": ["vocab_size", "tokenizer", "vocab_file", "preset", "vocab_cut", "lower_case",
+                                    "max_seq_length"],
+    "validation": ["validate_against", "label_drift_threshold", "length_drift_threshold"],
+    "output (required: --output_dir)": ["output_dir", "overwrite", "num_shards", "progress", "json"],
+}
+
 
 def config_from_flags():
     """Builds a :class:`PrepareConfig` from the parsed flags."""
@@ -120,8 +140,10 @@ def format_summary(result) -> str:
 
 def main(argv) -> int:
     """Prepares the data set described by the flags; exit 1 when validation finds anomalies."""
+    from llm_tf.bin import startup
     from llm_tf.data.prepare import prepare
 
+    startup.log_start()
     result = prepare(config_from_flags())
     if FLAGS.json:
         summary = dataclasses.asdict(result)
@@ -140,7 +162,7 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

@@ -59,11 +59,23 @@ flags.DEFINE_string("prepared_dir", None,
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output_dir.")
 flags.mark_flags_as_required(["saved_model_dir", "output_dir"])
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "input (required: --saved_model_dir)": ["saved_model_dir", "prepared_dir"],
+    "conversion": ["forms", "variants", "batch_size", "representative_data", "representative_count",
+                   "int8_float_ops"],
+    "evaluation and accuracy gate": ["eval_data", "eval_count", "max_accuracy_drop", "gate_variants", "latency_runs",
+                                     "num_threads"],
+    "output (required: --output_dir)": ["output_dir", "overwrite"],
+}
+
 
 def main(argv) -> int:
     """Converts, evaluates, writes the report, prints a JSON summary line; exit 3 when the gate fails."""
+    from llm_tf.bin import startup
     from llm_tf.export.tflite_quantize import QuantizeConfig, quantize
 
+    startup.log_start()
     config = QuantizeConfig(
         saved_model_dir=FLAGS.saved_model_dir, output_dir=FLAGS.output_dir, forms=FLAGS.forms,
         variants=FLAGS.variants, representative_count=FLAGS.representative_count,
@@ -95,12 +107,7 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    # absl prints the __main__ module's docstring as --help's usage; a console script's
-    # __main__ is a generated wrapper without one.
-    main_module = sys.modules.get("__main__")
-    if main_module is not None and not main_module.__doc__:
-        main_module.__doc__ = __doc__
-    run_main(main)
+    run_main(main, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

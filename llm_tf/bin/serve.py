@@ -45,6 +45,17 @@ flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads one TensorFl
 flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Threads running independent TensorFlow ops; 0: automatic "
                      "(embedded with batching: num_batch_threads, else TensorFlow's default).", lower_bound=0)
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "backend": ["backend"],
+    "models (--model_base_path with --model_name, or --model_config_file)": [
+        "model_name", "model_base_path", "model_config_file", "file_system_poll_wait_seconds"],
+    "network": ["host", "port", "rest_api_port", "max_message_bytes", "grpc_max_threads", "rest_api_num_threads"],
+    "batching and threads": ["enable_batching", "batching_parameters_file", "tensorflow_intra_op_parallelism",
+                             "tensorflow_inter_op_parallelism"],
+    "monitoring": ["monitoring_config_file"],
+}
+
 TF_SERVING_ENV = "TF_SERVING_BIN"
 TF_SERVING_BINARY = "tensorflow_model_server"
 
@@ -95,6 +106,23 @@ def tf_serving_argv(binary: str) -> list[str]:
         argv.append(f"--grpc_channel_arguments=grpc.max_send_message_length={size},"
                     f"grpc.max_receive_message_length={size}")
     return argv
+
+
+def tf_serving_env() -> dict[str, str]:
+    """The environment for ``tensorflow_model_server``, after putting back the real stderr on fd 2.
+
+    ``TF_CPP_MIN_LOG_LEVEL`` is what the user set (or unset): the server's INFO lines ("Running
+    gRPC ModelServer at ...") are its start-up report, not noise.
+    """
+    from llm_tf import bin as bin_package
+    from llm_tf.bin import logfilter
+
+    logfilter.uninstall()
+    env = dict(os.environ)
+    env.pop(bin_package.TF_CPP_ENV, None)
+    if bin_package.USER_TF_CPP_MIN_LOG_LEVEL:
+        env[bin_package.TF_CPP_ENV] = bin_package.USER_TF_CPP_MIN_LOG_LEVEL
+    return env
 
 
 def options_from_flags():
@@ -160,9 +188,11 @@ def main(argv) -> int:
     if binary is not None:
         args = tf_serving_argv(binary)
         print(f"llm_serve: exec {' '.join(args)}", file=sys.stderr, flush=True)
-        os.execv(binary, args)
+        os.execve(binary, args, tf_serving_env())
+    from llm_tf.bin import startup
     from llm_tf.serving.server import EmbeddedServer
 
+    startup.log_start()
     server = EmbeddedServer(options_from_flags())
     server.start()
     print(serving_line(server), flush=True)
@@ -172,7 +202,7 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

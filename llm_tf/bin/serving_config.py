@@ -40,6 +40,17 @@ flags.DEFINE_bool("enable_monitoring", True, "Expose Prometheus metrics on the R
 flags.DEFINE_string("monitoring_path", "/monitoring/prometheus/metrics", "URL path of the Prometheus metrics.")
 flags.mark_flags_as_required(["output_dir", "model_name", "model_base_path"])
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "output (required: --output_dir)": ["output_dir"],
+    "model and versions (required: --model_name, --model_base_path)": ["model_name", "model_base_path",
+                                                                        "version_policy", "num_versions", "versions",
+                                                                        "version_labels"],
+    "batching (batching_parameters.txt)": ["max_batch_size", "batch_timeout_micros", "allowed_batch_sizes",
+                                           "num_batch_threads", "max_enqueued_batches", "pad_variable_length_inputs"],
+    "monitoring (monitoring.config)": ["enable_monitoring", "monitoring_path"],
+}
+
 
 def specs_from_flags() -> tuple[ModelSpec, BatchingSpec, MonitoringSpec]:
     """Builds the (ModelSpec, BatchingSpec, MonitoringSpec) described by the flags.
@@ -144,7 +155,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

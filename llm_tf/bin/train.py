@@ -1,5 +1,11 @@
 """llm_train: train and evaluate experiments, TF Model Garden style.
 
+The config is the experiment's registered defaults (sentence_classification,
+token_classification, mlm_pretrain, causal_lm, distillation), then each --config_file
+(configs/<experiment>/*.yaml), then --params_override, then the runtime flags. Checkpoints,
+params.yaml, metrics and TensorBoard summaries go to --model_dir; the same command resumes
+from its latest checkpoint. The final metrics are printed as one JSON line.
+
 Example:
     llm_train --experiment=sentence_classification --mode=train_and_eval \\
         --model_dir=runs/sst2_tiny --config_file=configs/sentence_classification/sst2_tiny.yaml \\
@@ -33,6 +39,13 @@ flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (overrides runt
 flags.DEFINE_float("eval_timeout", 600, "continuous_eval: seconds to wait for a new checkpoint.")
 flags.mark_flags_as_required(["experiment", "model_dir"])
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "experiment (required: --experiment, --model_dir)": ["experiment", "model_dir", "mode", "eval_timeout"],
+    "config": ["config_file", "params_override"],
+    "runtime (distribution strategy)": ["strategy", "num_devices", "tpu"],
+}
+
 
 def resolve_config():
     """The experiment's defaults, then --config_file, --params_override, and the runtime flags."""
@@ -44,12 +57,15 @@ def resolve_config():
 
 def main(argv) -> int:
     """Resolves the config, runs the mode and prints the final metrics as one JSON line."""
+    from llm_tf.bin import startup
     from llm_tf.training import teacher_logits, train_lib
 
+    config = resolve_config()
+    startup.log_start(strategy=startup.describe_strategy(config.runtime))
     if FLAGS.mode == teacher_logits.MODE:
-        metrics = teacher_logits.precompute_from_config(resolve_config(), FLAGS.model_dir)
+        metrics = teacher_logits.precompute_from_config(config, FLAGS.model_dir)
     else:
-        metrics = train_lib.run_experiment(resolve_config(), FLAGS.mode, FLAGS.model_dir, FLAGS.eval_timeout)
+        metrics = train_lib.run_experiment(config, FLAGS.mode, FLAGS.model_dir, FLAGS.eval_timeout)
     print(json.dumps({"model_dir": FLAGS.model_dir, "mode": FLAGS.mode, **metrics}, sort_keys=True))
     sys.stdout.flush()
     return 0
@@ -57,7 +73,7 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

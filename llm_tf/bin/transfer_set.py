@@ -45,6 +45,15 @@ flags.DEFINE_integer("max_rows", 0, "Keep at most this many rows, labelled first
 flags.DEFINE_string("output", None, "The TSV to write (atomically); the summary goes to <output>.summary.json.")
 flags.mark_flag_as_required("output")
 
+#: --help's groups.
+FLAG_GROUPS = {
+    "labelled data": ["labelled", "text_field", "label_field"],
+    "extra sentences": ["extra", "extra_text_field", "extra_label_field", "label_map", "min_words", "max_words"],
+    "dev split kept out": ["exclude"],
+    "augmentation (needs --preset)": ["augment_copies", "preset", "replace_prob", "neighbours", "crop_prob", "seed"],
+    "output (required: --output)": ["output", "max_rows"],
+}
+
 
 def config_from_flags():
     """Builds a :class:`~llm_tf.data.transfer_set.TransferSetConfig` from the parsed flags."""
@@ -62,6 +71,10 @@ def main(argv) -> int:
     """Builds the transfer set described by the flags and prints its summary as JSON."""
     from llm_tf.data.transfer_set import build_transfer_set
 
+    if FLAGS.augment_copies:  # the embedding neighbours load the checkpoint with TensorFlow
+        from llm_tf.bin import startup
+
+        startup.log_start(keras_hub=True)
     summary = build_transfer_set(config_from_flags(), FLAGS.output)
     print(json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False))
     return 0
@@ -69,7 +82,7 @@ def main(argv) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, flag_groups=FLAG_GROUPS)
 
 
 if __name__ == "__main__":

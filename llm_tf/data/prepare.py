@@ -2,7 +2,8 @@
 
 Reads the inputs (files or TFDS) row by row, applies the bad-row policy, splits, writes
 TFRecord shards, infers the label vocabulary, trains (or copies) the tokenizer vocabulary,
-computes statistics, infers a schema and optionally validates against an earlier schema.
+computes statistics (and draws them: token lengths, label counts), infers a schema and
+optionally validates against an earlier schema.
 Everything is written to a temporary directory that becomes ``output_dir`` only on success.
 
 The output's layout, and the functions that write each file, are :mod:`llm_tf.data.prepared`'s.
@@ -36,6 +37,7 @@ from llm_tf.data.prepared import (
     TOKENIZER_DIR,
     write_json,
     write_labels,
+    write_statistics_plots,
 )
 from llm_tf.data.rows import Row, RowProblem
 from llm_tf.errors import ConfigError, DataError
@@ -348,6 +350,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             stats[split] = split_stats
         stats["rejected"] = {"count": bad_rows.count, "by_reason": dict(sorted(bad_rows.by_reason.items()))}
         write_json(work, STATISTICS_FILE, stats)
+        write_statistics_plots(work, stats, labels)
         schema = schema_lib.infer_schema(stats["train"], features, labels if spec.label_feature else None)
         write_json(work, SCHEMA_FILE, schema)
 

@@ -8,6 +8,8 @@ Layout::
       tokenizer/vocab.txt (or spm.model), tokenizer/tokenizer_config.json
       labels.txt          label (or tag) vocabulary, one per line, in id order
       statistics.json     per split: counts, lengths, labels, OOV, duplicates; rejected rows
+      token_lengths.png   tokens per example per split, truncation point marked
+      label_counts.png    label (tag) counts per split; only for labelled data
       schema.json         inferred from the train split
       anomalies.json      only with validate_against
       rejected.jsonl      only when rows were skipped
@@ -37,6 +39,9 @@ SCHEMA_FILE = "schema.json"
 ANOMALIES_FILE = "anomalies.json"
 REJECTED_FILE = "rejected.jsonl"
 SUMMARY_FILE = "summary.json"
+#: Charts drawn from ``statistics.json`` (:mod:`llm_tf.data.statistics_plots`).
+TOKEN_LENGTHS_PNG = "token_lengths.png"
+LABEL_COUNTS_PNG = "label_counts.png"
 
 
 def write_labels(directory: str, labels: Iterable[str]) -> None:
@@ -47,6 +52,25 @@ def write_labels(directory: str, labels: Iterable[str]) -> None:
 def write_json(directory: str, name: str, content) -> None:
     """Writes one of the JSON files (``STATISTICS_FILE``, ``SCHEMA_FILE``, ...) atomically."""
     atomic_write_json(os.path.join(directory, name), content)
+
+
+def write_statistics_plots(directory: str, stats: dict, labels: Iterable[str] = ()) -> list[str]:
+    """Draws ``TOKEN_LENGTHS_PNG`` and, when the splits have labels, ``LABEL_COUNTS_PNG`` (in the
+    order of ``labels``, the label vocabulary) from the statistics (as written to
+    ``STATISTICS_FILE``); returns the names written."""
+    from llm_tf.data import statistics_plots
+
+    statistics_plots.render_token_lengths(stats, os.path.join(directory, TOKEN_LENGTHS_PNG))
+    written = [TOKEN_LENGTHS_PNG]
+    if statistics_plots.has_labels(stats):
+        statistics_plots.render_label_counts(stats, os.path.join(directory, LABEL_COUNTS_PNG), list(labels))
+        written.append(LABEL_COUNTS_PNG)
+    return written
+
+
+def plot_files(directory: str) -> list[str]:
+    """The charts (names) a prepared directory holds; older ones hold none."""
+    return [name for name in (TOKEN_LENGTHS_PNG, LABEL_COUNTS_PNG) if os.path.isfile(os.path.join(directory, name))]
 
 
 def read_json(directory: str, name: str):

@@ -1,4 +1,4 @@
-"""Data statistics of one split: counts, length percentiles, labels, OOV rate, duplicates.
+"""Data statistics of one split: counts, length percentiles and histogram, labels, OOV rate, duplicates.
 
 Computed in one streaming pass over the examples (:class:`StatisticsBuilder`) plus one
 batched pass of the in-graph tokenizer over the written TFRecords (:func:`token_statistics`).
@@ -15,6 +15,36 @@ import tensorflow as tf
 from llm_tf.data.examples import example_key
 
 PERCENTILES = (1, 5, 50, 95, 99)
+#: The token length histogram has this many bins up to ``max_seq_length`` and as many again
+#: beyond it; longer examples are counted in its ``overflow``.
+HISTOGRAM_BINS = 32
+
+
+def length_histogram(lengths: np.ndarray, max_seq_length: int, special_tokens: int) -> dict[str, Any]:
+    """Counts of ``lengths`` in bins of equal width from 0 to twice ``max_seq_length``.
+
+    The width depends on ``max_seq_length`` only, so every split of a data set shares the bins.
+
+    Args:
+        lengths: Tokens per example (without special tokens).
+        max_seq_length: The packed length.
+        special_tokens: Special tokens packing adds (``[CLS]``/``[SEP]``).
+
+    Returns:
+        ``bin_width``; ``counts`` (bin ``i`` holds lengths in ``[i * bin_width, (i + 1) * bin_width)``);
+        ``overflow`` (lengths of ``len(counts) * bin_width`` or more); ``max_seq_length`` and
+        ``special_tokens`` (examples longer than ``max_seq_length - special_tokens`` are truncated).
+
+    Example:
+        >>> length_histogram(np.array([1, 2, 2, 40]), max_seq_length=16, special_tokens=2)["counts"][:3]
+        [0, 1, 2]
+    """
+    width = max(1, -(-max_seq_length // HISTOGRAM_BINS))
+    bins = -(-2 * max_seq_length // width)
+    values = np.asarray(lengths, dtype=np.int64)
+    counts = np.bincount(np.minimum(values // width, bins), minlength=bins + 1)
+    return {"bin_width": int(width), "counts": [int(c) for c in counts[:bins]], "overflow": int(counts[bins]),
+            "max_seq_length": int(max_seq_length), "special_tokens": int(special_tokens)}
 
 
 def summarize_lengths(lengths: Iterable[int]) -> dict[str, float]:
@@ -111,7 +141,8 @@ def token_statistics(tokenizer, dataset: tf.data.Dataset, task: str, max_seq_len
 
     Returns:
         Dict with ``tokens`` (percentiles of tokens per example, without special tokens),
-        ``truncated_fraction``, ``oov_rate`` (share of ``[UNK]`` tokens) and ``token_count``.
+        ``token_histogram`` (their :func:`length_histogram`), ``truncated_fraction``,
+        ``oov_rate`` (share of ``[UNK]`` tokens) and ``token_count``.
     """
 
     @tf.function
@@ -137,6 +168,7 @@ def token_statistics(tokenizer, dataset: tf.data.Dataset, task: str, max_seq_len
     total = int(all_lengths.sum())
     return {
         "tokens": summarize_lengths(all_lengths),
+        "token_histogram": length_histogram(all_lengths, max_seq_length, int(specials)),
         "token_count": total,
         "truncated_fraction": round(float(np.mean(all_lengths + specials > max_seq_length)), 6) if total else 0.0,
         "oov_rate": round(unknown / total, 6) if total else 0.0,

@@ -1,8 +1,11 @@
 """Evaluates an exported SavedModel on a prepared eval split, overall and in slices.
 
-Classification: accuracy overall, per true label and per length bucket (words). Token
-classification (NER): seqeval entity F1 overall, per entity type, and per length bucket.
-The model is called through its ``serving_default`` raw-text signature, exactly as served.
+Classification: accuracy overall, per true label and per length bucket (words), and the
+confusion matrix of gold x predicted labels. Token classification (NER): seqeval entity F1
+overall, per entity type, and per length bucket, and the confusion matrix of gold x predicted
+entity types per word (B-/I- prefixes dropped, ``O`` included: which types are confused with
+which, and which are missed). The model is called through its ``serving_default`` raw-text
+signature, exactly as served.
 The pipeline's Evaluator and ``benchmarks/served_parity.py`` use it.
 """
 
@@ -47,6 +50,19 @@ def bucket_name(words: int, boundaries: tuple[int, ...]) -> str:
             return f"{low}-{bound}" if low > 1 else f"<={bound}"
         low = bound + 1
     return f">{boundaries[-1]}"
+
+
+def bucket_order(name: str) -> int:
+    """Sort key of a :func:`bucket_name` by length (``<=8`` < ``9-16`` < ``>32``); other names last.
+
+    Example:
+        >>> sorted([">32", "9-16", "<=8"], key=bucket_order)
+        ['<=8', '9-16', '>32']
+    """
+    head = name.lstrip("<=>").split("-")[0]
+    if not head.isdigit():
+        return 1 << 62
+    return 0 if name.startswith("<=") else int(head) + (1 if name.startswith(">") else 0)
 
 
 def load_serving_signature(version_dir: str):
@@ -111,8 +127,9 @@ def evaluate_saved_model(version_dir: str, texts: list[str], gold: list[Any], ta
         batch_size: Texts per call.
 
     Returns:
-        ``{"metric": name, "value": v, "count": n, "by_label": {...}, "by_length": {...}}``,
-        each slice ``{"count", "value"}``.
+        ``{"metric": name, "value": v, "count": n, "by_label": {...}, "by_length": {...},
+        "confusion_matrix": {...}}``, each slice ``{"count", "value"}``; the confusion matrix
+        as :func:`confusion_matrix` returns it (NER: over entity types, per word).
 
     Raises:
         ConfigError: An unknown task, bad buckets or batch size.
@@ -145,6 +162,38 @@ def evaluate_saved_model(version_dir: str, texts: list[str], gold: list[Any], ta
     return _classification_metrics(predictions, gold, lengths)
 
 
+def entity_type(tag: str) -> str:
+    """A word's entity type in a BIO/BIOES tag (``B-PER`` -> ``PER``); ``O`` and "" (no tag) -> ``O``."""
+    if not tag or tag == "O":
+        return "O"
+    return tag[2:] if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIESLU" else tag
+
+
+def confusion_matrix(gold: list[str], predicted: list[str], unit: str, last: str | None = None) -> dict[str, Any]:
+    """Counts of (gold, predicted) pairs.
+
+    Args:
+        gold: Gold labels.
+        predicted: Predicted labels, one per gold label.
+        unit: What one count is (``example``, ``word``).
+        last: A label to put last (NER: ``O``); the others are sorted.
+
+    Returns:
+        ``{"labels": [...], "counts": [[...]], "unit": unit}``: ``counts[i][j]`` is how many with
+        gold ``labels[i]`` were predicted ``labels[j]`` (rows: gold, columns: predicted).
+
+    Example:
+        >>> confusion_matrix(["a", "a", "b"], ["a", "b", "b"], "example")["counts"]
+        [[1, 1], [0, 1]]
+    """
+    labels = sorted(set(gold) | set(predicted), key=lambda name: (name == last, name))
+    index = {name: i for i, name in enumerate(labels)}
+    counts = [[0] * len(labels) for _ in labels]
+    for g, p in zip(gold, predicted):
+        counts[index[g]][index[p]] += 1
+    return {"labels": labels, "counts": counts, "unit": unit}
+
+
 def _classification_metrics(predicted: list[str], gold: list[str], lengths: list[str]) -> dict[str, Any]:
     correct = np.array([p == g for p, g in zip(predicted, gold)], dtype=np.float64)
 
@@ -156,7 +205,8 @@ def _classification_metrics(predicted: list[str], gold: list[str], lengths: list
         return result
 
     return {"metric": "accuracy", "value": float(correct.mean()), "count": len(gold),
-            "by_label": slices(gold), "by_length": slices(lengths)}
+            "by_label": slices(gold), "by_length": slices(lengths),
+            "confusion_matrix": confusion_matrix(gold, predicted, "example")}
 
 
 def _ner_metrics(predicted: list[list[str]], gold: list[list[str]], lengths: list[str]) -> dict[str, Any]:
@@ -172,5 +222,7 @@ def _ner_metrics(predicted: list[list[str]], gold: list[list[str]], lengths: lis
         idx = [i for i, k in enumerate(lengths) if k == key]
         by_length[key] = {"count": len(idx), "value": float(f1_score([gold[i] for i in idx], [pred[i] for i in idx],
                                                                      zero_division=0))}
+    words = confusion_matrix([entity_type(t) for tags in gold for t in tags],
+                             [entity_type(t) for tags in pred for t in tags], "word", last="O")
     return {"metric": "entity_f1", "value": float(f1_score(gold, pred, zero_division=0)), "count": len(gold),
-            "by_label": by_label, "by_length": by_length}
+            "by_label": by_label, "by_length": by_length, "confusion_matrix": words}

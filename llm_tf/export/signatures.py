@@ -1,6 +1,6 @@
 """The serving graph: a ``tf.Module`` whose signatures take raw text (tokenizer inside).
 
-Signatures (names are the export contract; see the README's export section):
+Signatures (names are the export contract; docs/export.md describes them):
 
 * ``serving_default``: raw strings in. Classification: ``text`` (and ``text_pair`` for
   pair tasks) -> ``scores`` [batch, classes], ``label_ids`` [batch], ``labels`` [batch].

@@ -3,10 +3,13 @@
 Writes into ``output_dir``: ``<form>_<variant>.tflite`` per variant (labels, vocabulary and
 model facts embedded, see :mod:`llm_tf.export.tflite_metadata`) and the report
 (:mod:`llm_tf.export.tflite_report`). The directory appears only when everything was written.
+Progress goes to stderr (:class:`llm_tf.progress.StepProgress`): the SavedModel's reference
+predictions, then each variant's conversion and its evaluation with timing.
 """
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.export import (
@@ -19,6 +22,7 @@ from llm_tf.export import (
     tflite_runtime,
 )
 from llm_tf.io_utils import atomic_directory, atomic_write_bytes
+from llm_tf.progress import StepProgress
 
 
 @dataclasses.dataclass
@@ -46,6 +50,10 @@ class QuantizeConfig:
         prepared_dir: Prepared data directory, if it moved since export.
         overwrite: Replace an existing ``output_dir``.
         command: The command line, recorded in the report.
+        progress: A progress bar on stderr (None: when stderr is a terminal); without one, a
+            plain line per step.
+        log: Where the plain lines go (default: stderr); the pipeline's Quantizer logs them
+            under its own line.
     """
 
     saved_model_dir: str
@@ -65,6 +73,8 @@ class QuantizeConfig:
     prepared_dir: str | None = None
     overwrite: bool = False
     command: str = ""
+    progress: bool | None = None
+    log: Callable[[str], None] | None = None
 
 
 @dataclasses.dataclass
@@ -131,7 +141,17 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
                                                           exported.prepared_dir)
     names = [f"{form}_{variant}" for form in config.forms for variant in config.variants]
     gated = tflite_eval.gate_selection(names, config.gate_variants)
-    reference = tflite_eval.reference_predictions(exported, eval_set.texts, truth)
+    with StepProgress(1 + 2 * len(names), config.progress, config.log) as progress:
+        progress.start(f"SavedModel: predicting {len(eval_set.texts)} eval texts")
+        reference = tflite_eval.reference_predictions(exported, eval_set.texts, truth)
+        progress.done(f"SavedModel: accuracy {reference.accuracy:.2%} on {len(eval_set.texts)} eval texts")
+        return _convert_all(config, exported, eval_set, truth, calibration, reference, gated, progress)
+
+
+def _convert_all(config: QuantizeConfig, exported, eval_set, truth, calibration, reference, gated: set[str],
+                 progress: StepProgress) -> QuantizeResult:
+    """Converts and evaluates every variant into the output directory; writes the report."""
+    texts = eval_set.texts
     with open(exported.vocab_path, "rb") as f:
         vocab = f.read()
     files: dict[str, str] = {}
@@ -140,6 +160,9 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     with atomic_directory(final, overwrite=config.overwrite) as tmp:
         for form in config.forms:
             for variant in config.variants:
+                name = f"{form}_{variant}"
+                progress.start(f"{name}: converting" + (f", calibrated on {len(calibration.texts)} texts"
+                                                        if variant == "full_int8" and calibration else ""))
                 conversion = tflite_convert.convert_variant(exported, form, variant,
                                                             calibration.texts if calibration else None,
                                                             config.int8_float_ops or None, config.batch_size)
@@ -147,8 +170,13 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
                                                            tflite_convert.export_info_json(exported, conversion))
                 path = os.path.join(tmp, conversion.name + ".tflite")
                 atomic_write_bytes(path, content)
-                results.append(tflite_eval.evaluate_variant(path, form, variant, eval_set.texts, truth, reference,
-                                                            config.latency_runs, config.num_threads, conversion.notes))
+                progress.done(f"{name}: converted, {len(content) / 1e6:.2f} MB")
+                progress.start(f"{name}: evaluating {len(texts)} texts, timing {config.latency_runs} invokes")
+                result = tflite_eval.evaluate_variant(path, form, variant, texts, truth, reference,
+                                                      config.latency_runs, config.num_threads, conversion.notes)
+                progress.done(f"{name}: accuracy {result.accuracy:.2%} (agreement {result.agreement:.2%}), "
+                              f"p50 {result.latency_ms_p50:.3f} ms")
+                results.append(result)
                 files[conversion.name] = os.path.join(final, conversion.name + ".tflite")
         tflite_eval.size_ratios(results)
         failed = tflite_eval.apply_gate(results, reference.accuracy, config.max_accuracy_drop, gated)

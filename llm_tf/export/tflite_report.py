@@ -2,6 +2,7 @@
 
 import os
 
+from llm_tf import plots
 from llm_tf.io_utils import atomic_write_json, atomic_write_text
 
 REPORT_JSON = "report.json"
@@ -125,11 +126,7 @@ def render_chart(report: dict, path: str) -> None:
         report: The report dict.
         path: The PNG to write.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     variants = report["variants"]
     names = [v["name"] for v in variants]
     colors = ["tab:blue" if v["passed"] else "tab:red" for v in variants]
@@ -157,10 +154,7 @@ def render_chart(report: dict, path: str) -> None:
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
     figure.tight_layout()
-    tmp = path + ".partial.png"
-    figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    os.replace(tmp, path)
+    plots.save_png(figure, path)
 
 
 def write_report(report: dict, directory: str) -> dict[str, str]:

@@ -21,6 +21,10 @@ TRANSFER_SET = "TransferSet"
 #: Precomputed teacher logits: a ``task.distillation.teacher_logits_dir``.
 TEACHER_LOGITS = "TeacherLogits"
 
+#: Artifact property: the charts (PNG file names inside the artifact's URI) its component drew;
+#: the run summary lists them (:func:`llm_tf.pipeline.runner.format_summary`).
+PLOTS = "plots"
+
 
 @dataclasses.dataclass
 class Artifact:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from llm_tf.io_utils import DIR_MODE
 from llm_tf.pipeline import fingerprint, metadata
-from llm_tf.pipeline.artifacts import Artifact
+from llm_tf.pipeline.artifacts import PLOTS, Artifact
 from llm_tf.pipeline.component import Component, ExecutionContext
 from llm_tf.pipeline.dag import Pipeline
 from llm_tf.pipeline.errors import ComponentFailedError, PipelineError
@@ -92,7 +92,8 @@ def format_metrics(metrics: dict[str, Any], limit: int = 4) -> str:
 
 
 def format_summary(result: RunResult) -> str:
-    """The final summary table: component, status, duration, cached?, key metrics."""
+    """The final summary: a table (component, status, duration, cached?, key metrics), then the
+    charts the components drew (their artifacts' ``plots``), one path a line."""
     rows = [("component", "status", "duration", "cached", "key metrics")]
     for run in result.components:
         rows.append((run.component, run.status, f"{run.seconds:.1f}s" if run.status == "done" else "-",
@@ -100,9 +101,19 @@ def format_summary(result: RunResult) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4] for row in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
+    charts = [(run.component, path) for run in result.components for path in plot_paths(run)]
+    if charts:
+        width = max(len(name) for name, _ in charts)
+        lines += ["", "charts:"] + [f"  {name.ljust(width)}  {path}" for name, path in charts]
     state = "succeeded" if result.succeeded else "FAILED"
     lines.append(f"run {result.run_id} {state} in {result.seconds:.1f}s")
     return "\n".join(lines)
+
+
+def plot_paths(run: ComponentRun) -> list[str]:
+    """The charts a component's outputs hold (their ``plots`` property), as paths."""
+    return [os.path.join(artifact.uri, name) for artifact in run.outputs.values()
+            for name in artifact.properties.get(PLOTS, [])]
 
 
 def _relocate(properties: dict[str, Any], staging: str, final: str) -> dict[str, Any]:
@@ -114,7 +125,7 @@ class LocalRunner:
     """Runs pipelines locally, recording everything in the pipeline's metadata store.
 
     Args:
-        enable_cache: Reuse executions whose cache key matches (``--no_cache`` turns it off).
+        enable_cache: Reuse executions whose cache key matches (``llm_pipeline --nocache`` turns it off).
         out: Where progress lines go (default stdout).
     """
 

@@ -79,8 +79,17 @@ class CheckpointSaver(keras.callbacks.Callback):
                               {"metric": self.metric, "value": self.best_value, "step": step, "checkpoint": path})
 
 
+def learning_rate(model: keras.Model) -> float:
+    """The learning rate the model's optimizer applies now (its schedule at the current step)."""
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
 class MetricsWriter(keras.callbacks.Callback):
-    """Writes ``metrics/step_<N>.json`` after every loop and ``metrics.json`` (the latest)."""
+    """Writes ``metrics/step_<N>.json`` after every loop and ``metrics.json`` (the latest).
+
+    Each record holds the loop's logs (training loss and metrics, ``val_*`` after an evaluation)
+    and the ``learning_rate`` at its end: the history :mod:`llm_tf.training.curves` draws.
+    """
 
     def __init__(self, model_dir: str, step):
         super().__init__()
@@ -88,7 +97,10 @@ class MetricsWriter(keras.callbacks.Callback):
         self.step = step
 
     def on_epoch_end(self, epoch, logs=None):
-        model_dir_lib.write_metrics(self.model_dir, int(self.step.numpy()), logs or {})
+        record = dict(logs or {})
+        if "learning_rate" not in record and self.model is not None and self.model.optimizer is not None:
+            record["learning_rate"] = learning_rate(self.model)
+        model_dir_lib.write_metrics(self.model_dir, int(self.step.numpy()), record)
 
 
 class ThroughputLogger(keras.callbacks.Callback):
@@ -119,5 +131,5 @@ class ThroughputLogger(keras.callbacks.Callback):
         with self.writer.as_default(step=step):
             tf.summary.scalar("examples_per_s", examples_per_s)
             tf.summary.scalar("tokens_per_s", examples_per_s * self.seq_length)
-            tf.summary.scalar("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+            tf.summary.scalar("learning_rate", learning_rate(self.model))
         self.writer.flush()

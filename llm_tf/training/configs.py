@@ -4,6 +4,11 @@ An :class:`ExperimentConfig` is built from a registered experiment's defaults, t
 overridden by YAML files (``--config_file``, later wins) and ``--params_override`` (dotted
 keys, ``task.model.size=mini,trainer.train_steps=500``); the resolved config is written to
 ``model_dir/params.yaml`` on every run.
+
+Model Garden's own keys are read too, wherever ours are (``runtime.distribution_strategy``,
+``trainer.optimizer_config``, ``task.train_data``, ...): :mod:`llm_tf.training.model_garden_keys`
+translates them before the strict override, so ``params.yaml`` holds our keys only
+(``docs/configs.md`` has the table).
 """
 
 import dataclasses
@@ -11,9 +16,11 @@ import difflib
 import os
 
 import yaml
+from absl import logging
 from official.modeling.hyperparams import base_config, params_dict
 
 from llm_tf.errors import ConfigError
+from llm_tf.training import model_garden_keys
 
 #: Model sizes by name: (layers, hidden size, attention heads); the feed-forward size is 4x.
 MODEL_SIZES = {
@@ -281,6 +288,10 @@ def apply_overrides(config: ExperimentConfig, config_files: list[str], params_ov
                     source: str | None = None) -> ExperimentConfig:
     """Applies YAML files (in order, later wins) then ``params_override`` to ``config``.
 
+    Each source's Model Garden keys are translated to ours first (see
+    :mod:`llm_tf.training.model_garden_keys`); the ones with no equivalent here are dropped
+    and listed in one absl warning.
+
     Args:
         config: The experiment's defaults (modified in place and returned).
         config_files: YAML files.
@@ -290,9 +301,11 @@ def apply_overrides(config: ExperimentConfig, config_files: list[str], params_ov
             a string, ``flags`` for a dict).
 
     Raises:
-        ConfigError: A missing or unreadable file, or an unknown key (the valid keys that
-            look closest are listed).
+        ConfigError: A missing or unreadable file, an unknown key (the valid keys that look
+            closest are listed), a Model Garden value with no equivalent here, or one source
+            giving a key and its Model Garden alias different values.
     """
+    ignored: list[tuple[str, list[str]]] = []
     for path in config_files:
         if not os.path.isfile(path):
             raise ConfigError(f"{path}: no such config file")
@@ -305,15 +318,29 @@ def apply_overrides(config: ExperimentConfig, config_files: list[str], params_ov
             raise ConfigError(f"{where}: bad YAML: {getattr(e, 'problem', e)}") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-        _override(config, values, path)
+        _override(config, _translate(config, values, path, ignored), path)
     if params_override:
-        _override(config, params_override,
-                  source or ("--params_override" if isinstance(params_override, str) else "flags"))
+        name = source or ("--params_override" if isinstance(params_override, str) else "flags")
+        values = params_override
+        if isinstance(values, str):
+            values = model_garden_keys.parse_override(values)
+        _override(config, _translate(config, values, name, ignored) if isinstance(values, dict) else values, name)
+    note = model_garden_keys.note(ignored)
+    if note:
+        logging.warning(note)
     try:
         config.validate()
     except (KeyError, ValueError) as e:
         raise ConfigError(f"invalid config: {e}") from None
     return config
+
+
+def _translate(config: ExperimentConfig, values: dict, source: str, ignored: list) -> dict:
+    """``values`` with Model Garden keys as ours; the ignored ones are added to ``ignored``."""
+    translated, dropped = model_garden_keys.translate(values, config, source)
+    if dropped:
+        ignored.append((source, dropped))
+    return translated
 
 
 def _override(config: ExperimentConfig, values, source: str) -> None:
@@ -324,7 +351,7 @@ def _override(config: ExperimentConfig, values, source: str) -> None:
         bad = key.split("'")[1] if "'" in key else key
         valid = _keys(config)
         by_leaf: dict[str, list[str]] = {}
-        for full in valid:
+        for full in (*valid, *model_garden_keys.ALIASES):  # Model Garden's names are accepted too
             by_leaf.setdefault(full.rsplit(".", 1)[-1], []).append(full)
         close = [full for leaf in difflib.get_close_matches(bad, list(by_leaf), n=5, cutoff=0.6)
                  for full in by_leaf[leaf]]

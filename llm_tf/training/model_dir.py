@@ -5,7 +5,9 @@
     params.yaml              the resolved config of the last run
     checkpoints/ckpt-<step>  latest checkpoints (trainer.max_to_keep)
     best/ckpt-<step>         best checkpoint by trainer.best_metric on eval, best/best.json
-    metrics.json             the latest evaluation; metrics/step_<N>.json one per evaluation
+    metrics.json             the latest evaluation; metrics/step_<N>.json one per training loop
+                             (training loss and learning rate) and per evaluation (val_*)
+    training_curves.png      loss, eval metric and learning rate per step, drawn from metrics/
     pruning.json             with trainer.pruning: sparsity achieved per pruned weight and overall
     encoder.weights.h5       the encoder after training (encoder.json: its dimensions), for
                              another run's task.init_checkpoint
@@ -17,6 +19,7 @@ training built it (:func:`build_model`, LoRA included), which both training and
 """
 
 import dataclasses
+import json
 import os
 
 import keras
@@ -36,12 +39,14 @@ BEST_DIR = "best"
 #: Inside ``best/``: the step and metric of the best checkpoint.
 BEST_INFO_FILE = "best.json"
 METRICS_FILE = "metrics.json"
-#: One ``step_<N>.json`` per evaluation.
+#: One ``step_<N>.json`` per training loop and per evaluation.
 METRICS_DIR = "metrics"
 PRUNING_FILE = "pruning.json"
 ENCODER_WEIGHTS_FILE = "encoder.weights.h5"
 ENCODER_SHAPE_FILE = "encoder.json"
 LOGS_DIR = "logs"
+#: Drawn from ``metrics/`` at the end of a run (:mod:`llm_tf.training.curves`).
+TRAINING_CURVES_PNG = "training_curves.png"
 
 #: Which checkpoint to restore: the best by eval metric, or the latest.
 CHECKPOINT_CHOICES = ("best", "latest")
@@ -115,6 +120,29 @@ def write_metrics(model_dir: str, step: int, logs: dict) -> dict:
     atomic_write_json(os.path.join(model_dir, METRICS_DIR, f"step_{step}.json"), record)
     atomic_write_json(os.path.join(model_dir, METRICS_FILE), record)
     return record
+
+
+def read_metrics_history(model_dir: str) -> list[dict]:
+    """Every ``metrics/step_<N>.json`` record, by step (empty when none was written).
+
+    Raises:
+        DataError: A record that is not valid JSON (its path is named).
+    """
+    directory = os.path.join(model_dir, METRICS_DIR)
+    steps = []
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        stem, ext = os.path.splitext(name)
+        if ext == ".json" and stem.startswith("step_") and stem[5:].isdigit():
+            steps.append(int(stem[5:]))
+    records = []
+    for step in sorted(steps):
+        path = os.path.join(directory, f"step_{step}.json")
+        with open(path, encoding="utf-8") as f:
+            try:
+                records.append(json.load(f))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: not valid JSON: {e}") from None
+    return records
 
 
 def _read_params(path: str) -> dict:

@@ -1,6 +1,7 @@
 """The training loop behind ``llm_train``: strategy scope, compile, fit, checkpoints, eval.
 
-What ``model_dir`` holds is :mod:`llm_tf.training.model_dir`'s to say (it names every file).
+What ``model_dir`` holds is :mod:`llm_tf.training.model_dir`'s to say (it names every file); the
+chief draws the training curves there at the end of a run (:func:`draw_training_curves`).
 A run restarted with the same command (after a crash or ``kill -9``) restores the latest
 checkpoint and goes on from its step, with the input pipeline at the same position.
 """
@@ -17,7 +18,7 @@ from absl import logging
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.models.parameters import count_params
 from llm_tf.training import callbacks as callbacks_lib
-from llm_tf.training import configs, encoder_weights, init_preset, multi_worker, strategies, tasks
+from llm_tf.training import configs, curves, encoder_weights, init_preset, multi_worker, strategies, tasks
 from llm_tf.training import model_dir as model_dir_lib
 from llm_tf.training.adversarial import FGMModel
 from llm_tf.training.optimizers import build_optimizer, global_step
@@ -253,21 +254,43 @@ def run_experiment(config: configs.ExperimentConfig, mode: str, model_dir: str, 
     if strategy.extended.should_checkpoint:
         model_dir_lib.save_params(config, model_dir)
     trainer = Trainer(config, model_dir, strategy)
+    result = _run_mode(trainer, mode, eval_timeout)
+    if trainer.is_chief:
+        draw_training_curves(model_dir, f"val_{config.trainer.best_metric}")
+    return result
+
+
+def _run_mode(trainer: Trainer, mode: str, eval_timeout: float) -> dict:
     if mode in ("train", "train_and_eval"):
         return trainer.train(evaluate=mode == "train_and_eval")
     if mode == "eval":
         if not trainer.restore():
-            raise DataError(f"{model_dir}: no checkpoint to evaluate")
+            raise DataError(f"{trainer.model_dir}: no checkpoint to evaluate")
         return trainer.evaluate()
     result: dict = {}
-    for path in tf.train.checkpoints_iterator(model_dir_lib.checkpoints_dir(model_dir), timeout=eval_timeout):
+    for path in tf.train.checkpoints_iterator(model_dir_lib.checkpoints_dir(trainer.model_dir), timeout=eval_timeout):
         trainer.restore(path)
         result = trainer.evaluate()
-        if trainer.step >= config.trainer.train_steps:
+        if trainer.step >= trainer.config.trainer.train_steps:
             break
     if not result:
-        raise DataError(f"{model_dir}: no checkpoint appeared within {eval_timeout:g}s")
+        raise DataError(f"{trainer.model_dir}: no checkpoint appeared within {eval_timeout:g}s")
     return result
+
+
+def draw_training_curves(model_dir: str, metric: str) -> str | None:
+    """Draws ``model_dir``'s training curves (:mod:`llm_tf.training.curves`); returns the PNG's path.
+
+    A picture never fails a finished run: a failure to draw is logged as a warning (None returned).
+    """
+    try:
+        path = curves.write_training_curves(model_dir, metric)
+    except Exception as e:  # the checkpoints and metrics are written: only the picture is lost
+        logging.warning("training curves not drawn: %s: %s", type(e).__name__, e)
+        return None
+    if path:
+        logging.info("training curves (loss, eval metric, learning rate): %s in the model_dir", os.path.basename(path))
+    return path
 
 
 def parameter_counts(model: keras.Model) -> tuple[int, int]:

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+from tests.bin.start_line import without_start_line
+
 
 def llm_export(*args):
     executable = shutil.which("llm_export") or os.path.join(os.path.dirname(sys.executable), "llm_export")
@@ -24,5 +26,5 @@ def test_exports_and_prints_one_json_line(trained_classifier, tmp_path):
 def test_errors_are_one_line(tmp_path):
     result = llm_export(f"--model_dir={tmp_path}", f"--model_base_path={tmp_path / 'm'}")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert without_start_line(result.stderr).strip().splitlines() == [
         f"llm_export: error: {tmp_path}: not a training directory (no params.yaml; run llm_train first)"]

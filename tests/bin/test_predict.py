@@ -20,6 +20,7 @@ from absl.testing import flagsaver
 from llm_tf.bin import predict
 from llm_tf.errors import ConfigError
 from llm_tf.serving.client import RemoteError, ServerUnreachableError
+from tests.bin.start_line import start_lines, without_start_line
 from tests.serving.test_client import FakeServer, free_port
 
 FLAGS = flags.FLAGS
@@ -121,9 +122,9 @@ def test_console_script_output_and_one_line_error_exit():
         down_out, down_err = down.communicate("", timeout=120)
     assert ok.returncode == 0, ok_err
     assert ok_out.splitlines() == ["negative\t0.9000\ta bad day", "positive\t0.9000\tgreat"]
-    assert ok_err == ""
+    assert len(start_lines(ok_err)) == 1 and without_start_line(ok_err) == "", ok_err
     assert down.returncode == 1
-    lines = down_err.strip().splitlines()
+    lines = without_start_line(down_err).strip().splitlines()
     assert len(lines) == 1, down_err
     assert lines[0].startswith(f"llm_predict: error: cannot reach {target}: ")
     assert down_out == ""

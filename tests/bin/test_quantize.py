@@ -8,6 +8,7 @@ import sys
 
 from llm_tf.export import tflite_metadata
 from llm_tf.export.tflite_runtime import make_interpreter
+from tests.bin.start_line import without_start_line
 from tests.export.tflite_fixtures import eval_texts
 
 
@@ -29,6 +30,14 @@ def test_converts_evaluates_and_exits_3_when_the_gate_fails(exported_version, tm
         "llm_quantize: accuracy gate failed: tokens_float32 lost more than -1.0 points")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(summary["variants"]) == ["text_float32", "text_full_int8", "tokens_float32", "tokens_full_int8"]
+    # Progress on stderr, one plain line per step when it is not a terminal (a pipe here).
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert progress[0] == "[1/9] SavedModel: predicting 24 eval texts"
+    assert progress[2] == "[2/9] tokens_float32: converting"
+    assert progress[4] == "[3/9] tokens_float32: evaluating 24 texts, timing 10 invokes"
+    assert progress[6] == "[4/9] tokens_full_int8: converting, calibrated on 16 texts"
+    assert progress[-1].startswith("[9/9] text_full_int8: accuracy ") and len(progress) == 18
+    assert "\r" not in result.stderr                                   # no bar
     assert summary["gate_passed"] is False
     assert sorted(os.listdir(out)) == ["report.json", "report.md", "report.png", "text_float32.tflite",
                                        "text_full_int8.tflite", "tokens_float32.tflite", "tokens_full_int8.tflite"]
@@ -62,7 +71,7 @@ def test_help_documents_the_gate_exit_code():
 def test_errors_are_one_line(tmp_path):
     result = llm_quantize(f"--saved_model_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}", "--variants=int4")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert without_start_line(result.stderr).strip().splitlines() == [
         "llm_quantize: error: --variants: unknown variant 'int4' (expected: float32, float16, dynamic_int8, full_int8)"]
     assert not (tmp_path / "out").exists()
 
@@ -111,5 +120,5 @@ def test_batch_size_one_variants_are_fixed_at_one_example(exported_version, tmp_
 def test_batch_size_other_than_0_or_1_is_one_line(tmp_path):
     result = llm_quantize(f"--saved_model_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}", "--batch_size=4")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert without_start_line(result.stderr).strip().splitlines() == [
         "llm_quantize: error: --batch_size must be 0 (any batch size) or 1 (fixed at one example), got 4"]

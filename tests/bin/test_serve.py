@@ -91,6 +91,21 @@ def test_auto_execs_tf_serving_with_translated_flags(tmp_path):
     assert result.returncode == 0 and "--model_name=default" in argv_file.read_text()
 
 
+def test_tensorflow_model_server_gets_the_users_log_level_and_the_real_stderr(tmp_path):
+    fake = tmp_path / "tensorflow_model_server"
+    fake.write_text('#!/bin/sh\necho "level=${TF_CPP_MIN_LOG_LEVEL-unset}"\n'
+                    'echo "I0000 00:00:1.0 1 server.cc:1] Running gRPC ModelServer at 0.0.0.0:8500" >&2\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in _env(TF_SERVING_BIN=str(fake)).items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = llm_serve(f"--model_base_path={tmp_path}", env=env)
+    # Not llm-tf's default of 1 (the server's INFO lines are its start-up report), and fd 2 is
+    # the real stderr again (the C++-INFO filter of llm_tf/bin/logfilter.py is gone).
+    assert result.returncode == 0 and result.stdout.splitlines() == ["level=unset"]
+    assert "Running gRPC ModelServer at 0.0.0.0:8500" in result.stderr
+    result = llm_serve(f"--model_base_path={tmp_path}", env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.stdout.splitlines() == ["level=2"]
+
+
 def test_embedded_serves_and_stops_on_sigterm(model_store, tmp_path):
     base = str(tmp_path / "m")
     copy_version(model_store, 1, base)

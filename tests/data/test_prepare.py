@@ -8,9 +8,11 @@ import tensorflow as tf
 
 from llm_tf.data import tfrecords
 from llm_tf.data.prepare import PrepareConfig, prepare
+from llm_tf.data.prepared import plot_files
 from llm_tf.errors import BadRowError, ConfigError, DataError
 from llm_tf.text.tokenizer import TextTokenizer
 from tests.conftest import REPO
+from tests.plot_checks import assert_png
 
 SAMPLE = REPO / "samples" / "sst2_sample"
 CONLL = REPO / "samples" / "conll_sample"
@@ -32,8 +34,8 @@ def records(directory, split):
 def test_outputs_layout_and_counts(tmp_path):
     result = prepare(config(tmp_path, eval_percent=25))
     out = tmp_path / "out"
-    assert sorted(os.listdir(out)) == ["examples", "labels.txt", "schema.json", "statistics.json", "summary.json",
-                                       "tokenizer"]
+    assert sorted(os.listdir(out)) == ["examples", "label_counts.png", "labels.txt", "schema.json", "statistics.json",
+                                       "summary.json", "token_lengths.png", "tokenizer"]
     assert sorted(os.listdir(out / "tokenizer")) == ["tokenizer_config.json", "vocab.txt"]
     assert result.counts["train"] + result.counts["eval"] == 60 and result.counts["eval"] > 0
     assert (out / "labels.txt").read_text() == "0\n1\n"
@@ -41,6 +43,12 @@ def test_outputs_layout_and_counts(tmp_path):
     assert stats["train"]["count"] == result.counts["train"]
     assert stats["train"]["tokens"]["count"] == result.counts["train"]
     assert stats["rejected"] == {"count": 0, "by_reason": {}}
+    # Charts of the statistics, beside them.
+    assert stats["train"]["token_histogram"]["max_seq_length"] == 128
+    assert sum(stats["train"]["token_histogram"]["counts"]) == result.counts["train"]
+    assert_png(out / "token_lengths.png", 600, 300)
+    assert_png(out / "label_counts.png", 600, 200)
+    assert plot_files(str(out)) == ["token_lengths.png", "label_counts.png"]
     schema = json.loads((out / "schema.json").read_text())
     assert schema["features"]["label"]["domain"] == ["0", "1"]
     # The tokenizer written there loads and matches the vocabulary size reported.
@@ -140,6 +148,7 @@ def test_unlabelled_text(tmp_path, write):
     result = prepare(config(tmp_path, inputs=[path], task="text", text_field="text", eval_percent=0, vocab_size=50))
     assert result.counts == {"train": 3} and result.labels == []
     assert not (tmp_path / "out/labels.txt").exists()
+    assert plot_files(str(tmp_path / "out")) == ["token_lengths.png"]            # no label chart
 
 
 @pytest.mark.parametrize(

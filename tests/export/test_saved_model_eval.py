@@ -13,7 +13,10 @@ from llm_tf.export.saved_model_eval import (
     DEFAULT_BUCKETS,
     batches,
     bucket_name,
+    bucket_order,
     check_buckets,
+    confusion_matrix,
+    entity_type,
     evaluate_saved_model,
     load_serving_signature,
     read_eval_split,
@@ -76,7 +79,9 @@ def test_classification_accuracy_overall_by_label_and_by_length(classifier):
     assert result == {"metric": "accuracy", "value": 0.5, "count": 4,
                       "by_label": {"0": {"count": 3, "value": pytest.approx(1 / 3)}, "1": {"count": 1, "value": 1.0}},
                       "by_length": {"<=2": {"count": 1, "value": 1.0}, "3-4": {"count": 1, "value": 0.0},
-                                    ">4": {"count": 2, "value": 0.5}}}
+                                    ">4": {"count": 2, "value": 0.5}},
+                      # rows gold, columns predicted: gold 0 -> 0 once, -> 1 twice; gold 1 -> 1
+                      "confusion_matrix": {"labels": ["0", "1"], "counts": [[1, 2], [0, 1]], "unit": "example"}}
 
 
 def test_the_batch_size_does_not_change_the_result(classifier):
@@ -95,6 +100,9 @@ def test_entity_f1_overall_by_type_and_by_length(tagger):
     assert result["value"] == pytest.approx(0.75)
     assert result["by_label"] == {"LOC": {"count": 1, "value": 0.0}, "PER": {"count": 3, "value": pytest.approx(6 / 7)}}
     assert result["by_length"] == {"<=4": {"count": 2, "value": pytest.approx(0.5)}, ">8": {"count": 1, "value": 1.0}}
+    # Per word, by entity type: Paris (LOC) tagged PER; the 3 PER words right; the 15 O words stay O.
+    assert result["confusion_matrix"] == {"labels": ["LOC", "PER", "O"], "unit": "word",
+                                          "counts": [[0, 1, 0], [0, 3, 0], [0, 0, 15]]}
 
 
 def test_words_without_a_tag_count_as_o(tmp_path):
@@ -169,3 +177,21 @@ def test_read_eval_split_without_data(tmp_path):
     (tmp_path / "empty" / "examples").mkdir(parents=True)
     with pytest.raises(DataError, match=r"/empty/examples: no TFRecord shards for split 'eval'"):
         read_eval_split(str(tmp_path / "empty"), "token_classification")
+
+
+def test_confusion_matrix_rows_are_gold_columns_predicted_and_o_goes_last():
+    matrix = confusion_matrix(["b", "a", "a", "O"], ["a", "a", "c", "O"], "example", last="O")
+    assert matrix == {"labels": ["a", "b", "c", "O"], "unit": "example",
+                      "counts": [[1, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]}
+
+
+@pytest.mark.parametrize("tag, kind", [("B-PER", "PER"), ("I-LOC", "LOC"), ("S-ORG", "ORG"), ("E-MISC", "MISC"),
+                                       ("O", "O"), ("", "O"), ("PER", "PER"), ("B-", "B-")])
+def test_entity_type_drops_the_bio_prefix(tag, kind):
+    assert entity_type(tag) == kind
+
+
+def test_length_buckets_sort_by_length():
+    names = [bucket_name(n, DEFAULT_BUCKETS) for n in (40, 10, 3, 20)]
+    assert sorted(names, key=bucket_order) == ["<=8", "9-16", "17-32", ">32"]
+    assert sorted(["x", ">5", "<=5"], key=bucket_order) == ["<=5", ">5", "x"]

@@ -1,14 +1,15 @@
-"""The local runner: artifacts, caching, --no_cache, resume after an injected failure, summary."""
+"""The local runner: artifacts, caching, --nocache, resume after an injected failure, summary."""
 
 import io
 import os
 
 import pytest
 
+from llm_tf.pipeline.artifacts import PLOTS
 from llm_tf.pipeline.dag import Pipeline
 from llm_tf.pipeline.errors import ComponentFailedError
 from llm_tf.pipeline.metadata import MetadataStore
-from llm_tf.pipeline.runner import LocalRunner
+from llm_tf.pipeline.runner import LocalRunner, plot_paths
 from tests.pipeline import fakes
 from tests.pipeline.fakes import Source, Step
 
@@ -110,3 +111,25 @@ def test_key_properties_narrow_the_cache_key_but_every_property_is_recorded(tmp_
     assert changed["Narrow"].status == "done" and fakes.CALLS["Narrow"] == 2
     with MetadataStore(os.path.join(str(tmp_path), "metadata.sqlite")) as store:
         assert store.execution(changed["Narrow"].execution_id)["properties"] == {"suffix": "!", "note": "b"}
+
+
+class _Charting(Source):
+    """Writes ``data.txt`` and a (fake) chart, named in its ``plots`` property."""
+
+    def execute(self, context):
+        result = super().execute(context)
+        with open(os.path.join(context.output_dirs["data"], "chart.png"), "wb") as f:
+            f.write(b"\x89PNG")
+        result.output_properties["data"][PLOTS] = ["chart.png"]
+        return result
+
+
+def test_the_summary_lists_the_charts_of_run_and_cached_components(tmp_path):
+    pipeline = Pipeline("p", str(tmp_path), [_Charting(name="Drawn"), Source(name="Plain")])
+    for status in ("done", "cached"):
+        result, text = _run(pipeline)
+        chart = os.path.join(result["Drawn"].outputs["data"].uri, "chart.png")
+        assert result["Drawn"].status == status and plot_paths(result["Drawn"]) == [chart]
+        assert plot_paths(result["Plain"]) == []
+        summary = text[text.index("component"):]
+        assert f"charts:\n  Drawn  {chart}\nrun p:" in summary

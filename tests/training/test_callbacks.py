@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import tensorflow as tf
 
 from llm_tf.training import callbacks
@@ -29,3 +30,20 @@ def test_best_checkpoint_keeps_the_lowest_perplexity_and_the_highest_accuracy(tm
             saver.on_epoch_end(i - 1, {metric: value})
         best = json.loads((tmp_path / metric / "best" / "best.json").read_text())
         assert best["step"] == expected_step and best["value"] == values[1], metric
+
+
+def test_metrics_writer_records_the_loop_logs_and_the_learning_rate(tmp_path):
+    import keras
+
+    from llm_tf.training import model_dir as model_dir_lib
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    schedule = keras.optimizers.schedules.PolynomialDecay(0.1, decay_steps=10, end_learning_rate=0.0)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(5)
+    writer = callbacks.MetricsWriter(str(tmp_path), model.optimizer.iterations)
+    writer.set_model(model)
+    writer.on_epoch_end(0, {"loss": 0.25})
+    record = json.loads((tmp_path / model_dir_lib.METRICS_DIR / "step_5.json").read_text())
+    assert record == {"step": 5, "loss": 0.25, "learning_rate": pytest.approx(0.05)}

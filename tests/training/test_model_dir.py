@@ -11,6 +11,7 @@ import yaml
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.training import model_dir as model_dir_lib
 from tests.conftest import train_tiny
+from tests.plot_checks import assert_png
 
 
 def _predict(trained, texts):
@@ -127,6 +128,21 @@ def test_layout_names_and_helpers(tmp_path, trained_classifier):
     assert record == {"step": 7, "val_accuracy": 0.5}
     assert yaml.safe_load((tmp_path / model_dir_lib.METRICS_DIR / "step_7.json").read_text()) == record
     assert yaml.safe_load((tmp_path / model_dir_lib.METRICS_FILE).read_text()) == record
+    # One record per loop (30 steps, 15 a loop), each with the learning rate; the curves drawn from them.
+    history = model_dir_lib.read_metrics_history(trained_classifier)
+    assert [r["step"] for r in history] == [15, 30] and all(r["learning_rate"] >= 0 for r in history)
+    assert_png(os.path.join(trained_classifier, model_dir_lib.TRAINING_CURVES_PNG), 600, 500)
+
+
+def test_metrics_history_is_by_step_and_a_bad_record_is_named(tmp_path):
+    assert model_dir_lib.read_metrics_history(str(tmp_path)) == []
+    for step in (100, 20, 3):
+        model_dir_lib.write_metrics(str(tmp_path), step, {"loss": step / 100})
+    (tmp_path / model_dir_lib.METRICS_DIR / "notes.txt").write_text("not a record")
+    assert [r["step"] for r in model_dir_lib.read_metrics_history(str(tmp_path))] == [3, 20, 100]
+    (tmp_path / model_dir_lib.METRICS_DIR / "step_5.json").write_text("{")
+    with pytest.raises(DataError, match=r"metrics/step_5.json: not valid JSON"):
+        model_dir_lib.read_metrics_history(str(tmp_path))
 
 
 def test_build_model_adds_lora_as_training_does(prepared_sample):

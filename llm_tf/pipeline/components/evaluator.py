@@ -3,7 +3,7 @@
 import os
 
 from llm_tf.errors import ConfigError
-from llm_tf.export import saved_model_eval
+from llm_tf.export import evaluation_plots, saved_model_eval
 from llm_tf.export.export_dir import existing_versions
 from llm_tf.io_utils import atomic_write_json
 from llm_tf.pipeline import artifacts, blessing
@@ -12,6 +12,15 @@ from llm_tf.pipeline.components.exporter import version_dir
 from llm_tf.pipeline.errors import PipelineError
 
 BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
+#: In the ``evaluation`` artifact: the candidate's (and served model's) sliced metrics and confusion
+#: counts, and the candidate's charts.
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_MATRIX_PNG = "confusion_matrix.png"
+SLICED_METRICS_PNG = "sliced_metrics.png"
+
+
+def _short(path: str, parts: int = 4) -> str:
+    return "…/" + "/".join(os.path.normpath(path).split(os.sep)[-parts:])
 
 
 class Evaluator(Component):
@@ -87,7 +96,8 @@ class Evaluator(Component):
         return float(props["value"])
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
-        """Writes ``evaluation.json`` and ``BLESSED`` or ``NOT_BLESSED``."""
+        """Writes ``evaluation.json``, the confusion matrix and sliced metrics charts, and ``BLESSED``
+        or ``NOT_BLESSED``."""
         props = context.properties
         examples = context.inputs["examples"]
         task = examples.properties.get("task", "classification")
@@ -96,8 +106,8 @@ class Evaluator(Component):
                                 f"Evaluator scores {' and '.join(saved_model_eval.OUTPUTS)}")
         texts, gold = saved_model_eval.read_eval_split(examples.uri, task, props["eval_count"] or None)
         buckets = tuple(props["length_buckets"])
-        candidate = saved_model_eval.evaluate_saved_model(version_dir(context.inputs["saved_model"]), texts, gold, task,
-                                                          buckets)
+        candidate_dir = version_dir(context.inputs["saved_model"])
+        candidate = saved_model_eval.evaluate_saved_model(candidate_dir, texts, gold, task, buckets)
         context.log(f"candidate {candidate['metric']} {candidate['value']:.4f} on {candidate['count']} examples")
         reference = self._reference(context, candidate)
         baseline, baseline_dir = None, ""
@@ -111,16 +121,22 @@ class Evaluator(Component):
         decision = blessing.decide(candidate["metric"], candidate["value"], baseline["value"] if baseline else None,
                                    props["threshold"], props["max_drop"], reference, min_share)
         reference_uri = context.inputs["reference_evaluation"].uri if reference is not None else ""
-        atomic_write_json(os.path.join(context.output_dirs["evaluation"], "evaluation.json"),
+        out = context.output_dirs["evaluation"]
+        atomic_write_json(os.path.join(out, EVALUATION_FILE),
                           {"candidate": candidate, "baseline": baseline, "baseline_dir": baseline_dir,
                            "reference_value": reference, "reference_evaluation": reference_uri})
+        title = f"candidate {_short(candidate_dir)}"
+        evaluation_plots.render_confusion_matrix(candidate["confusion_matrix"], os.path.join(out, CONFUSION_MATRIX_PNG),
+                                                 title)
+        evaluation_plots.render_sliced_metrics(candidate, os.path.join(out, SLICED_METRICS_PNG), baseline, title)
         marker = BLESSED_FILE if decision.blessed else NOT_BLESSED_FILE
         atomic_write_json(os.path.join(context.output_dirs["blessing"], marker), vars(decision))
         context.log(("BLESSED: " if decision.blessed else "NOT BLESSED: ") + decision.reason)
         eval_props = {"metric": candidate["metric"], "value": candidate["value"], "count": candidate["count"],
                       "by_label": {k: v["value"] for k, v in candidate["by_label"].items()},
                       "by_length": {k: v["value"] for k, v in candidate["by_length"].items()},
-                      "baseline_value": baseline["value"] if baseline else None, "baseline_dir": baseline_dir}
+                      "baseline_value": baseline["value"] if baseline else None, "baseline_dir": baseline_dir,
+                      artifacts.PLOTS: [CONFUSION_MATRIX_PNG, SLICED_METRICS_PNG]}
         metrics = {candidate["metric"]: candidate["value"], "blessed": decision.blessed}
         if reference is not None:
             eval_props.update({"reference_value": reference, "reference_evaluation": reference_uri,

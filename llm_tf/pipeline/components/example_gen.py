@@ -115,7 +115,7 @@ class ExampleGen(Component):
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Runs ``prepare`` into the ``examples`` directory."""
         from llm_tf.data.prepare import PrepareConfig, prepare
-        from llm_tf.data.prepared import SUMMARY_FILE, read_json
+        from llm_tf.data.prepared import SUMMARY_FILE, plot_files, read_json
 
         out = context.output_dirs["examples"]
         options = dict(context.properties)
@@ -138,7 +138,7 @@ class ExampleGen(Component):
             origin += f"; the vocabulary of {graph.uri} ({known})"
         props = {"counts": result.counts, "rejected": result.rejected, "labels": result.labels,
                  "vocab_size": result.vocab_size, "task": summary["task"], "features": summary["features"],
-                 "data_files": files, "preset": preset, "vocab_origin": origin}
+                 "data_files": files, "preset": preset, "vocab_origin": origin, artifacts.PLOTS: plot_files(out)}
         metrics = {f"{split}_examples": n for split, n in result.counts.items()}
         metrics["rejected"] = result.rejected
         return ExecutionResult({"examples": props}, metrics)

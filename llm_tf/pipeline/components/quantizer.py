@@ -40,8 +40,9 @@ class Quantizer(Component):
             "gate_variants": list(gate_variants), "int8_float_ops": list(int8_float_ops)})
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
-        """Runs ``quantize`` into the ``tflite_models`` directory."""
+        """Runs ``quantize`` into the ``tflite_models`` directory; its progress lines go to the run's output."""
         from llm_tf.export.tflite_quantize import QuantizeConfig, quantize
+        from llm_tf.export.tflite_report import REPORT_PNG
 
         props = context.properties
         out = context.output_dirs["tflite_models"]
@@ -50,13 +51,12 @@ class Quantizer(Component):
             variants=props["variants"], max_accuracy_drop=props["max_accuracy_drop"], eval_count=props["eval_count"],
             latency_runs=props["latency_runs"], representative_count=props["representative_count"],
             gate_variants=props.get("gate_variants", []), int8_float_ops=props.get("int8_float_ops", []),
-            overwrite=True,
-            command="llm_pipeline Quantizer"))
+            overwrite=True, command="llm_pipeline Quantizer", progress=False, log=context.log))
         files = {name: os.path.basename(path) for name, path in result.files.items()}
         passed = not result.failed
         context.log(f"gate {'passed' if passed else 'FAILED for ' + ', '.join(result.failed)}; "
                     f"files: {', '.join(files.values())}")
         sizes = {name: os.path.getsize(os.path.join(out, f)) for name, f in files.items()}
         return ExecutionResult({"tflite_models": {"files": files, "sizes": sizes, "gate_passed": passed,
-                                                  "failed": result.failed}},
+                                                  "failed": result.failed, artifacts.PLOTS: [REPORT_PNG]}},
                                {"variants": len(files), "gate_passed": passed})

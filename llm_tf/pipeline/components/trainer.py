@@ -160,7 +160,9 @@ class Trainer(Component):
         clean = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         props = {"experiment": config.experiment, "step": int(metrics.get("step", 0)),
                  "params_yaml": model_dir_lib.PARAMS_FILE, "metrics": clean,
-                 "init_checkpoint": config.task.init_checkpoint or ""}
+                 "init_checkpoint": config.task.init_checkpoint or "",
+                 artifacts.PLOTS: [model_dir_lib.TRAINING_CURVES_PNG]
+                 if os.path.isfile(os.path.join(model_dir, model_dir_lib.TRAINING_CURVES_PNG)) else []}
         if config.experiment == DISTILLATION:
             props["teacher_dir"] = config.task.distillation.teacher_dir
             props["teacher_logits_dir"] = config.task.distillation.teacher_logits_dir

@@ -14,10 +14,17 @@ import pytest
 from llm_tf.errors import DataError
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.components import Evaluator
-from llm_tf.pipeline.components.evaluator import BLESSED_FILE, NOT_BLESSED_FILE
+from llm_tf.pipeline.components.evaluator import (
+    BLESSED_FILE,
+    CONFUSION_MATRIX_PNG,
+    EVALUATION_FILE,
+    NOT_BLESSED_FILE,
+    SLICED_METRICS_PNG,
+)
 from llm_tf.pipeline.errors import PipelineError
 from tests.pipeline.components.harness import artifact, execute, ref
 from tests.pipeline.saved_models import save_capital_tagger, save_length_classifier
+from tests.plot_checks import assert_png
 
 SAVED_MODEL = ref(artifacts.SAVED_MODEL, "Exporter", "saved_model")
 EXAMPLES = ref(artifacts.EXAMPLES, "ExampleGen", "examples")
@@ -49,15 +56,22 @@ def test_sliced_accuracy_is_recorded_and_a_candidate_above_the_threshold_is_bles
     assert evaluation == {"metric": "accuracy", "value": 0.5625, "count": 16,
                           "by_label": {"0": 0.125, "1": 1.0},
                           "by_length": {"<=8": pytest.approx(8 / 13), "9-16": pytest.approx(1 / 3)},
-                          "baseline_value": None, "baseline_dir": ""}
+                          "baseline_value": None, "baseline_dir": "",
+                          "plots": [CONFUSION_MATRIX_PNG, SLICED_METRICS_PNG]}
     reason = "accuracy 0.5625 >= threshold 0.5000 (no served model)"
     assert run.props("blessing") == {"blessed": True, "reason": reason}
     assert os.listdir(run.outputs["blessing"]) == [BLESSED_FILE]
     assert _record(run, "blessing", BLESSED_FILE) == {"blessed": True, "reason": reason, "metric": "accuracy",
                                                       "candidate": 0.5625, "baseline": None, "reference": None,
                                                       "min_share": None}
-    record = _record(run, "evaluation", "evaluation.json")
+    record = _record(run, "evaluation", EVALUATION_FILE)
     assert record["candidate"]["by_label"]["0"] == {"count": 8, "value": 0.125}
+    # Gold "0": 1 of 8 predicted "0" (the 3-word one), 7 predicted "1"; gold "1": all 8 predicted "1".
+    assert record["candidate"]["confusion_matrix"] == {"labels": ["0", "1"], "counts": [[1, 7], [0, 8]],
+                                                       "unit": "example"}
+    assert sorted(os.listdir(run.outputs["evaluation"])) == [CONFUSION_MATRIX_PNG, EVALUATION_FILE, SLICED_METRICS_PNG]
+    assert_png(os.path.join(run.outputs["evaluation"], CONFUSION_MATRIX_PNG), 300, 300)
+    assert_png(os.path.join(run.outputs["evaluation"], SLICED_METRICS_PNG), 800, 400)
     assert record["baseline"] is None and record["reference_value"] is None
     assert run.result.metrics == {"accuracy": 0.5625, "blessed": True}
     assert run.messages == ["candidate accuracy 0.5625 on 16 examples", f"BLESSED: {reason}"]
@@ -99,6 +113,11 @@ def test_token_classification_is_scored_by_entity_f1(tmp_path, prepared_conll_sa
     assert evaluation["metric"] == "entity_f1" and evaluation["count"] == 2
     assert evaluation["value"] == pytest.approx(0.4)
     assert evaluation["by_label"] == {"LOC": pytest.approx(0.5), "ORG": 0.0, "PER": 0.0}
+    # Per word, by type: the 2 LOC, 2 ORG and 2 PER words all tagged LOC; the 7 other words O.
+    assert _record(run, "evaluation", EVALUATION_FILE)["candidate"]["confusion_matrix"] == {
+        "labels": ["LOC", "ORG", "PER", "O"], "unit": "word",
+        "counts": [[2, 0, 0, 0], [2, 0, 0, 0], [2, 0, 0, 0], [0, 0, 0, 7]]}
+    assert_png(os.path.join(run.outputs["evaluation"], CONFUSION_MATRIX_PNG), 300, 300)
     assert run.props("blessing") == {"blessed": False, "reason": "entity_f1 0.4000 is below the threshold 0.5000"}
 
 

@@ -29,7 +29,9 @@ def scores(monkeypatch):
 
     def evaluate(version_dir, texts, gold, task, buckets):
         return {"metric": "accuracy", "value": values["value"], "count": len(texts),
-                "by_label": {"0": {"value": 1.0}, "1": {"value": 0.75}}, "by_length": {"<=8": {"value": 0.875}}}
+                "by_label": {"0": {"count": 8, "value": 1.0}, "1": {"count": 8, "value": 0.75}},
+                "by_length": {"<=8": {"count": 16, "value": 0.875}},
+                "confusion_matrix": {"labels": ["0", "1"], "counts": [[8, 0], [2, 6]], "unit": "example"}}
 
     monkeypatch.setattr(saved_model_eval, "read_eval_split", lambda uri, task, limit: (["a text"] * 16, [1] * 16))
     monkeypatch.setattr(saved_model_eval, "evaluate_saved_model", evaluate)

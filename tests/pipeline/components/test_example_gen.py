@@ -44,6 +44,8 @@ def test_the_sample_is_prepared_with_counts_labels_and_file_hashes(tmp_path):
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
         assert json.load(f)["task"] == "classification"
     assert {"statistics.json", "schema.json", "labels.txt", "tokenizer", "examples"} <= set(os.listdir(out))
+    assert props["plots"] == ["token_lengths.png", "label_counts.png"]
+    assert all(os.path.isfile(os.path.join(out, name)) for name in props["plots"])
 
 
 def test_a_transfer_set_and_a_vocabulary_from_other_components(tmp_path, vocab_dir):

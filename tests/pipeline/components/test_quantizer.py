@@ -4,6 +4,7 @@ did not write and a bad variant."""
 
 import json
 import os
+import re
 
 import pytest
 
@@ -12,6 +13,7 @@ from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.components import Quantizer
 from tests.pipeline.components.harness import artifact, execute, ref
 from tests.pipeline.saved_models import save_length_classifier
+from tests.plot_checks import assert_png
 
 SAVED_MODEL = ref(artifacts.SAVED_MODEL, "Exporter", "saved_model")
 FAST = {"forms": ("text",), "variants": ("float32",), "eval_count": 8, "latency_runs": 1}
@@ -26,7 +28,18 @@ def test_variants_sizes_and_a_passed_gate_are_recorded(tmp_path, saved_model):
         props["sizes"]["text_float32"] > 10_000
     assert props["gate_passed"] is True and props["failed"] == []
     assert run.result.metrics == {"variants": 1, "gate_passed": True}
-    assert run.messages == ["gate passed; files: text_float32.tflite"]
+    # Plain progress lines under the component's line (never a bar), then the outcome.
+    lines = run.messages
+    assert len(lines) == 7 and lines[0] == "[1/3] SavedModel: predicting 8 eval texts"
+    assert re.fullmatch(r"\[1/3\] SavedModel: accuracy \d+\.\d\d% on 8 eval texts \(\d+\.\ds\)", lines[1])
+    assert lines[2] == "[2/3] text_float32: converting"
+    assert re.fullmatch(r"\[2/3\] text_float32: converted, \d+\.\d\d MB \(\d+\.\ds\)", lines[3])
+    assert lines[4] == "[3/3] text_float32: evaluating 8 texts, timing 1 invokes"
+    assert re.fullmatch(r"\[3/3\] text_float32: accuracy \d+\.\d\d% \(agreement 100\.00%\), p50 \d+\.\d{3} ms "
+                        r"\(\d+\.\ds\)", lines[5])
+    assert lines[6] == "gate passed; files: text_float32.tflite"
+    assert props["plots"] == ["report.png"]
+    assert_png(os.path.join(out, "report.png"), 800, 300)
     with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
         report = json.load(f)
     # The properties reach the library call.
@@ -42,7 +55,7 @@ def test_a_failed_gate_is_recorded_and_the_files_are_kept(tmp_path, saved_model)
     assert props["gate_passed"] is False and props["failed"] == ["text_float32"]
     assert os.path.isfile(os.path.join(run.outputs["tflite_models"], "text_float32.tflite"))
     assert run.result.metrics == {"variants": 1, "gate_passed": False}
-    assert run.messages[0].startswith("gate FAILED for text_float32; files: ")
+    assert run.messages[-1].startswith("gate FAILED for text_float32; files: ")
 
 
 def test_a_missing_saved_model_is_named(tmp_path):

@@ -14,6 +14,7 @@ from llm_tf.pipeline.components import Trainer
 from llm_tf.pipeline.errors import PipelineError
 from llm_tf.pipeline.fingerprint import file_sha256
 from tests.pipeline.components.harness import artifact, execute, ref
+from tests.plot_checks import assert_png
 
 EXAMPLES = ref(artifacts.EXAMPLES, "ExampleGen", "examples")
 GRAPH = ref(artifacts.TRANSFORM_GRAPH, "Transform", "transform_graph")
@@ -46,6 +47,8 @@ def test_trains_into_the_model_directory_with_the_wired_config(tmp_path, prepare
     assert params["task"]["data"]["prepared_dir"] == prepared_sample
     assert params["task"]["init_checkpoint"] == trained_classifier and params["trainer"]["train_steps"] == 2
     assert os.listdir(os.path.join(model_dir, "checkpoints"))
+    assert props["plots"] == ["training_curves.png"]
+    assert_png(os.path.join(model_dir, "training_curves.png"), 600, 400)
 
 
 def test_examples_tokenized_with_another_vocabulary_are_refused(tmp_path, prepared_sample):
