@@ -30,7 +30,7 @@ def save_png(figure, path: str, dpi: int = DPI) -> None:
 
     Args:
         figure: A matplotlib figure.
-        path: The PNG to write; its directory must exist.
+        path: The PNG to write (local, its directory existing, or ``gs://``).
         dpi: Resolution.
     """
     plt = pyplot()

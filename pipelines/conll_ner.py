@@ -13,6 +13,7 @@ F1, sliced by entity type and sentence length. Options: ``pretrain_steps``, ``th
 
 import os
 
+from llm_tf import io_utils
 from llm_tf.pipeline.components import (
     Evaluator,
     ExampleGen,
@@ -37,7 +38,7 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
                     params_override: str = "", options: dict | None = None) -> Pipeline:
     """Builds the CoNLL NER pipeline (arguments as in ``pipelines/sst2_sentiment.py``)."""
     options = dict(options or {})
-    data_dir = os.path.abspath(data_dir or SAMPLE_DIR)
+    data_dir = io_utils.abspath(data_dir or SAMPLE_DIR)
     sample = data_dir == SAMPLE_DIR
     strategy = options.get("strategy", "one_device")
     example_gen = ExampleGen(inputs=[os.path.join(data_dir, "train.txt")],

@@ -73,6 +73,7 @@ re-prepares the student's data and recomputes the logits, still with the cached 
 
 import os
 
+from llm_tf import io_utils
 from llm_tf.data.transfer_set import parse_label_map
 from llm_tf.errors import ConfigError
 from llm_tf.pipeline.components import (
@@ -116,7 +117,7 @@ OPTIONS = frozenset({
 
 
 def _is_sample(data_dir: str) -> bool:
-    return os.path.abspath(data_dir) == SAMPLE_DIR
+    return io_utils.abspath(data_dir) == SAMPLE_DIR
 
 
 def _items(value: str) -> list[str]:
@@ -180,7 +181,7 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
         raise ConfigError(f"--options: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(OPTIONS))})")
-    data_dir = os.path.abspath(data_dir or SAMPLE_DIR)
+    data_dir = io_utils.abspath(data_dir or SAMPLE_DIR)
     sample = _is_sample(data_dir)
     train, dev = os.path.join(data_dir, "train.tsv"), os.path.join(data_dir, "dev.tsv")
     strategy = options.get("strategy", "one_device")

@@ -23,6 +23,7 @@ by design).
 
 import os
 
+from llm_tf import io_utils
 from llm_tf.errors import ConfigError
 from llm_tf.pipeline.components import (
     Evaluator,
@@ -48,7 +49,7 @@ SAMPLE_PRESET_STEPS = 8
 
 
 def _is_sample(data_dir: str) -> bool:
-    return os.path.abspath(data_dir) == SAMPLE_DIR
+    return io_utils.abspath(data_dir) == SAMPLE_DIR
 
 
 def _preset_overrides(params_override: str | dict, option: str, preset: str, sample: bool) -> dict:
@@ -92,7 +93,7 @@ def create_pipeline(pipeline_root: str, serving_model_base_path: str, data_dir: 
             names another ``task.init_preset``.
     """
     options = dict(options or {})
-    data_dir = os.path.abspath(data_dir or SAMPLE_DIR)
+    data_dir = io_utils.abspath(data_dir or SAMPLE_DIR)
     sample = _is_sample(data_dir)
     # On the sample a smoke run in seconds; on real SST-2 the measured tiny recipe.
     config = "sample_tiny.yaml" if sample else "sst2_tiny.yaml"

@@ -10,6 +10,7 @@ import pytest
 
 SELF_CONTAINED = (
     "llm_tf.data.bad_rows",
+    "llm_tf.io_utils",
     "llm_tf.data.labels",
     "llm_tf.data.splits",
     "llm_tf.data.statistics",

@@ -29,7 +29,7 @@ flags.DEFINE_string("model_dir", None, "Training directory of llm_train (params.
 flags.DEFINE_string("model_base_path", None,
                     "Serving model base path; the export goes to <model_base_path>/<version>/.")
 flags.DEFINE_string("keras_hub_preset", None, "Also (or only) save the BERT encoder and its tokenizer as a keras-hub "
-                    "preset directory here (local path; no task head).")
+                    "preset directory here (local or a bucket; no task head).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing non-empty --keras_hub_preset directory.")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing version).")
 flags.DEFINE_string("checkpoint", "best",
@@ -50,9 +50,12 @@ FLAG_GROUPS = {
 
 def main(argv) -> int:
     """Exports and prints the result as one JSON line."""
+    from llm_tf import io_utils
     from llm_tf.bin import startup
     from llm_tf.errors import ConfigError
 
+    for name in ("model_dir", "model_base_path", "keras_hub_preset", "prepared_dir", "checkpoint"):
+        io_utils.check_path(getattr(FLAGS, name) or "", f"--{name}")
     if not FLAGS.model_base_path and not FLAGS.keras_hub_preset:
         raise ConfigError("give --model_base_path (a TF Serving export), --keras_hub_preset (a keras-hub preset "
                           "directory) or both")

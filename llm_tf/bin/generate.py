@@ -49,9 +49,12 @@ def main(argv) -> int:
     Raises:
         ConfigError: No prompt, not a causal LM run, or a setting out of range.
     """
+    from llm_tf import io_utils
     from llm_tf.bin import startup
     from llm_tf.errors import ConfigError
 
+    io_utils.check_path(FLAGS.model_dir, "--model_dir")
+    io_utils.check_path(FLAGS.prepared_dir, "--prepared_dir")
     if not FLAGS.prompt:
         raise ConfigError("give at least one --prompt")
     from llm_tf.training.causal_lm import load_trained

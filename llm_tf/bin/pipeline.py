@@ -9,6 +9,8 @@ Examples:
     llm_pipeline --pipeline=pipelines/sst2_sentiment.py --dry_run          # print the DAG
     llm_pipeline --pipeline=pipelines/sst2_sentiment.py --nocache          # run every component again
     llm_pipeline lineage --model_version=1 --serving_model_base_path=runs/serving/sst2
+    llm_pipeline --pipeline=pipelines/sst2_sentiment.py --pipeline_root=gs://bucket/pipelines/sst2 \
+        --serving_model_base_path=gs://bucket/models/sst2    # artifacts, metadata and pushes on a bucket
 """
 
 import importlib.util
@@ -16,6 +18,7 @@ import os
 
 from absl import flags
 
+from llm_tf import io_utils
 from llm_tf.bin import prefer_onednn
 from llm_tf.bin.common import run_main
 
@@ -25,7 +28,8 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_string("pipeline", None, "Pipeline definition file (defines create_pipeline(...)).")
 flags.DEFINE_string("data_dir", None, "Raw data directory passed to the pipeline (default: its shipped sample).")
-flags.DEFINE_string("pipeline_root", None, "Artifacts and metadata (default: runs/pipelines/<file name>).")
+flags.DEFINE_string("pipeline_root", None, "Artifacts and metadata, local or a bucket (gs://...) "
+                    "(default: runs/pipelines/<file name>).")
 flags.DEFINE_string("serving_model_base_path", None,
                     "Where blessed models are pushed (default: runs/serving/<file name>).")
 flags.DEFINE_string("params_override", "", "Overrides of the (fine-tuning) Trainer's config, as llm_train's.")
@@ -35,14 +39,14 @@ flags.DEFINE_bool("cache", True, "Reuse a component's cached result when its inp
 flags.DEFINE_bool("no_cache", False, "Deprecated spelling of --nocache.")
 flags.DEFINE_bool("dry_run", False, "Print the DAG and exit.")
 flags.DEFINE_integer("model_version", None, "lineage: the pushed version to trace.")
-flags.DEFINE_string("metadata", None, "lineage: the metadata store (default: <pipeline_root>/metadata.sqlite, or "
-                    "found from the pushed version).")
+flags.DEFINE_string("metadata", None, "The SQLite metadata store, local or a bucket (default: "
+                    "<pipeline_root>/metadata.sqlite; lineage: found from the pushed version).")
 
 #: --help's groups.
 FLAG_GROUPS = {
     "pipeline (run, dag)": ["pipeline", "data_dir", "params_override", "options", "cache", "dry_run"],
-    "artifacts (run and lineage)": ["pipeline_root", "serving_model_base_path"],
-    "lineage": ["model_version", "metadata"],
+    "artifacts (run and lineage)": ["pipeline_root", "serving_model_base_path", "metadata"],
+    "lineage": ["model_version"],
     "deprecated": ["no_cache"],
 }
 
@@ -55,6 +59,8 @@ def load_pipeline_module(path: str):
     """
     from llm_tf.pipeline.errors import PipelineError
 
+    if io_utils.is_remote(path):
+        raise PipelineError(f"--pipeline: {path}: the pipeline definition must be a local Python file")
     if not os.path.isfile(path):
         raise PipelineError(f"{path}: no such pipeline file")
     name = "llm_pipeline_" + os.path.splitext(os.path.basename(path))[0]
@@ -85,6 +91,22 @@ def _options() -> dict:
     return options
 
 
+def _check_buckets(pipeline_root: str) -> None:
+    """Fails in one line, before anything runs, when a bucket flag's bucket cannot be reached."""
+    from llm_tf.errors import DataError
+
+    for flag, path in (("pipeline_root", pipeline_root), ("serving_model_base_path", FLAGS.serving_model_base_path),
+                       ("data_dir", FLAGS.data_dir), ("metadata", FLAGS.metadata)):
+        if path and io_utils.is_remote(path):
+            try:
+                if flag == "pipeline_root":
+                    io_utils.makedirs(path)
+                else:
+                    io_utils.exists(path)
+            except DataError as e:
+                raise DataError(f"--{flag}: {e}") from None
+
+
 def run_pipeline() -> int:
     """Builds the pipeline from --pipeline and runs it (or prints it with --dry_run)."""
     from llm_tf.errors import ConfigError
@@ -93,13 +115,17 @@ def run_pipeline() -> int:
     if not FLAGS.pipeline:
         raise ConfigError("--pipeline is required (e.g. --pipeline=pipelines/sst2_sentiment.py)")
     module = load_pipeline_module(FLAGS.pipeline)
-    pipeline = module.create_pipeline(pipeline_root=_default(FLAGS.pipeline_root, "pipelines"),
+    root = _default(FLAGS.pipeline_root, "pipelines")
+    pipeline = module.create_pipeline(pipeline_root=root,
                                       serving_model_base_path=_default(FLAGS.serving_model_base_path, "serving"),
                                       data_dir=FLAGS.data_dir, params_override=FLAGS.params_override,
                                       options=_options())
+    if FLAGS.metadata:
+        pipeline.metadata_path = io_utils.abspath(FLAGS.metadata)
     if FLAGS.dry_run:
         print(pipeline.describe())
         return 0
+    _check_buckets(root)
     from llm_tf.bin import startup
 
     startup.log_start()
@@ -122,10 +148,10 @@ def run_lineage() -> int:
     if not path and base:
         info = pushed_info(os.path.join(base, str(FLAGS.model_version)))
         if info:
-            path = os.path.join(info["pipeline_root"], METADATA_FILE)
+            path = info.get("metadata_path") or os.path.join(info["pipeline_root"], METADATA_FILE)
     if not path:
         path = os.path.join(_default(FLAGS.pipeline_root, "pipelines"), METADATA_FILE)
-    if not os.path.isfile(path):
+    if not io_utils.isfile(path):
         raise ConfigError(f"{path}: no metadata store (pass --metadata, --pipeline_root or --serving_model_base_path)")
     with MetadataStore(path) as store:
         print(lineage.format_lineage(store, FLAGS.model_version, base))
@@ -136,6 +162,8 @@ def main(argv) -> int:
     """``llm_pipeline [run|lineage|dag]``; the default command is ``run``."""
     from llm_tf.errors import ConfigError
 
+    for flag in ("pipeline", "data_dir", "pipeline_root", "serving_model_base_path", "metadata"):
+        io_utils.check_path(getattr(FLAGS, flag) or "", f"--{flag}")
     command = argv[1] if len(argv) > 1 else "run"
     if len(argv) > 2 or command not in ("run", "lineage", "dag"):
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])} (commands: run, lineage, dag)")

@@ -142,7 +142,12 @@ def main(argv) -> int:
     """Prepares the data set described by the flags; exit 1 when validation finds anomalies."""
     from llm_tf.bin import startup
     from llm_tf.data.prepare import prepare
+    from llm_tf.io_utils import check_path
 
+    for flag in ("input", "eval_input", "tfds_data_dir", "vocab_file", "preset", "validate_against", "output_dir"):
+        value = getattr(FLAGS, flag)
+        for path in value if isinstance(value, list) else [value]:
+            check_path(path or "", f"--{flag}")
     startup.log_start()
     result = prepare(config_from_flags())
     if FLAGS.json:

@@ -72,9 +72,12 @@ FLAG_GROUPS = {
 
 def main(argv) -> int:
     """Converts, evaluates, writes the report, prints a JSON summary line; exit 3 when the gate fails."""
+    from llm_tf import io_utils
     from llm_tf.bin import startup
     from llm_tf.export.tflite_quantize import QuantizeConfig, quantize
 
+    for name in ("saved_model_dir", "output_dir", "representative_data", "eval_data", "prepared_dir"):
+        io_utils.check_path(getattr(FLAGS, name) or "", f"--{name}")
     startup.log_start()
     config = QuantizeConfig(
         saved_model_dir=FLAGS.saved_model_dir, output_dir=FLAGS.output_dir, forms=FLAGS.forms,

@@ -16,8 +16,9 @@ import sys
 
 from absl import flags
 
+from llm_tf import io_utils
 from llm_tf.bin.common import run_main
-from llm_tf.errors import ConfigError
+from llm_tf.errors import ConfigError, DataError
 
 FLAGS = flags.FLAGS
 
@@ -29,7 +30,8 @@ flags.DEFINE_string("host", "localhost", "Interface to bind gRPC and REST to (em
 flags.DEFINE_integer("port", 8500, "gRPC port (0: a free port, embedded only).")
 flags.DEFINE_integer("rest_api_port", 8501, "REST API port; 0 disables REST.")
 flags.DEFINE_string("model_name", "default", "Name of the model (with --model_base_path).")
-flags.DEFINE_string("model_base_path", None, "Directory of integer version subdirectories of one model.")
+flags.DEFINE_string("model_base_path", None, "Directory of integer version subdirectories of one model, local "
+                    "or a bucket (gs://...).")
 flags.DEFINE_string("model_config_file", None, "ModelServerConfig text proto (several models, policies, labels).")
 flags.DEFINE_bool("enable_batching", False, "Batch concurrent requests server-side.")
 flags.DEFINE_string("batching_parameters_file", None, "BatchingParameters text proto (with --enable_batching).")
@@ -87,7 +89,7 @@ def tf_serving_argv(binary: str) -> list[str]:
     if FLAGS.model_config_file:
         argv.append(f"--model_config_file={FLAGS.model_config_file}")
     else:
-        argv += [f"--model_name={FLAGS.model_name}", f"--model_base_path={os.path.abspath(FLAGS.model_base_path)}"]
+        argv += [f"--model_name={FLAGS.model_name}", f"--model_base_path={io_utils.abspath(FLAGS.model_base_path)}"]
     if FLAGS.enable_batching or FLAGS.batching_parameters_file:
         argv.append("--enable_batching=true")
     if FLAGS.batching_parameters_file:
@@ -148,6 +150,14 @@ def options_from_flags():
     )
 
 
+def _found(path: str, flag: str, check) -> bool:
+    """``check(path)`` (local or a bucket); an unreachable bucket is a one-line error naming ``flag``."""
+    try:
+        return check(io_utils.check_path(path, flag))
+    except DataError as e:
+        raise ConfigError(f"{flag}: {e}") from None
+
+
 def check_flags() -> None:
     """Checks what both backends need before starting either.
 
@@ -158,11 +168,11 @@ def check_flags() -> None:
         raise ConfigError("give either --model_config_file or --model_base_path, not both")
     if not FLAGS.model_config_file and not FLAGS.model_base_path:
         raise ConfigError("no model to serve: pass --model_base_path (with --model_name) or --model_config_file")
-    if FLAGS.model_base_path and not os.path.isdir(FLAGS.model_base_path):
+    if FLAGS.model_base_path and not _found(FLAGS.model_base_path, "--model_base_path", io_utils.isdir):
         raise ConfigError(f"--model_base_path: {FLAGS.model_base_path} does not exist or is not a directory")
     for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file"):
         path = getattr(FLAGS, flag)
-        if path and not os.path.isfile(path):
+        if path and not _found(path, f"--{flag}", io_utils.isfile):
             raise ConfigError(f"--{flag}: {path} does not exist")
     for flag in ("port", "rest_api_port"):
         if not 0 <= getattr(FLAGS, flag) <= 65535:
@@ -180,6 +190,8 @@ def serving_line(server) -> str:
 
 def main(argv) -> int:
     """Runs the chosen backend until SIGTERM/SIGINT."""
+    for flag in ("model_base_path", "model_config_file", "batching_parameters_file", "monitoring_config_file"):
+        io_utils.check_path(getattr(FLAGS, flag) or "", f"--{flag}")
     check_flags()
     binary = None if FLAGS.backend == "embedded" else find_tf_serving()
     if FLAGS.backend == "tf_serving" and binary is None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
+from llm_tf import io_utils
 from llm_tf.bin.common import run_main
 from llm_tf.errors import ConfigError
 from llm_tf.serving.config import BatchingSpec, ModelSpec, MonitoringSpec
@@ -146,6 +147,8 @@ def parse_int(text: str, what: str) -> int:
 
 def main(argv: list[str]) -> int:
     """Writes the three config files and prints their paths with the matching server flags."""
+    for flag in ("output_dir", "model_base_path"):
+        io_utils.check_path(getattr(FLAGS, flag), f"--{flag}")
     model, batching, monitoring = specs_from_flags()
     paths = write_serving_configs(FLAGS.output_dir, [model], batching, monitoring)
     for flag, path in paths.items():

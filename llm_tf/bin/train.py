@@ -57,9 +57,13 @@ def resolve_config():
 
 def main(argv) -> int:
     """Resolves the config, runs the mode and prints the final metrics as one JSON line."""
+    from llm_tf import io_utils
     from llm_tf.bin import startup
     from llm_tf.training import teacher_logits, train_lib
 
+    io_utils.check_path(FLAGS.model_dir, "--model_dir")
+    for path in FLAGS.config_file:
+        io_utils.check_path(path, "--config_file")
     config = resolve_config()
     startup.log_start(strategy=startup.describe_strategy(config.runtime))
     if FLAGS.mode == teacher_logits.MODE:

@@ -70,7 +70,12 @@ def config_from_flags():
 def main(argv) -> int:
     """Builds the transfer set described by the flags and prints its summary as JSON."""
     from llm_tf.data.transfer_set import build_transfer_set
+    from llm_tf.io_utils import check_path
 
+    for flag in ("labelled", "extra", "exclude", "preset", "output"):
+        value = getattr(FLAGS, flag)
+        for path in value if isinstance(value, list) else [value]:
+            check_path(path or "", f"--{flag}")
     if FLAGS.augment_copies:  # the embedding neighbours load the checkpoint with TensorFlow
         from llm_tf.bin import startup
 

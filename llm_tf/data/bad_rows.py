@@ -5,6 +5,7 @@ import json
 import os
 from typing import IO
 
+from llm_tf import io_utils
 from llm_tf.data.rows import RowProblem
 from llm_tf.errors import BadRowError, DataError
 
@@ -22,8 +23,8 @@ class BadRowHandler:
 
     Args:
         policy: ``fail`` or ``skip``.
-        reject_path: Where skipped rows go (required for ``skip``; its directory is created
-            when the first row is skipped).
+        reject_path: Where skipped rows go (required for ``skip``; local or ``gs://``; its
+            directory is created when the first row is skipped).
 
     Example:
         >>> with BadRowHandler("skip", "out/rejected.jsonl") as bad_rows:
@@ -65,23 +66,42 @@ class BadRowHandler:
             self.failure = BadRowError(problem, hint="use --bad_rows=skip to skip bad rows and write them to a file")
             raise self.failure
         if self._file is None:
-            self._tmp_path = f"{self.reject_path}.partial-{os.getpid()}"
-            os.makedirs(os.path.dirname(os.path.abspath(self.reject_path)), exist_ok=True)
-            self._file = open(self._tmp_path, "w", encoding="utf-8")
+            self._open()
         self._file.write(json.dumps(problem.to_json(), ensure_ascii=False) + "\n")
         self.count += 1
         self.by_reason[_reason_kind(problem.reason)] += 1
+
+    def _open(self) -> None:
+        self._tmp_path = f"{self.reject_path}.partial-{os.getpid()}"
+        if not io_utils.is_remote(self.reject_path):
+            os.makedirs(os.path.dirname(os.path.abspath(self.reject_path)), exist_ok=True)
+            self._file = open(self._tmp_path, "w", encoding="utf-8")
+            return
+        import tensorflow as tf
+
+        io_utils.makedirs(self.reject_path.rsplit("/", 1)[0])
+        self._file = tf.io.gfile.GFile(self._tmp_path, "w")
 
     def close(self, commit: bool = True) -> None:
         """Closes the reject file; renames it into place when ``commit``, else removes it."""
         if self._file is None:
             return
-        self._file.close()
-        self._file = None
-        if commit:
-            os.replace(self._tmp_path, self.reject_path)
-        else:
-            os.unlink(self._tmp_path)
+        file, self._file = self._file, None
+        if not io_utils.is_remote(self.reject_path):
+            file.close()
+            if commit:
+                os.replace(self._tmp_path, self.reject_path)
+            else:
+                os.unlink(self._tmp_path)
+            return
+        import tensorflow as tf
+
+        with io_utils.storage_errors(self.reject_path):
+            file.close()
+            if commit:
+                tf.io.gfile.rename(self._tmp_path, self.reject_path, overwrite=True)
+            else:
+                tf.io.gfile.remove(self._tmp_path)
 
 
 def _reason_kind(reason: str) -> str:

@@ -1,9 +1,11 @@
 """Label vocabularies: given by the user or inferred from the data, saved one label a line."""
 
 import collections
+import io
 import os
 from collections.abc import Iterable, Sequence
 
+from llm_tf import io_utils
 from llm_tf.errors import DataError
 from llm_tf.io_utils import atomic_write_text
 
@@ -51,14 +53,15 @@ def _is_int(text: str) -> bool:
 
 
 def parse_labels(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """Reads a given label vocabulary: a comma list, a path to a file (one a line), or None.
+    """Reads a given label vocabulary: a comma list, a path to a file (one a line; local or
+    ``gs://``, a remote one without a comma), or None.
 
     Raises:
         DataError: The file is missing or empty, or a label appears twice.
     """
     if value is None or value == "" or value == []:
         return None
-    if isinstance(value, str) and os.path.isfile(value):
+    if isinstance(value, str) and (("," not in value) if io_utils.is_remote(value) else os.path.isfile(value)):
         labels = load_labels(value)
     else:
         items = value.split(",") if isinstance(value, str) else value
@@ -72,16 +75,22 @@ def parse_labels(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 def load_labels(path: str) -> tuple[str, ...]:
-    """Loads a label vocabulary file (one label a line, blank lines ignored)."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such label file")
-    with open(path, encoding="utf-8") as f:
-        labels = tuple(line.strip() for line in f if line.strip())
+    """Loads a label vocabulary file (one label a line, blank lines ignored; local or ``gs://``)."""
+    if not io_utils.is_remote(path):
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: no such label file")
+        with open(path, encoding="utf-8") as f:
+            labels = tuple(line.strip() for line in f if line.strip())
+    else:
+        if not io_utils.isfile(path):
+            raise DataError(f"{path}: no such label file")
+        lines = io.StringIO(io_utils.read_text(path), newline=None)  # universal newlines, as open()
+        labels = tuple(line.strip() for line in lines if line.strip())
     if not labels:
         raise DataError(f"{path}: label file is empty")
     return labels
 
 
 def save_labels(path: str, labels: Iterable[str]) -> None:
-    """Writes a label vocabulary, one label a line, atomically."""
+    """Writes a label vocabulary, one label a line, atomically (local or ``gs://``)."""
     atomic_write_text(path, "".join(f"{label}\n" for label in labels))

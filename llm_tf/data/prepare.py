@@ -5,6 +5,8 @@ TFRecord shards, infers the label vocabulary, trains (or copies) the tokenizer v
 computes statistics (and draws them: token lengths, label counts), infers a schema and
 optionally validates against an earlier schema.
 Everything is written to a temporary directory that becomes ``output_dir`` only on success.
+Every path (inputs, ``vocab_file``, ``validate_against``, ``output_dir``) may be local or
+``gs://`` (any ``scheme://`` TensorFlow opens); remote ones go through ``tf.io.gfile``.
 
 The output's layout, and the functions that write each file, are :mod:`llm_tf.data.prepared`'s.
 """
@@ -13,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.data import examples as examples_lib
 from llm_tf.data import labels as labels_lib
 from llm_tf.data import readers, splits, statistics, tfds_source, tfrecords
@@ -189,7 +191,12 @@ def _check_config(config: PrepareConfig) -> None:
         raise ConfigError(f"--vocab_cut must be >= 0, got {config.vocab_cut}")
     if config.vocab_cut and (not config.vocab_file or config.vocab_file.endswith(".model")):
         raise ConfigError("--vocab_cut cuts a given WordPiece vocabulary: add --preset (or --vocab_file=vocab.txt)")
-    if config.validate_against and not os.path.isfile(config.validate_against):
+    for flag in ("output_dir", "vocab_file", "validate_against", "tfds_data_dir"):
+        io_utils.check_path(getattr(config, flag) or "", f"--{flag}")
+    for flag in ("inputs", "eval_inputs"):
+        for path in getattr(config, flag):
+            io_utils.check_path(path, f"--{flag[:-1]}")
+    if config.validate_against and not io_utils.isfile(config.validate_against):
         raise ConfigError(f"{config.validate_against}: no such schema file")
 
 
@@ -239,9 +246,9 @@ def _vocab_corpus(examples_dir: str, spec: examples_lib.TaskSpec) -> tf.data.Dat
 def _build_tokenizer(config: PrepareConfig, spec, work_dir: str) -> tuple[tokenizer_lib.TextTokenizer, str]:
     """Trains or copies the vocabulary into ``work_dir/tokenizer``; returns the tokenizer and its origin."""
     directory = os.path.join(work_dir, TOKENIZER_DIR)
-    os.makedirs(directory)
+    io_utils.makedirs(directory)
     if config.vocab_file:
-        if not os.path.isfile(config.vocab_file):
+        if not io_utils.isfile(config.vocab_file):
             raise DataError(f"{config.vocab_file}: no such vocabulary file")
         kind = "sentencepiece" if config.vocab_file.endswith(".model") else config.tokenizer
         name = os.path.basename(config.vocab_file)
@@ -249,7 +256,7 @@ def _build_tokenizer(config: PrepareConfig, spec, work_dir: str) -> tuple[tokeni
             name = "vocab.txt"
             origin = _cut_vocabulary(config, spec, work_dir, directory, name)
         else:
-            shutil.copyfile(config.vocab_file, os.path.join(directory, name))
+            io_utils.copy_file(config.vocab_file, os.path.join(directory, name))
             origin = f"given ({config.vocab_file})"
     else:
         kind = config.tokenizer
@@ -275,7 +282,7 @@ def _cut_vocabulary(config: PrepareConfig, spec, work_dir: str, directory: str, 
     cut = vocab_cut.cut_vocabulary(full.vocab, full.tokenize, corpus, config.vocab_cut)
     vocab_lib.save_wordpiece(os.path.join(directory, name), cut.tokens)
     atomic_write_json(os.path.join(directory, vocab_cut.CUT_FILE),
-                      {"source_vocab_file": os.path.abspath(config.vocab_file),
+                      {"source_vocab_file": io_utils.abspath(config.vocab_file),
                        "source_sha256": file_sha256(config.vocab_file), **cut.summary()})
     return (f"cut to {len(cut.tokens):,} of the {cut.full_size:,} tokens of {config.vocab_file} (the train split uses "
             f"{cut.used:,}; kept tokens cover {cut.coverage:.2%} of its tokens)")
@@ -327,11 +334,11 @@ def prepare(config: PrepareConfig) -> PrepareResult:
                 f"({bad_rows.count} rows rejected)"
             )
         examples_dir = os.path.join(work, EXAMPLES_DIR)
-        os.makedirs(examples_dir)
+        io_utils.makedirs(examples_dir)
         for split in splits.SPLITS:
             if counts[split]:
                 _reshard(writers[split].paths[0], examples_dir, split, _num_shards(config, counts[split]))
-        shutil.rmtree(staging)
+        io_utils.remove_tree(staging)
 
         labels: tuple[str, ...] = ()
         if spec.label_feature:
@@ -360,7 +367,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             write_json(work, ANOMALIES_FILE, {"schema": config.validate_against, "anomalies": anomalies})
 
         result = PrepareResult(
-            output_dir=os.path.abspath(config.output_dir),
+            output_dir=io_utils.abspath(config.output_dir),
             counts={s: n for s, n in counts.items() if n},
             rejected=bad_rows.count,
             labels=list(labels),
@@ -378,17 +385,17 @@ def prepare(config: PrepareConfig) -> PrepareResult:
 
 def _reshard(staged: str, examples_dir: str, split: str, num_shards: int) -> None:
     """Copies a staged single-file split into ``num_shards`` round-robin shards."""
-    with tfrecords.ShardedWriter(examples_dir, split, num_shards) as writer:
+    with tfrecords.ShardedWriter(examples_dir, split, num_shards) as writer, io_utils.storage_errors(staged):
         for record in tf.data.TFRecordDataset(staged).as_numpy_iterator():
             writer.write_serialized(record)
 
 
 def _validate(config: PrepareConfig, stats: dict, features: list[str]) -> list[dict]:
-    with open(config.validate_against, encoding="utf-8") as f:
-        try:
-            schema = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{config.validate_against}:{e.lineno}: bad JSON in schema: {e.msg}") from None
+    path = config.validate_against
+    try:
+        schema = json.loads(io_utils.read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: bad JSON in schema: {e.msg}") from None
     thresholds = schema_lib.Thresholds(config.label_drift_threshold, config.length_drift_threshold)
     found = []
     for split in splits.SPLITS:

@@ -17,7 +17,8 @@ Layout::
 
 :mod:`llm_tf.data.prepare` computes the contents and writes them with the ``write_*``
 functions here; :func:`load_prepared` opens the directory for training, and the pipeline's
-components read single files through :func:`read_json`.
+components read single files through :func:`read_json`. The directory may be local or
+``gs://`` (any ``scheme://`` TensorFlow opens): every file goes through ``tf.io.gfile`` there.
 """
 
 import dataclasses
@@ -25,6 +26,7 @@ import json
 import os
 from collections.abc import Iterable
 
+from llm_tf import io_utils
 from llm_tf.data import labels as labels_lib
 from llm_tf.data import tfrecords
 from llm_tf.errors import DataError
@@ -70,7 +72,7 @@ def write_statistics_plots(directory: str, stats: dict, labels: Iterable[str] = 
 
 def plot_files(directory: str) -> list[str]:
     """The charts (names) a prepared directory holds; older ones hold none."""
-    return [name for name in (TOKEN_LENGTHS_PNG, LABEL_COUNTS_PNG) if os.path.isfile(os.path.join(directory, name))]
+    return [name for name in (TOKEN_LENGTHS_PNG, LABEL_COUNTS_PNG) if io_utils.isfile(os.path.join(directory, name))]
 
 
 def read_json(directory: str, name: str):
@@ -80,13 +82,12 @@ def read_json(directory: str, name: str):
         DataError: The file is missing or not valid JSON (the path is named).
     """
     path = os.path.join(directory, name)
-    if not os.path.isfile(path):
+    if not io_utils.isfile(path):
         raise DataError(f"{directory}: no {name}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON: {e}") from None
+    try:
+        return json.loads(io_utils.read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON: {e}") from None
 
 
 @dataclasses.dataclass
@@ -113,15 +114,15 @@ class PreparedData:
 
     def count(self, split: str) -> int:
         """Examples in a split, from the statistics written by ``llm_prepare``."""
-        with open(os.path.join(self.directory, STATISTICS_FILE), encoding="utf-8") as f:
-            return json.load(f).get(split, {}).get("count", 0)
+        statistics = json.loads(io_utils.read_text(os.path.join(self.directory, STATISTICS_FILE)))
+        return statistics.get(split, {}).get("count", 0)
 
 
 def load_prepared(directory: str, seq_length: int) -> PreparedData:
     """Opens a directory written by ``llm_prepare``.
 
     Args:
-        directory: The ``--output_dir`` of ``llm_prepare``.
+        directory: The ``--output_dir`` of ``llm_prepare`` (local or ``gs://``).
         seq_length: Packed sequence length for the tokenizer.
 
     Raises:
@@ -130,11 +131,10 @@ def load_prepared(directory: str, seq_length: int) -> PreparedData:
     if not directory:
         raise DataError("no prepared data: set task.data.prepared_dir (the --output_dir of llm_prepare)")
     summary_path = os.path.join(directory, SUMMARY_FILE)
-    if not os.path.isfile(summary_path):
+    if not io_utils.isfile(summary_path):
         raise DataError(f"{directory}: not a prepared data set (no {SUMMARY_FILE}; run llm_prepare first)")
-    with open(summary_path, encoding="utf-8") as f:
-        summary = json.load(f)
+    summary = json.loads(io_utils.read_text(summary_path))
     labels_path = os.path.join(directory, LABELS_FILE)
-    labels = list(labels_lib.load_labels(labels_path)) if os.path.isfile(labels_path) else []
+    labels = list(labels_lib.load_labels(labels_path)) if io_utils.isfile(labels_path) else []
     tokenizer = TextTokenizer.from_directory(os.path.join(directory, TOKENIZER_DIR), max_seq_length=seq_length)
     return PreparedData(directory, summary["task"], summary["features"], labels, tokenizer)

@@ -3,7 +3,8 @@
 Each reader yields :class:`~llm_tf.data.rows.Row` for a good record and
 :class:`~llm_tf.data.rows.RowProblem` for a bad one (wrong column count, bad JSON, invalid
 UTF-8, ...), one record at a time: no file is loaded whole. Problems with the file itself
-(missing, empty, no header) raise :class:`~llm_tf.errors.DataError` at once.
+(missing, empty, no header) raise :class:`~llm_tf.errors.DataError` at once. A ``gs://`` (any
+``scheme://``) path is streamed through ``tf.io.gfile``; a local one through ``open``.
 
 Example:
     >>> source = open_source("train.tsv")
@@ -14,12 +15,14 @@ Example:
 """
 
 import csv
+import gzip
 import io
 import json
 import os
 import re
 from collections.abc import Iterator, Sequence
 
+from llm_tf import io_utils
 from llm_tf.data.rows import Row, RowProblem, has_invalid_utf8
 from llm_tf.errors import DataError
 
@@ -64,7 +67,10 @@ def expand_patterns(patterns: Sequence[str], flag: str = "") -> list[str]:
         if any(ch in pattern for ch in "*?["):
             import tensorflow as tf
 
-            matched = sorted(tf.io.gfile.glob(pattern))
+            if io_utils.is_remote(pattern):
+                io_utils.check_path(pattern, f"--{flag}" if flag else "path")
+            with io_utils.storage_errors(pattern):
+                matched = sorted(tf.io.gfile.glob(pattern))
             if not matched:
                 raise DataError(f"{pattern}: no file matches" + (f" (--{flag})" if flag else ""))
             paths.extend(matched)
@@ -101,9 +107,9 @@ def detect_format(path: str, fmt: str = "auto") -> str:
 def _looks_like_conll(path: str) -> bool:
     """True when a ``.txt`` file starts like CoNLL: ``-DOCSTART-``, or every line ends in a tag."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with _open_stream(path, "utf-8", "replace", None, gunzip=False) as f:
             head = [line.rstrip("\r\n") for _, line in zip(range(20), f)]
-    except OSError:
+    except (OSError, DataError):  # a remote file system's error is a DataError
         return False
     if any(line.startswith("-DOCSTART-") for line in head):
         return True
@@ -112,6 +118,9 @@ def _looks_like_conll(path: str) -> bool:
 
 
 def _check_file(path: str) -> None:
+    if io_utils.is_remote(path):
+        _check_remote_file(path)
+        return
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -120,14 +129,72 @@ def _check_file(path: str) -> None:
         raise DataError(f"{path}: file is empty")
 
 
+def _check_remote_file(path: str) -> None:
+    import tensorflow as tf
+
+    io_utils.check_path(path)
+    with io_utils.storage_errors(path):
+        if not tf.io.gfile.exists(path):
+            raise DataError(f"{path}: no such file")
+        if tf.io.gfile.isdir(path):
+            raise DataError(f"{path}: is a directory, expected a file")
+        if tf.io.gfile.stat(path).length == 0:
+            raise DataError(f"{path}: file is empty")
+
+
+class _GFileReader(io.RawIOBase):
+    """A ``tf.io.gfile.GFile`` opened ``rb`` as a raw stream (GFile lacks ``readable``/``readinto``);
+    a storage error while reading becomes a one-line DataError."""
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+
+        self._path = path
+        self._file = tf.io.gfile.GFile(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        with io_utils.storage_errors(self._path):
+            data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
 def _open_text(path: str, newline: str | None = None) -> io.TextIOBase:
     """Opens ``path`` as UTF-8; invalid bytes become surrogates so rows can name them."""
     _check_file(path)
-    if path.endswith(".gz"):
-        import gzip
+    return _open_stream(path, "utf-8-sig", "surrogateescape", newline, gunzip=path.endswith(".gz"))
 
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=newline)
-    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+
+def _open_stream(path: str, encoding: str, errors: str, newline: str | None, gunzip: bool) -> io.TextIOBase:
+    """A text stream over a local (``open``) or remote (``tf.io.gfile``) file, gunzipped if asked."""
+    if not io_utils.is_remote(path):
+        if gunzip:
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, errors=errors, newline=newline)
+        return open(path, encoding=encoding, errors=errors, newline=newline)
+    raw = io.BufferedReader(_GFileReader(path), buffer_size=1 << 20)
+    if gunzip:
+        raw = _OwningGzipFile(fileobj=raw, mode="rb")
+    return io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline=newline)
+
+
+class _OwningGzipFile(gzip.GzipFile):
+    """A GzipFile that also closes the stream it reads (GzipFile leaves a given ``fileobj`` open)."""
+
+    def close(self) -> None:
+        stream = self.fileobj
+        try:
+            super().close()
+        finally:
+            if stream is not None:
+                stream.close()
 
 
 class RowSource:

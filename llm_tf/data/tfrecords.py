@@ -2,9 +2,10 @@
 
 Shards are named ``<split>-00000-of-00004.tfrecord``. Each shard is written to a hidden
 temporary file and renamed when the writer closes cleanly, so a reader never sees a partial
-shard.
+shard. The directory may be local or ``gs://`` (any ``scheme://`` TensorFlow opens).
 """
 
+import contextlib
 import glob
 import os
 from collections.abc import Iterable, Mapping
@@ -12,6 +13,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.errors import DataError
 
 #: Canonical feature -> (dtype, is_list). Strings are stored as UTF-8 bytes.
@@ -89,9 +91,10 @@ class ShardedWriter:
         self._writers = None
 
     def __enter__(self) -> "ShardedWriter":
-        os.makedirs(self.directory, exist_ok=True)
+        io_utils.makedirs(self.directory)
         options = tf.io.TFRecordOptions(compression_type=self.compression)
-        self._writers = [tf.io.TFRecordWriter(p, options) for p in self._tmp_paths]
+        with io_utils.storage_errors(self.directory):
+            self._writers = [tf.io.TFRecordWriter(p, options) for p in self._tmp_paths]
         return self
 
     def write(self, example: Mapping[str, Any]) -> None:
@@ -104,13 +107,32 @@ class ShardedWriter:
         self.count += 1
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for writer in self._writers:
-            writer.close()
-        for tmp, final in zip(self._tmp_paths, self.paths):
-            if exc_type is None:
-                os.replace(tmp, final)
-            elif os.path.exists(tmp):
-                os.unlink(tmp)
+        with io_utils.storage_errors(self.directory):
+            for writer in self._writers:
+                writer.close()
+            for tmp, final in zip(self._tmp_paths, self.paths):
+                if exc_type is None:
+                    _rename(tmp, final)
+                else:
+                    _remove(tmp)
+
+
+def _rename(source: str, target: str) -> None:
+    if io_utils.is_remote(target):
+        tf.io.gfile.rename(source, target, overwrite=True)
+    else:
+        os.replace(source, target)
+
+
+def _remove(path: str) -> None:
+    """Removes a partial shard if it is there (a storage error here would hide the one being raised)."""
+    if not io_utils.is_remote(path):
+        if os.path.exists(path):
+            os.unlink(path)
+        return
+    with contextlib.suppress(tf.errors.OpError):
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.remove(path)
 
 
 def shard_path(directory: str, split: str, index: int, num_shards: int, compression: str = "") -> str:
@@ -134,7 +156,13 @@ def split_files(directory: str, split: str) -> list[str]:
     Raises:
         DataError: No shard of that split exists.
     """
-    files = sorted(glob.glob(os.path.join(directory, f"{split}-*-of-*.tfrecord*")))
+    pattern = os.path.join(directory, f"{split}-*-of-*.tfrecord*")
+    if io_utils.is_remote(directory):
+        io_utils.check_path(directory)
+        with io_utils.storage_errors(directory):
+            files = sorted(tf.io.gfile.glob(pattern))
+    else:
+        files = sorted(glob.glob(pattern))
     if not files:
         raise DataError(f"{directory}: no TFRecord shards for split '{split}'")
     return files
@@ -169,7 +197,11 @@ def read_tfrecords(
     Raises:
         DataError: No file matches.
     """
-    paths = sorted(tf.io.gfile.glob(files)) if isinstance(files, str) else list(files)
+    if isinstance(files, str):
+        with io_utils.storage_errors(files):
+            paths = sorted(tf.io.gfile.glob(files))
+    else:
+        paths = list(files)
     if not paths:
         raise DataError(f"{files}: no TFRecord files match")
     if compression is None:

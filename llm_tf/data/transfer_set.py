@@ -46,7 +46,6 @@ Example:
 import collections
 import dataclasses
 import hashlib
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -54,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from llm_tf import io_utils
 from llm_tf.data import readers
 from llm_tf.data.rows import RowProblem
 from llm_tf.data.transfer_set_augment import augment_all
@@ -61,7 +61,6 @@ from llm_tf.data.transfer_set_sources import (
     Inputs,
     Report,
     clean_text,
-    gfile,
     is_remote,
     normalise,
     read_exclude,
@@ -195,18 +194,6 @@ def _same_path(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _write_text(path: str, text: str) -> None:
-    """Writes ``path`` atomically: a local rename, or a GFile temporary renamed on remote storage."""
-    if not is_remote(path):
-        atomic_write_text(path, text)
-        return
-    files = gfile()
-    tmp = f"{path}.partial-{os.getpid()}"
-    with files.GFile(tmp, "w") as f:
-        f.write(text)
-    files.rename(tmp, path, overwrite=True)
-
-
 def build_transfer_set(config: TransferSetConfig, output_path: str) -> dict[str, Any]:
     """Builds the transfer set and writes it, with its summary, atomically.
 
@@ -312,8 +299,8 @@ def build_transfer_set(config: TransferSetConfig, output_path: str) -> dict[str,
 
     directory = os.path.dirname(output_path)
     if directory:
-        gfile().makedirs(directory)
-    _write_text(output_path, content)
+        io_utils.makedirs(directory)
+    atomic_write_text(output_path, content)
 
     counts = collections.Counter(source for _, _, source in rows)
     labels_by_source: dict[str, collections.Counter] = {source: collections.Counter() for source in SOURCES}
@@ -342,10 +329,7 @@ def build_transfer_set(config: TransferSetConfig, output_path: str) -> dict[str,
         "config": dataclasses.asdict(config),
         "seconds": round(time.time() - started, 2),
     }
-    if is_remote(summary_path):
-        _write_text(summary_path, json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    else:
-        atomic_write_json(summary_path, summary)
+    atomic_write_json(summary_path, summary)
     return summary
 
 

@@ -15,6 +15,7 @@ import tempfile
 import unicodedata
 from collections.abc import Iterator
 
+from llm_tf import io_utils
 from llm_tf.data import readers
 from llm_tf.data.rows import Row, RowProblem
 from llm_tf.errors import ConfigError, DataError
@@ -102,12 +103,14 @@ def is_remote(path: str) -> bool:
 
 def _check_input(path: str, flag: str) -> None:
     files = gfile()
-    if not files.exists(path):
-        raise DataError(f"{path}: no such file (--{flag})")
-    if files.isdir(path):
-        raise DataError(f"{path}: is a directory, expected a file (--{flag})")
-    if files.stat(path).length == 0:
-        raise DataError(f"{path}: file is empty (--{flag})")
+    io_utils.check_path(path, f"--{flag}")
+    with io_utils.storage_errors(path):
+        if not files.exists(path):
+            raise DataError(f"{path}: no such file (--{flag})")
+        if files.isdir(path):
+            raise DataError(f"{path}: is a directory, expected a file (--{flag})")
+        if files.stat(path).length == 0:
+            raise DataError(f"{path}: file is empty (--{flag})")
 
 
 class Inputs:
@@ -124,7 +127,8 @@ class Inputs:
             if self._tmp is None:
                 self._tmp = tempfile.mkdtemp(prefix="llm_transfer_set-")
             local = os.path.join(self._tmp, f"{len(self._names)}-{os.path.basename(path)}")
-            gfile().copy(path, local, overwrite=True)
+            with io_utils.storage_errors(path):
+                gfile().copy(path, local, overwrite=True)
             self._names[local] = path
         try:
             return readers.open_source(local)

@@ -5,13 +5,13 @@ is as large as a dense one; the gain shows when it is compressed for shipping, w
 these figures measure (TF-MOT measures pruning the same way).
 """
 
-import glob
 import os
 import zlib
 
 import numpy as np
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.errors import DataError
 
 #: zlib level of the measurement (gzip's default).
@@ -34,7 +34,7 @@ def gzip_size(paths: list[str], level: int = GZIP_LEVEL) -> int:
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 16 + 15: a gzip container
     size = 0
     for path in paths:
-        with open(path, "rb") as f:
+        with io_utils.storage_errors(path), tf.io.gfile.GFile(path, "rb") as f:
             while chunk := f.read(_CHUNK):
                 size += len(compressor.compress(chunk))
     return size + len(compressor.flush())
@@ -42,7 +42,15 @@ def gzip_size(paths: list[str], level: int = GZIP_LEVEL) -> int:
 
 def file_report(path: str) -> dict:
     """``bytes`` and ``gzip_bytes`` of one file (e.g. a ``.tflite`` model)."""
-    return {"bytes": os.path.getsize(path), "gzip_bytes": gzip_size([path])}
+    return {"bytes": file_size(path), "gzip_bytes": gzip_size([path])}
+
+
+def file_size(path: str) -> int:
+    """Bytes of file ``path`` (local or ``scheme://``)."""
+    if not io_utils.is_remote(path):
+        return os.path.getsize(path)
+    with io_utils.storage_errors(path):
+        return tf.io.gfile.stat(path).length
 
 
 def variables_report(saved_model_dir: str) -> dict:
@@ -59,10 +67,13 @@ def variables_report(saved_model_dir: str) -> dict:
     Raises:
         DataError: No variables in the directory.
     """
-    files = sorted(glob.glob(os.path.join(saved_model_dir, "variables", "variables.*")))
+    with io_utils.storage_errors(saved_model_dir):
+        files = sorted(tf.io.gfile.glob(os.path.join(saved_model_dir, "variables", "variables.*")))
     if not files:
         raise DataError(f"{saved_model_dir}: no variables/variables.* (not a SavedModel with weights)")
-    reader = tf.train.load_checkpoint(os.path.join(saved_model_dir, "variables", "variables"))
+    # Not tf.train.load_checkpoint: it takes a prefix that some file systems (ram://) call a directory
+    # for the directory's latest checkpoint.
+    reader = tf.compat.v1.train.NewCheckpointReader(os.path.join(saved_model_dir, "variables", "variables"))
     params = zeros = 0
     for key, dtype in reader.get_variable_to_dtype_map().items():
         if not dtype.is_floating or key.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
@@ -71,7 +82,7 @@ def variables_report(saved_model_dir: str) -> dict:
         params += int(values.size)
         zeros += int(values.size - np.count_nonzero(values))
     return {
-        "variables_bytes": sum(os.path.getsize(f) for f in files),
+        "variables_bytes": sum(file_size(f) for f in files),
         "variables_gzip_bytes": gzip_size(files),
         "float_params": params,
         "zero_params": zeros,

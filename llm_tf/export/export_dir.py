@@ -12,7 +12,8 @@ SavedModel with::
 
 :mod:`llm_tf.export.exporter` writes it through :func:`write_labels` and
 :func:`write_export_info`; quantization, evaluation, distillation teachers and the pipeline read
-it through this module.
+it through this module. A model base path may be a bucket (``gs://...``): every listing and read
+here goes through ``tf.io.gfile`` (:mod:`llm_tf.io_utils`).
 """
 
 import dataclasses
@@ -22,6 +23,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.data.labels import load_labels as read_label_file
 from llm_tf.data.labels import save_labels
 from llm_tf.data.prepared import TOKENIZER_DIR
@@ -44,11 +46,16 @@ CHECK_TEXTS = ("a gripping , funny film", "the worst movie of the year !",
 
 
 def existing_versions(model_base_path: str) -> list[int]:
-    """Integer version directories under a model base path, sorted (TF Serving's view)."""
-    if not os.path.isdir(model_base_path):
+    """Integer version directories under a model base path, sorted (TF Serving's view).
+
+    Raises:
+        DataError: An unreachable bucket (no network, no credentials, no such bucket).
+    """
+    # exists() raises on an unreachable bucket, where gfile's isdir() would answer False.
+    if not io_utils.exists(model_base_path) or not io_utils.isdir(model_base_path):
         return []
-    return sorted(int(name) for name in os.listdir(model_base_path)
-                  if name.isdigit() and os.path.isdir(os.path.join(model_base_path, name)))
+    return sorted(int(name) for name in io_utils.listdir(model_base_path)
+                  if name.isdigit() and io_utils.isdir(os.path.join(model_base_path, name)))
 
 
 def next_version(model_base_path: str) -> int:
@@ -64,13 +71,13 @@ def version_path(model_base_path: str, version: int) -> str:
 
 def write_labels(version_dir: str, labels: list[str]) -> None:
     """Writes ``assets.extra/labels.txt`` (one label per line, in id order) atomically."""
-    os.makedirs(os.path.join(version_dir, ASSETS_EXTRA_DIR), exist_ok=True)
+    io_utils.makedirs(os.path.join(version_dir, ASSETS_EXTRA_DIR))
     save_labels(os.path.join(version_dir, LABELS_FILE), labels)
 
 
 def write_export_info(version_dir: str, info: dict) -> None:
     """Writes ``assets.extra/llm_tf_export.json`` atomically."""
-    os.makedirs(os.path.join(version_dir, ASSETS_EXTRA_DIR), exist_ok=True)
+    io_utils.makedirs(os.path.join(version_dir, ASSETS_EXTRA_DIR))
     atomic_write_json(os.path.join(version_dir, EXPORT_INFO_FILE), info)
 
 
@@ -81,10 +88,9 @@ def load_export_info(version_dir: str) -> dict:
         DataError: Not exported by ``llm_export`` (no ``assets.extra/llm_tf_export.json``).
     """
     path = os.path.join(version_dir, EXPORT_INFO_FILE)
-    if not os.path.isfile(path):
+    if not io_utils.isfile(path):
         raise DataError(f"{version_dir}: not exported by llm_export (no {EXPORT_INFO_FILE})")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(io_utils.read_text(path))
 
 
 def load_labels(version_dir: str) -> list[str]:
@@ -94,7 +100,7 @@ def load_labels(version_dir: str) -> list[str]:
         DataError: No ``assets.extra/labels.txt`` there.
     """
     path = os.path.join(version_dir, LABELS_FILE)
-    if not os.path.isfile(path):
+    if not io_utils.isfile(path):
         raise DataError(f"{version_dir}: no {LABELS_FILE} (export it with llm_export)")
     return list(read_label_file(path))
 
@@ -102,7 +108,7 @@ def load_labels(version_dir: str) -> list[str]:
 def vocabulary_files(version_dir: str) -> list[str]:
     """The file names in the version's ``assets/`` (its tokenizer's vocabulary), sorted."""
     assets = os.path.join(version_dir, ASSETS_DIR)
-    return sorted(os.listdir(assets)) if os.path.isdir(assets) else []
+    return io_utils.listdir(assets) if io_utils.isdir(assets) else []
 
 
 @dataclasses.dataclass
@@ -186,14 +192,17 @@ class ExportedModel:
 
 def _tokenizer_config(path: str, info: dict, prepared_dir: str | None):
     directory = os.path.join(prepared_dir or info.get("prepared_dir") or "", TOKENIZER_DIR)
-    if os.path.isfile(os.path.join(directory, "tokenizer_config.json")):
-        return TokenizerConfig.load(directory)
+    try:
+        if io_utils.isfile(os.path.join(directory, "tokenizer_config.json")):
+            return TokenizerConfig.load(directory)
+    except DataError:  # the prepared data's bucket is out of reach: guess from the assets, as when it moved
+        pass
     assets = os.path.join(path, ASSETS_DIR)
-    if os.path.isfile(os.path.join(assets, "vocab.txt")):
+    if io_utils.isfile(os.path.join(assets, "vocab.txt")):
         # The prepared data moved: WordPiece with llm_prepare's default lower-casing. The check
         # against serving_default below catches a wrong guess.
         return TokenizerConfig(kind="wordpiece", vocab_file="vocab.txt", lower_case=True)
-    models = [n for n in os.listdir(assets) if n.endswith(".model")] if os.path.isdir(assets) else []
+    models = [n for n in vocabulary_files(path) if n.endswith(".model")]
     if models:
         return TokenizerConfig(kind="sentencepiece", vocab_file=models[0])
     raise DataError(f"{path}: no vocabulary asset in assets/ (not an llm_export SavedModel?)")
@@ -215,7 +224,7 @@ def load_exported(path: str, prepared_dir: str | None = None) -> ExportedModel:
         ConfigError: The SavedModel lacks the expected signatures, or is not a single-text
             sentence classifier, or the rebuilt tokenizer does not reproduce it.
     """
-    if not os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+    if not io_utils.isfile(os.path.join(path, SAVED_MODEL_FILE)):
         raise DataError(f"{path}: not a SavedModel version directory (no saved_model.pb)")
     loaded = tf.saved_model.load(path)
     expected = {"serving_default": {"text"}, "predict_tokens": {"token_ids", "segment_ids", "padding_mask"}}
@@ -236,7 +245,7 @@ def load_exported(path: str, prepared_dir: str | None = None) -> ExportedModel:
         raise ConfigError(f"{path}: experiment '{info.get('experiment')}' is not supported by llm_quantize "
                           "(sentence classifiers only: sentence_classification, distillation)")
     if prepared_dir:
-        info = dict(info, prepared_dir=os.path.abspath(prepared_dir))
+        info = dict(info, prepared_dir=io_utils.abspath(prepared_dir))
     config = _tokenizer_config(path, info, prepared_dir)
     vocab_path = os.path.join(path, ASSETS_DIR, config.vocab_file)
     seq_length = int(info["seq_length"])

@@ -1,7 +1,10 @@
 """``llm_export``'s library call: a training ``model_dir`` to ``<model_base_path>/<version>/``.
 
 The version directory is written beside its final path under a dot-name that TF Serving
-ignores and renamed into place at the end, so a polling server never sees half a model.
+ignores and renamed into place at the end, so a polling server never sees half a model. On a
+bucket (``gs://...``), which has no directory rename, it is copied into place file by file with
+``saved_model.pb`` last: TF Serving loads a version once that file is there (and retries a failed
+load), so it never loads half a version (:func:`llm_tf.io_utils.atomic_directory`).
 """
 
 import dataclasses
@@ -12,7 +15,7 @@ import time
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from llm_tf import compat
+from llm_tf import compat, io_utils
 from llm_tf.data import tfrecords
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.export import compression, export_dir, signatures, softmax_masks, warmup
@@ -96,19 +99,20 @@ def set_method_names(version_dir: str, methods: dict[str, str]) -> None:
         version_dir: A SavedModel directory (saved_model.pb and fingerprint.pb are rewritten).
         methods: Signature name -> method name (e.g. ``tensorflow/serving/classify``).
     """
-    path = os.path.join(version_dir, "saved_model.pb")
+    path = os.path.join(version_dir, export_dir.SAVED_MODEL_FILE)
     saved_model = saved_model_pb2.SavedModel()
-    with open(path, "rb") as f:
-        saved_model.ParseFromString(f.read())
+    saved_model.ParseFromString(io_utils.read_bytes(path))
     for meta_graph in saved_model.meta_graphs:
         for name, method in methods.items():
             if name in meta_graph.signature_def:
                 meta_graph.signature_def[name].method_name = method
     atomic_write_bytes(path, saved_model.SerializeToString())
     # fingerprint.pb checksums saved_model.pb: recompute it so the two agree.
-    if os.path.exists(os.path.join(version_dir, "fingerprint.pb")):
-        os.remove(os.path.join(version_dir, "fingerprint.pb"))
-        compat.write_fingerprint(version_dir)
+    fingerprint = os.path.join(version_dir, "fingerprint.pb")
+    if io_utils.exists(fingerprint):
+        with io_utils.storage_errors(fingerprint):
+            tf.io.gfile.remove(fingerprint)
+            compat.write_fingerprint(version_dir)
 
 
 def export_saved_model(model_dir: str, model_base_path: str, version: int | None = None, checkpoint: str = "best",
@@ -135,7 +139,7 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
         raise ConfigError(f"--version must be a positive integer, got {version}")
     version = version or export_dir.next_version(model_base_path)
     final = export_dir.version_path(model_base_path, version)
-    if os.path.exists(final):
+    if io_utils.exists(final):
         raise ConfigError(f"{final}: version {version} already exists (versions are immutable; pick another)")
     trained = model_dir_lib.restore_trained_model(model_dir, checkpoint, prepared_dir)
     module = build_serving_module(trained)
@@ -146,7 +150,7 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
         with softmax_masks.additive_softmax_masks():
             # A concrete function: saving a tf.function would trace it again, outside this block.
             module.predict_tokens_additive_masks = module.tokens_function().get_concrete_function()
-    with atomic_directory(final) as tmp:
+    with atomic_directory(final, last=(export_dir.SAVED_MODEL_FILE,)) as tmp:
         tf.saved_model.save(module, tmp, signatures=functions)
         methods = {name: signatures.PREDICT_METHOD for name in functions}
         if signatures.CLASSIFY_SIGNATURE in functions:
@@ -154,17 +158,18 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
         set_method_names(tmp, methods)
         if warmup_count:
             texts, pairs = sample_texts(trained, warmup_count)
-            logs = warmup.warmup_logs(model_name or os.path.basename(os.path.abspath(model_base_path)), texts, pairs,
+            default_name = os.path.basename(io_utils.abspath(model_base_path).rstrip("/"))
+            logs = warmup.warmup_logs(model_name or default_name, texts, pairs,
                                       with_classify=signatures.CLASSIFY_SIGNATURE in functions)
             warmup.write_warmup(tmp, logs)
         export_dir.write_labels(tmp, trained.task.data.labels)
         weights = compression.variables_report(tmp)
         export_dir.write_export_info(tmp, {
             "experiment": trained.config.experiment,
-            "model_dir": os.path.abspath(model_dir),
-            "checkpoint": os.path.abspath(trained.checkpoint),
+            "model_dir": io_utils.abspath(model_dir),
+            "checkpoint": io_utils.abspath(trained.checkpoint),
             "step": trained.step,
-            "prepared_dir": os.path.abspath(trained.task.data.directory),
+            "prepared_dir": io_utils.abspath(trained.task.data.directory),
             "seq_length": trained.config.task.data.seq_length,
             "labels": trained.task.data.labels,
             "signatures": sorted(functions),

@@ -13,12 +13,15 @@ The backbone is a fresh float32 ``BertBackbone`` built from the encoder's config
 weights copied in: LoRA factors are already merged by :func:`llm_tf.export.model_dir_lib.restore_trained_model`
 and no mixed-precision policy is saved. The task head (classifier, tagger, MLM head) is not part
 of a backbone preset. The directory is written beside its final path and renamed into place at
-the end, so nobody sees half a preset.
+the end, so nobody sees half a preset. On a bucket (``gs://...``) keras-hub saves to a local
+temporary directory first (it writes local files only), which is then copied into place.
 """
 
 import dataclasses
 import os
+import tempfile
 
+from llm_tf import io_utils
 from llm_tf.data.prepared import TOKENIZER_DIR
 from llm_tf.errors import ConfigError
 from llm_tf.io_utils import atomic_directory
@@ -48,18 +51,16 @@ class PresetResult:
 
 
 def _check_output_dir(output_dir: str, overwrite: bool, protected: dict[str, str]) -> str:
-    if "://" in output_dir:
-        raise ConfigError(f"{output_dir}: keras-hub presets are saved to a local directory only (save locally, then "
-                          "copy the directory)")
-    path = os.path.abspath(output_dir)
-    if os.path.exists(path) and not os.path.isdir(path):
+    remote = io_utils.is_remote(output_dir)
+    path, sep = (output_dir.rstrip("/"), "/") if remote else (os.path.abspath(output_dir), os.sep)
+    if io_utils.exists(path) and not io_utils.isdir(path):
         raise ConfigError(f"{path}: exists and is not a directory")
     for what, directory in protected.items():
-        if directory and "://" not in directory:
-            inside = os.path.abspath(directory)
-            if inside == path or inside.startswith(path.rstrip(os.sep) + os.sep):
+        if directory and io_utils.is_remote(directory) == remote:
+            inside = io_utils.abspath(directory)
+            if inside == path or inside.startswith(path.rstrip(sep) + sep):
                 raise ConfigError(f"{path}: the preset directory would replace the {what} {inside}")
-    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+    if io_utils.isdir(path) and io_utils.listdir(path) and not overwrite:
         raise ConfigError(f"{path}: output directory exists and is not empty (pass --overwrite to replace it)")
     return path
 
@@ -81,7 +82,7 @@ def save_keras_hub_preset(model_dir: str, output_dir: str, checkpoint: str = "be
 
     Args:
         model_dir: The training directory (``params.yaml`` + checkpoints).
-        output_dir: The preset directory to write (local).
+        output_dir: The preset directory to write (local or a bucket: saved locally, then copied).
         checkpoint: ``best``, ``latest`` or a checkpoint prefix.
         prepared_dir: Where the prepared data (tokenizer) is, if it moved since training.
         overwrite: Replace an existing non-empty ``output_dir``.
@@ -90,7 +91,7 @@ def save_keras_hub_preset(model_dir: str, output_dir: str, checkpoint: str = "be
         The :class:`PresetResult`.
 
     Raises:
-        ConfigError: ``output_dir`` is remote, exists (without ``overwrite``) or would replace
+        ConfigError: ``output_dir`` exists (without ``overwrite``) or would replace
             the run or its data; the experiment's encoder is not a ``BertBackbone`` (e.g.
             ``causal_lm``'s GPT-2 decoder); the tokenizer is SentencePiece; the checkpoint does
             not fit the config.
@@ -104,7 +105,7 @@ def save_keras_hub_preset(model_dir: str, output_dir: str, checkpoint: str = "be
     data_dir = config.task.data.prepared_dir
     path = _check_output_dir(output_dir, overwrite, {"training directory": model_dir, "prepared data": data_dir})
     # Refuse SentencePiece data before the (slow) restore; a missing prepared directory is named by the restore.
-    early = bool(data_dir) and os.path.isfile(os.path.join(data_dir, TOKENIZER_DIR, tokenizer_lib.CONFIG_FILE))
+    early = bool(data_dir) and io_utils.isfile(os.path.join(data_dir, TOKENIZER_DIR, tokenizer_lib.CONFIG_FILE))
     if early:
         vocab, lower_case = _wordpiece_settings(data_dir)
     trained = model_dir_lib.restore_trained_model(model_dir, checkpoint, prepared_dir)
@@ -126,8 +127,15 @@ def save_keras_hub_preset(model_dir: str, output_dir: str, checkpoint: str = "be
     _copy_weights(encoder, backbone, trained.checkpoint)
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=lower_case, strip_accents=lower_case)
     with atomic_directory(path, overwrite=overwrite) as tmp:
-        backbone.save_to_preset(tmp)
-        tokenizer.save_to_preset(tmp)
+        if io_utils.is_remote(tmp):  # keras-hub writes local files only: save locally, then copy up
+            with tempfile.TemporaryDirectory(prefix="llm_tf_preset_") as local:
+                backbone.save_to_preset(local)
+                tokenizer.save_to_preset(local)
+                with io_utils.storage_errors(path):
+                    io_utils.copy_tree(local, tmp)
+        else:
+            backbone.save_to_preset(tmp)
+            tokenizer.save_to_preset(tmp)
     return PresetResult(path, trained.step, trained.checkpoint, int(backbone.count_params()), lower_case)
 
 

@@ -9,9 +9,11 @@ prepared eval split, or a TSV such as SST-2's ``dev.tsv``).
 
 import csv
 import dataclasses
+import io
 import itertools
 import os
 
+from llm_tf import io_utils
 from llm_tf.errors import DataError
 
 #: Column names tried, in order, for the text of a TSV with a header.
@@ -63,11 +65,12 @@ def read_text_file(path: str, limit: int | None = None, text_field: str | None =
     Raises:
         DataError: The file is missing, or a TSV has no text column.
     """
-    if not os.path.isfile(path):
+    if not io_utils.isfile(path):
         raise DataError(f"{path}: no such file")
     texts: list[str] = []
     labels: list[str] = []
-    with open(path, encoding="utf-8", newline="") as f:
+    remote = io_utils.is_remote(path)  # a bucket's file is read whole (open() reads local files only)
+    with io.StringIO(io_utils.read_text(path), newline="") if remote else open(path, encoding="utf-8", newline="") as f:
         if path.endswith(".tsv"):
             reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             header = next(reader, None) or []
@@ -91,7 +94,7 @@ def read_text_file(path: str, limit: int | None = None, text_field: str | None =
                 if line.strip():
                     texts.append(line.rstrip("\r\n"))
     has_labels = bool(labels) and len(labels) == len(texts)
-    return TextSet(texts, labels if has_labels else None, os.path.abspath(path))
+    return TextSet(texts, labels if has_labels else None, io_utils.abspath(path))
 
 
 def read_prepared_split(prepared_dir: str, split: str, limit: int | None = None) -> TextSet:
@@ -111,7 +114,7 @@ def read_prepared_split(prepared_dir: str, split: str, limit: int | None = None)
     from llm_tf.data import tfrecords
     from llm_tf.data.prepared import EXAMPLES_DIR
 
-    if not prepared_dir or not os.path.isdir(prepared_dir):
+    if not prepared_dir or not io_utils.isdir(prepared_dir):
         raise DataError(f"{prepared_dir or '(none)'}: prepared data directory not found (pass --prepared_dir, "
                         "or the texts with --eval_data / --representative_data)")
     files = tfrecords.split_files(os.path.join(prepared_dir, EXAMPLES_DIR), split)
@@ -120,7 +123,7 @@ def read_prepared_split(prepared_dir: str, split: str, limit: int | None = None)
     for example in itertools.islice(dataset, limit):
         texts.append(example["text"].numpy().decode("utf-8"))
         labels.append(example["label"].numpy().decode("utf-8"))
-    return TextSet(texts, labels, f"{os.path.abspath(prepared_dir)}:{split}")
+    return TextSet(texts, labels, f"{io_utils.abspath(prepared_dir)}:{split}")
 
 
 def representative_texts(count: int, path: str | None = None, prepared_dir: str | None = None,

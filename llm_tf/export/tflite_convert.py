@@ -25,13 +25,12 @@ SavedModel's ``serving_default`` on sample texts before conversion.
 
 import dataclasses
 import json
-import os
 import re
 
 import numpy as np
 import tensorflow as tf
 
-from llm_tf import compat
+from llm_tf import compat, io_utils
 from llm_tf.errors import ConfigError, DataError, LlmTfError
 from llm_tf.export import export_dir
 
@@ -370,7 +369,7 @@ def export_info_json(exported: export_dir.ExportedModel, conversion: Conversion)
                       "pad_id": exported.tokenizer.pad_id, "unk_id": exported.tokenizer.unk_id},
         "signatures": signatures,
         "needs_tensorflow_text_ops": conversion.form == "text",
-        "saved_model": os.path.abspath(exported.path),
+        "saved_model": io_utils.abspath(exported.path),
         "checkpoint": info.get("checkpoint"), "step": info.get("step"), "model_dir": info.get("model_dir"),
         "notes": conversion.notes,
     }, indent=2, sort_keys=True)

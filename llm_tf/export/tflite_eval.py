@@ -17,7 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from llm_tf import compat
+from llm_tf import compat, io_utils
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.export import compression, export_dir, tflite_convert, tflite_metadata
 from llm_tf.export.tflite_runtime import kernel_placement, make_interpreter
@@ -230,7 +230,10 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
     """
     if latency_runs < 1:
         raise ConfigError(f"latency runs must be >= 1, got {latency_runs}")
-    interpreter = make_interpreter(model_path=path, num_threads=num_threads)
+    # A local file is mapped by the interpreter; a bucket's is read into memory (the runtime opens local files only).
+    content = io_utils.read_bytes(path)
+    model = {"model_content": content} if io_utils.is_remote(path) else {"model_path": path}
+    interpreter = make_interpreter(**model, num_threads=num_threads)
     run = InvokeTimer(interpreter, tflite_convert.classify_signature(form))
     scores, logits, label_ids = [], [], []
     for i in range(len(texts)):
@@ -245,7 +248,7 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
     kernels = kernel_placement(interpreter) if run.subgraph in (None, 0) else None
     mismatches = None
     if form == "text":
-        tokenize = make_interpreter(model_path=path, num_threads=num_threads).get_signature_runner(
+        tokenize = make_interpreter(**model, num_threads=num_threads).get_signature_runner(
             tflite_convert.TEXT_SIGNATURES[1])
         fixed_batch = tokenize.get_input_details()["text"]["shape_signature"][0]  # -1: any batch size
         step = max(len(texts), 1) if fixed_batch < 1 else int(fixed_batch)
@@ -257,11 +260,10 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
             differs |= np.any(got[key] != want, axis=1)
         mismatches = int(differs.sum())
     predicted = np.array(label_ids)
-    with open(path, "rb") as f:
-        breakdown = tflite_metadata.size_breakdown(f.read())
+    breakdown = tflite_metadata.size_breakdown(content)
     return VariantResult(
         name=f"{form}_{variant}", form=form, variant=variant, file=os.path.basename(path),
-        size_bytes=os.path.getsize(path), gzip_bytes=compression.gzip_size([path]), size_breakdown=breakdown,
+        size_bytes=len(content), gzip_bytes=compression.gzip_size([path]), size_breakdown=breakdown,
         kernels=kernels, accuracy=float(np.mean(predicted == truth)),
         agreement=float(np.mean(predicted == reference.label_ids)),
         max_abs_score_diff=float(np.max(np.abs(np.array(scores) - reference.scores))),

@@ -2,7 +2,8 @@
 
 Writes into ``output_dir``: ``<form>_<variant>.tflite`` per variant (labels, vocabulary and
 model facts embedded, see :mod:`llm_tf.export.tflite_metadata`) and the report
-(:mod:`llm_tf.export.tflite_report`). The directory appears only when everything was written.
+(:mod:`llm_tf.export.tflite_report`). The directory appears only when everything was written;
+both directories may be on a bucket (``gs://...``).
 Progress goes to stderr (:class:`llm_tf.progress.StepProgress`): the SavedModel's reference
 predictions, then each variant's conversion and its evaluation with timing.
 """
@@ -11,6 +12,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 
+from llm_tf import io_utils
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.export import (
     export_dir,
@@ -152,11 +154,10 @@ def _convert_all(config: QuantizeConfig, exported, eval_set, truth, calibration,
                  progress: StepProgress) -> QuantizeResult:
     """Converts and evaluates every variant into the output directory; writes the report."""
     texts = eval_set.texts
-    with open(exported.vocab_path, "rb") as f:
-        vocab = f.read()
+    vocab = io_utils.read_bytes(exported.vocab_path)
     files: dict[str, str] = {}
     results = []
-    final = os.path.abspath(config.output_dir)
+    final = io_utils.abspath(config.output_dir)
     with atomic_directory(final, overwrite=config.overwrite) as tmp:
         for form in config.forms:
             for variant in config.variants:
@@ -181,7 +182,7 @@ def _convert_all(config: QuantizeConfig, exported, eval_set, truth, calibration,
         tflite_eval.size_ratios(results)
         failed = tflite_eval.apply_gate(results, reference.accuracy, config.max_accuracy_drop, gated)
         report = {
-            "saved_model": os.path.abspath(config.saved_model_dir),
+            "saved_model": io_utils.abspath(config.saved_model_dir),
             "export": {k: exported.info.get(k) for k in ("model_dir", "checkpoint", "step", "seq_length", "labels")},
             "eval_data": {"source": eval_set.source, "count": len(eval_set.texts)},
             "representative_data": ({"source": calibration.source, "count": len(calibration.texts)} if calibration

@@ -10,6 +10,7 @@ import os
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2
 
+from llm_tf import io_utils
 from llm_tf.export import export_dir
 from llm_tf.export.signatures import CLASSIFY_SIGNATURE, DEFAULT_SIGNATURE
 
@@ -66,8 +67,8 @@ def warmup_logs(model_name: str, texts: list[str], text_pairs: list[str] | None 
 def write_warmup(version_dir: str, logs: list[prediction_log_pb2.PredictionLog]) -> str:
     """Writes ``logs`` as the TFRecord file TF Serving reads; returns its path."""
     path = os.path.join(version_dir, WARMUP_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as writer:
+    io_utils.makedirs(os.path.dirname(path))
+    with io_utils.storage_errors(path), tf.io.TFRecordWriter(path) as writer:
         for log in logs:
             writer.write(log.SerializeToString())
     return path

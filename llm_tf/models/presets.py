@@ -20,7 +20,8 @@ Three ways to name the checkpoint an encoder experiment starts from (``task.init
 
 keras-hub's own loader reads the weights of both directory formats (its transformers
 converter for Hugging Face ones). A built-in keras-hub preset name (``bert_tiny_en_uncased``)
-or a ``kaggle://``/``hf://``/``gs://`` handle would make keras-hub download, so it is refused.
+or a ``kaggle://``/``hf://``/``gs://`` handle would make keras-hub download, so it is refused: a
+preset on a bucket is copied to a local directory first (keras-hub and the checks here read local files).
 
 Example:
     >>> preset = open_preset("all_minilm_l6_v2")
@@ -126,7 +127,8 @@ def resolve_directory(path: str, field: str = "task.init_preset") -> str:
     known = ", ".join(sorted(named_presets.NAMED_PRESETS))
     if "://" in path:
         raise ConfigError(f"{field}: '{path}' is a remote handle; only local keras-hub preset directories, Hugging "
-                          f"Face model directories and named presets ({known}) work here (nothing is downloaded)")
+                          f"Face model directories and named presets ({known}) work here (nothing is downloaded; "
+                          "copy a preset on a bucket to a local directory first)")
     if not os.path.isdir(path):
         raise ConfigError(f"{field}: '{path}' is not a local directory; only local keras-hub preset directories, "
                           f"Hugging Face model directories and named presets ({known}) work here "

@@ -16,6 +16,7 @@ import json
 import os
 from typing import Any, ClassVar
 
+from llm_tf import io_utils
 from llm_tf.pipeline.artifacts import Artifact
 from llm_tf.pipeline.errors import PipelineError
 
@@ -39,8 +40,9 @@ class ExecutionContext:
             becomes the artifact's immutable URI when the execution succeeds.
         properties: The component's execution properties.
         execution_id: The execution's id in the metadata store.
-        pipeline_root: The pipeline root directory.
+        pipeline_root: The pipeline root directory (local or a bucket, as every URI here).
         log: Prints a progress message under the component's line.
+        metadata_path: The metadata store (empty when run outside a pipeline).
     """
 
     inputs: dict[str, Artifact]
@@ -49,6 +51,7 @@ class ExecutionContext:
     execution_id: int
     pipeline_root: str
     log: Any = print
+    metadata_path: str = ""
 
     def _input(self, name: str) -> Artifact:
         if name not in self.inputs:
@@ -63,7 +66,7 @@ class ExecutionContext:
         """
         artifact = self._input(name)
         path = os.path.join(artifact.uri, *parts)
-        if not os.path.exists(path):
+        if not io_utils.exists(path):
             raise PipelineError(f"input '{name}' ({artifact.type} at {artifact.uri}) has no {os.path.join(*parts)}")
         return path
 

@@ -2,6 +2,7 @@
 
 import os
 
+from llm_tf import io_utils
 from llm_tf.pipeline.component import Component
 from llm_tf.pipeline.errors import PipelineError
 
@@ -14,9 +15,10 @@ class Pipeline:
     Args:
         name: The pipeline's name (its metadata context).
         pipeline_root: Where artifacts (``<component>/<output>/<execution_id>/``) and the
-            metadata store live.
+            metadata store live; local or a bucket (``gs://...``).
         components: The components, in any order.
-        metadata_path: The SQLite metadata file (default ``<pipeline_root>/metadata.sqlite``).
+        metadata_path: The SQLite metadata file (default ``<pipeline_root>/metadata.sqlite``;
+            one on a bucket is held in memory and written back after every execution).
 
     Raises:
         PipelineError: Duplicate names, an input from a component not in the pipeline, or a cycle.
@@ -24,8 +26,8 @@ class Pipeline:
 
     def __init__(self, name: str, pipeline_root: str, components: list[Component], metadata_path: str | None = None):
         self.name = name
-        self.pipeline_root = os.path.abspath(pipeline_root)
-        self.metadata_path = metadata_path or os.path.join(self.pipeline_root, METADATA_FILE)
+        self.pipeline_root = io_utils.abspath(pipeline_root).rstrip("/") or "/"
+        self.metadata_path = io_utils.abspath(metadata_path or os.path.join(self.pipeline_root, METADATA_FILE))
         by_name: dict[str, Component] = {}
         for component in components:
             if component.name in by_name:

@@ -4,6 +4,7 @@ import json
 import os
 from typing import Any
 
+from llm_tf import io_utils
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.errors import PipelineError
 from llm_tf.pipeline.metadata import MetadataStore
@@ -15,7 +16,7 @@ def find_pushed(store: MetadataStore, version: int, serving_model_base_path: str
     Raises:
         PipelineError: No push of that version is recorded.
     """
-    base = os.path.abspath(serving_model_base_path) if serving_model_base_path else None
+    base = io_utils.abspath(serving_model_base_path) if serving_model_base_path else None
     for artifact in reversed(store.artifacts_of_type(artifacts.PUSHED_MODEL)):
         props = artifact.properties
         if props.get("pushed") and props.get("version") == version and (

@@ -11,14 +11,22 @@ Tables:
 
 A cached execution is recorded too (state ``CACHED``, ``cached_from`` the original) with
 events to the original's artifacts, so every run's lineage is complete.
+
+A store on a bucket (``gs://.../metadata.sqlite``, the default for a pipeline root on a
+bucket) is read into memory when opened and written back whole, as one atomic object write,
+when an execution starts and ends and on close. One run at a time may write it: a write that
+finds the object changed since this store read or last wrote it stops with a
+:class:`PipelineError` instead of overwriting the other run's records.
 """
 
+import hashlib
 import json
 import os
 import sqlite3
 import time
 from typing import Any
 
+from llm_tf import io_utils
 from llm_tf.pipeline.artifacts import Artifact
 from llm_tf.pipeline.errors import PipelineError
 
@@ -55,26 +63,59 @@ class MetadataStore:
     """A SQLite metadata store (created on first use).
 
     Args:
-        path: The database file; its directory is created.
+        path: The database file; its directory is created. A ``scheme://`` path is held in
+            memory and written back by :meth:`sync` (see the module docstring).
 
     Raises:
         PipelineError: The file cannot be opened as a database.
+        DataError: A bucket store cannot be read (unreachable bucket, no permission).
     """
 
     def __init__(self, path: str):
-        self.path = os.path.abspath(path)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.path = io_utils.abspath(path)
+        self.remote = io_utils.is_remote(path)
+        self._dirty = False
+        self._synced: str | None = None  # SHA-256 of the bucket copy as last read or written
         try:
-            self._db = sqlite3.connect(self.path, timeout=30)
+            if self.remote:
+                self._db = sqlite3.connect(":memory:")
+                if io_utils.exists(self.path):
+                    data = io_utils.read_bytes(self.path)
+                    self._db.deserialize(data)
+                    self._synced = hashlib.sha256(data).hexdigest()
+            else:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=30)
             self._db.row_factory = sqlite3.Row
             self._db.executescript(_SCHEMA)
             self._db.commit()
         except sqlite3.DatabaseError as e:
             raise PipelineError(f"{self.path}: cannot open the metadata store: {e}") from None
 
+    def sync(self) -> None:
+        """Writes a bucket store back (one atomic object write); nothing for a local file or no change.
+
+        Raises:
+            PipelineError: The bucket copy changed since this store read or wrote it (another run).
+            DataError: The bucket cannot be written.
+        """
+        if not self.remote or not self._dirty:
+            return
+        current = hashlib.sha256(io_utils.read_bytes(self.path)).hexdigest() if io_utils.exists(self.path) else None
+        self._dirty = False
+        if current != self._synced:
+            raise PipelineError(f"{self.path}: another run changed this metadata store while this one ran; run one "
+                                "pipeline at a time per bucket pipeline root (or give each its own --metadata)")
+        data = self._db.serialize()
+        io_utils.atomic_write_bytes(self.path, data)
+        self._synced = hashlib.sha256(data).hexdigest()
+
     def close(self) -> None:
-        """Closes the database."""
-        self._db.close()
+        """Writes a bucket store back (:meth:`sync`) and closes the database."""
+        try:
+            self.sync()
+        finally:
+            self._db.close()
 
     def __enter__(self) -> "MetadataStore":
         return self
@@ -85,6 +126,7 @@ class MetadataStore:
     def _write(self, sql: str, args: tuple = ()) -> int:
         cursor = self._db.execute(sql, args)
         self._db.commit()
+        self._dirty = True
         return int(cursor.lastrowid or 0)
 
     # ---------------------------------------------------------------------- contexts
@@ -115,12 +157,14 @@ class MetadataStore:
              json.dumps(code_version, sort_keys=True), cached_from, time.time()))
         for context_id in context_ids:
             self._write("INSERT INTO associations (context_id, execution_id) VALUES (?, ?)", (context_id, execution_id))
+        self.sync()  # on a bucket: the id is taken even if this process is killed
         return execution_id
 
     def finish_execution(self, execution_id: int, state: str, metrics: dict | None = None, error: str = "") -> None:
-        """Sets an execution's final state, metrics and error."""
+        """Sets an execution's final state, metrics and error (and writes a bucket store back)."""
         self._write("UPDATE executions SET state=?, metrics=?, error=?, finished=? WHERE id=?",
                     (state, json.dumps(metrics or {}, sort_keys=True, default=str), error, time.time(), execution_id))
+        self.sync()
 
     def execution(self, execution_id: int) -> dict[str, Any]:
         """An execution as a dict (JSON columns decoded).
@@ -142,7 +186,7 @@ class MetadataStore:
                                 "ORDER BY id DESC", (component, cache_key, COMPLETE)).fetchall()
         for row in rows:
             outputs = self.outputs(int(row["id"]))
-            if all(os.path.isdir(a.uri) for a in outputs.values()):
+            if all(io_utils.isdir(a.uri) for a in outputs.values()):
                 return int(row["id"])
         return None
 

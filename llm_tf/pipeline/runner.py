@@ -8,6 +8,11 @@ fingerprint), and either reuses a completed execution with that key
 artifact is ever visible. A failed or killed run is resumed by running it again: completed
 components come from the cache, and a resumable component (Trainer) continues in its staging
 directory, which is keyed by the cache key.
+
+On a bucket (``gs://...``), which cannot rename a directory, a staging directory is copied to
+its final name file by file (``saved_model.pb`` last) and then deleted; the artifact is
+recorded in the metadata store, where the cache and the next components find it, only after
+the copy is complete.
 """
 
 import dataclasses
@@ -18,6 +23,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from llm_tf import io_utils
 from llm_tf.io_utils import DIR_MODE
 from llm_tf.pipeline import fingerprint, metadata
 from llm_tf.pipeline.artifacts import PLOTS, Artifact
@@ -121,6 +127,29 @@ def _relocate(properties: dict[str, Any], staging: str, final: str) -> dict[str,
     return json.loads(json.dumps(properties, default=str).replace(json.dumps(staging)[1:-1], json.dumps(final)[1:-1]))
 
 
+def _written_by_another_store(final: str) -> str:
+    return (f"{final}: exists already: another metadata store has written this pipeline root (keep its "
+            "metadata.sqlite, or give each metadata store its own --pipeline_root)")
+
+
+def _publish(staging: str, final: str) -> None:
+    """Renames a staging directory to its final name; on a bucket, copies it there and deletes it.
+
+    Raises:
+        PipelineError: On a bucket, ``final`` exists already (a run with another metadata store
+            wrote this pipeline root).
+    """
+    if not io_utils.is_remote(final):
+        os.replace(staging, final)
+        return
+    if io_utils.exists(final):
+        raise PipelineError(_written_by_another_store(final))
+    with io_utils.storage_errors(final):
+        io_utils.makedirs(final)  # an output may be empty; its directory must still exist
+        io_utils.copy_tree(staging, final, last=("saved_model.pb",))
+    io_utils.remove_tree(staging)
+
+
 class LocalRunner:
     """Runs pipelines locally, recording everything in the pipeline's metadata store.
 
@@ -151,7 +180,7 @@ class LocalRunner:
                 components are not run.
         """
         started = time.time()
-        os.makedirs(pipeline.pipeline_root, exist_ok=True)
+        io_utils.makedirs(pipeline.pipeline_root)
         code = fingerprint.code_version()
         with metadata.MetadataStore(pipeline.metadata_path) as store:
             pipeline_context = store.context("pipeline", pipeline.name, {"pipeline_root": pipeline.pipeline_root})
@@ -222,25 +251,33 @@ class LocalRunner:
         staging = {}
         for name in component.OUTPUTS:
             parent = os.path.join(pipeline.pipeline_root, component.name, name)
-            os.makedirs(parent, exist_ok=True)
+            io_utils.makedirs(parent)
             tag = key[:16] if component.RESUMABLE else str(execution_id)
             staging[name] = os.path.join(parent, f".staging-{tag}")
-            if os.path.isdir(staging[name]) and component.RESUMABLE:
+            if io_utils.isdir(staging[name]) and component.RESUMABLE:
                 self._print(f"{prefix}: resuming in {staging[name]}")
+            elif io_utils.is_remote(parent):
+                final = os.path.join(parent, str(execution_id))
+                if io_utils.exists(final):
+                    store.finish_execution(execution_id, metadata.FAILED, error=f"{final} exists already")
+                    raise PipelineError(_written_by_another_store(final))
+                io_utils.remove_tree(staging[name])
+                io_utils.makedirs(staging[name])
             else:
                 shutil.rmtree(staging[name], ignore_errors=True)
                 os.makedirs(staging[name], mode=DIR_MODE)
         self._print(f"{prefix}: running (execution {execution_id})")
         started = time.time()
         context = ExecutionContext(inputs, staging, dict(component.properties), execution_id, pipeline.pipeline_root,
-                                   log=lambda message: self._print(f"    {component.name}: {message}"))
+                                   log=lambda message: self._print(f"    {component.name}: {message}"),
+                                   metadata_path=pipeline.metadata_path)
         try:
             result = component.execute(context)
         except BaseException as e:
             store.finish_execution(execution_id, metadata.FAILED, error=f"{type(e).__name__}: {e}")
             if not component.RESUMABLE:
                 for path in staging.values():
-                    shutil.rmtree(path, ignore_errors=True)
+                    io_utils.remove_tree(path)
             if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit: recorded, then let through
                 raise
             error = ComponentFailedError(component.name, e)
@@ -249,7 +286,7 @@ class LocalRunner:
         outputs = {}
         for name, kind in component.OUTPUTS.items():
             final = os.path.join(os.path.dirname(staging[name]), str(execution_id))
-            os.replace(staging[name], final)
+            _publish(staging[name], final)
             properties = _relocate(result.output_properties.get(name, {}), staging[name], final)
             artifact = Artifact(kind, final, properties,
                                 fingerprint.hash_json({"execution": key, "output": name}), name=name)

@@ -2,7 +2,8 @@
 
 ``models.config`` (``--model_config_file``), ``batching_parameters.txt``
 (``--batching_parameters_file``) and ``monitoring.config`` (``--monitoring_config_file``): the
-embedded server reads the same files as ``tensorflow_model_server``.
+embedded server reads the same files as ``tensorflow_model_server``. Like it, they may be on a
+bucket (``gs://...``, through ``tf.io.gfile``).
 
 Every loader raises :class:`llm_tf.errors.ConfigError` naming the file, the line where it can
 tell, and the model or field at fault. Every writer validates first and writes atomically.
@@ -19,7 +20,8 @@ from collections.abc import Sequence
 from google.protobuf import message as message_lib
 from google.protobuf import text_format
 
-from llm_tf.errors import ConfigError
+from llm_tf import io_utils
+from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_write_text
 from llm_tf.serving import protos
 from llm_tf.serving.config import (
@@ -196,7 +198,7 @@ def write_serving_configs(
         paths["monitoring_config_file"] = os.path.join(directory, MONITORING_FILENAME)
         validate_monitoring(monitoring, paths["monitoring_config_file"])
     try:
-        os.makedirs(directory, exist_ok=True)
+        io_utils.makedirs(directory)
     except OSError as e:
         raise ConfigError(f"{directory}: cannot create output directory: {e.strerror}") from None
     write_model_config(paths["model_config_file"], specs)
@@ -208,6 +210,8 @@ def write_serving_configs(
 
 
 def _read(path: str) -> str:
+    if io_utils.is_remote(path):
+        return _read_remote(path)
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
@@ -219,6 +223,19 @@ def _read(path: str) -> str:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _read_remote(path: str) -> str:
+    try:
+        if not io_utils.exists(path):
+            raise ConfigError(f"{path}: no such file")
+        if io_utils.isdir(path):
+            raise ConfigError(f"{path}: is a directory, expected a text proto file")
+        return io_utils.read_text(path)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def _parse(text: str, proto: message_lib.Message, path: str) -> message_lib.Message:

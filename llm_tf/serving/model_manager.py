@@ -4,7 +4,9 @@
 manager and servable state monitor do together:
 
 * a poll thread lists each model's base path for integer version directories (temporary names
-  such as ``.2.partial`` are ignored, so copy a version in and rename it into place);
+  such as ``.2.partial`` are ignored, so copy a version in and rename it into place); a base
+  path on a bucket (``gs://...``, read through ``tf.io.gfile``), where a version is copied in
+  file by file, lists a version only once its ``saved_model.pb`` is there (copied last);
 * the version policy (``latest`` N, ``all``, ``specific``) picks the wanted versions;
 * new versions are loaded (warm-up records replayed first) and only then are the versions no
   longer wanted unloaded, so a model always has a version serving;
@@ -23,7 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from absl import logging
 from tensorflow_serving.apis import get_model_status_pb2
 
-from llm_tf.errors import ConfigError
+from llm_tf import io_utils
+from llm_tf.errors import ConfigError, DataError
 from llm_tf.serving import config, errors
 from llm_tf.serving.servable import Servable
 from llm_tf.serving.servable_calls import replay_warmup
@@ -61,17 +64,34 @@ def scan_versions(base_path: str) -> dict[int, str]:
         base_path: A model's base path.
 
     Returns:
-        Version -> its directory; empty when the base path is missing or unreadable.
+        Version -> its directory; empty when the base path is missing or unreadable. On a
+        bucket, only versions whose ``saved_model.pb`` is there (a copy may be under way).
     """
+    try:
+        return _scan(base_path)
+    except DataError:
+        return {}
+
+
+def _scan(base_path: str) -> dict[int, str]:
+    """:func:`scan_versions`, except that a bucket that cannot be listed raises DataError."""
+    if io_utils.is_remote(base_path):
+        import tensorflow as tf
+
+        base_path = base_path.rstrip("/")
+        with io_utils.storage_errors(base_path):
+            try:
+                names = [name.rstrip("/") for name in tf.io.gfile.listdir(base_path)]
+            except tf.errors.NotFoundError:
+                return {}
+            return {int(name): f"{base_path}/{name}" for name in names
+                    if name.isdigit() and tf.io.gfile.exists(f"{base_path}/{name}/saved_model.pb")}
     try:
         names = os.listdir(base_path)
     except OSError:
         return {}
-    versions = {}
-    for name in names:
-        if name.isdigit() and os.path.isdir(os.path.join(base_path, name)):
-            versions[int(name)] = os.path.join(base_path, name)
-    return versions
+    return {int(name): os.path.join(base_path, name) for name in names
+            if name.isdigit() and os.path.isdir(os.path.join(base_path, name))}
 
 
 def wanted_versions(spec, available: Sequence[int]) -> set[int]:
@@ -93,6 +113,17 @@ def wanted_versions(spec, available: Sequence[int]) -> set[int]:
 
 def _fingerprint(path: str) -> tuple:
     """What changes when a version directory is rewritten (to retry a failed load)."""
+    if io_utils.is_remote(path):
+        import tensorflow as tf
+
+        stamps = []
+        for candidate in ("saved_model.pb", "variables/variables.index"):
+            try:
+                stamp = tf.io.gfile.stat(f"{path}/{candidate}")
+                stamps.append((stamp.mtime_nsec, stamp.length))
+            except tf.errors.OpError:
+                stamps.append(None)
+        return tuple(stamps)
     stamps = []
     for candidate in (path, os.path.join(path, "saved_model.pb"), os.path.join(path, "variables")):
         try:
@@ -101,6 +132,13 @@ def _fingerprint(path: str) -> tuple:
         except OSError:
             stamps.append(None)
     return tuple(stamps)
+
+
+def _isdir(path: str) -> bool:
+    try:
+        return io_utils.isdir(path)
+    except DataError:
+        return False
 
 
 class ModelManager:
@@ -366,11 +404,15 @@ class ModelManager:
 
     def _sync_model(self, model: _Model) -> None:
         spec = model.spec
-        if not os.path.isdir(spec.base_path):
-            if self._polls == 0:
-                logging.warning("model %s: base path %s does not exist; waiting for it", spec.name, spec.base_path)
-        on_disk = scan_versions(spec.base_path)
-        if not on_disk and self._polls == 0 and os.path.isdir(spec.base_path):
+        exists = _isdir(spec.base_path) if self._polls == 0 else True
+        if not exists:
+            logging.warning("model %s: base path %s does not exist; waiting for it", spec.name, spec.base_path)
+        try:
+            on_disk = _scan(spec.base_path)
+        except DataError as e:  # a bucket that cannot be listed now: keep serving what is loaded
+            logging.log_every_n_seconds(logging.WARNING, "model %s: %s", 60, spec.name, e)
+            return
+        if not on_disk and self._polls == 0 and exists:
             logging.warning("No versions of servable %s found under base path %s", spec.name, spec.base_path)
         for version in list(model.failed):
             if version not in on_disk or _fingerprint(on_disk[version]) != model.failed[version]:

@@ -54,8 +54,10 @@ def read_signature_defs(path: str) -> dict[str, meta_graph_pb2.SignatureDef]:
     """
     pb_path = os.path.join(path, "saved_model.pb")
     try:
-        with open(pb_path, "rb") as f:
+        with (tf.io.gfile.GFile(pb_path, "rb") if "://" in pb_path else open(pb_path, "rb")) as f:  # or a bucket
             data = f.read()
+    except tf.errors.OpError as e:
+        raise errors.not_found(f"{pb_path}: cannot read: {e.message.strip().splitlines()[0]}") from None
     except OSError as e:
         raise errors.not_found(f"{pb_path}: cannot read: {e.strerror or e}") from None
     saved_model = saved_model_pb2.SavedModel()
@@ -286,7 +288,7 @@ class Servable:
                 record that is not a ``PredictionLog`` or more than 1000 records.
         """
         path = os.path.join(self.path, WARMUP_FILE)
-        if not os.path.exists(path):
+        if not tf.io.gfile.exists(path):  # a local path or a bucket
             return []
         records = []
         try:

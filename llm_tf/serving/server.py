@@ -15,7 +15,8 @@ import threading
 import tensorflow as tf
 from absl import logging
 
-from llm_tf.errors import ConfigError
+from llm_tf import io_utils
+from llm_tf.errors import ConfigError, DataError
 from llm_tf.serving import config as config_lib
 from llm_tf.serving import config_files
 from llm_tf.serving.grpc_server import make_grpc_server
@@ -93,8 +94,12 @@ def model_specs(options: ServerOptions) -> list:
         return config_files.load_model_config(options.model_config_file)
     if not options.model_base_path:
         raise ConfigError("no model to serve: pass --model_base_path (with --model_name) or --model_config_file")
-    base_path = os.path.abspath(options.model_base_path)
-    if not os.path.isdir(base_path):
+    base_path = io_utils.abspath(io_utils.check_path(options.model_base_path, "--model_base_path"))
+    try:
+        found = io_utils.isdir(base_path)
+    except DataError as e:  # an unreachable bucket
+        raise ConfigError(f"--model_base_path: {e}") from None
+    if not found:
         raise ConfigError(f"--model_base_path: {options.model_base_path} does not exist or is not a directory")
     name = options.model_name or "default"
     specs = [config_lib.ModelSpec(name=name, base_path=base_path)]

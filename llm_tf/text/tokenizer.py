@@ -6,6 +6,10 @@ Packing uses dense ops only (see :mod:`llm_tf.text.packing`), so the same tokeni
 tf.data, inside an exported SavedModel and in a TFLite model. The vocabulary file is tracked
 as a SavedModel asset, so it travels with every model that holds the tokenizer.
 
+The tokenizer directory may be local or ``gs://`` (any ``scheme://`` TensorFlow opens): the
+files are read through ``tf.io.gfile`` into memory (tensorflow-text takes the vocabulary as a
+list and the SentencePiece model as bytes, so no local copy is made).
+
 Example:
     >>> tokenizer = TextTokenizer.from_directory("prepared/tokenizer")
     >>> inputs = tokenizer(tf.constant(["a fine film"]))
@@ -14,12 +18,14 @@ Example:
 """
 
 import dataclasses
+import io
 import json
 import os
 
 import tensorflow as tf
 import tensorflow_text as tft
 
+from llm_tf import io_utils
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_write_json
 from llm_tf.text import packing
@@ -62,10 +68,8 @@ class TokenizerConfig:
             DataError: The file is missing or holds unknown keys.
         """
         path = os.path.join(directory, CONFIG_FILE)
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: no tokenizer config (expected the tokenizer directory written by llm_prepare)")
-        with open(path, encoding="utf-8") as f:
-            values = json.load(f)
+        data = _read_file(path, "no tokenizer config (expected the tokenizer directory written by llm_prepare)")
+        values = json.loads(data.decode("utf-8"))
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -79,10 +83,8 @@ def load_vocab(path: str) -> list[str]:
     Raises:
         DataError: The file is missing, empty, lacks a special token, or repeats a token.
     """
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such vocabulary file")
-    with open(path, encoding="utf-8") as f:
-        vocab = [line.rstrip("\r\n") for line in f]
+    text = _read_file(path, "no such vocabulary file").decode("utf-8")
+    vocab = [line.rstrip("\r\n") for line in io.StringIO(text, newline=None)]  # universal newlines, as open()
     while vocab and vocab[-1] == "":
         vocab.pop()
     if not vocab:
@@ -206,10 +208,7 @@ class TextTokenizer(tf.Module):
 def _load_sentencepiece(path: str) -> tuple[list[str], bytes]:
     import sentencepiece as spm
 
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such SentencePiece model")
-    with open(path, "rb") as f:
-        model = f.read()
+    model = _read_file(path, "no such SentencePiece model")
     processor = spm.SentencePieceProcessor()
     try:
         processor.LoadFromSerializedProto(model)
@@ -221,3 +220,10 @@ def _load_sentencepiece(path: str) -> tuple[list[str], bytes]:
     if missing:
         raise DataError(f"{path}: SentencePiece model lacks the special piece(s) {', '.join(missing)}")
     return vocab, model
+
+
+def _read_file(path: str, missing: str) -> bytes:
+    """The bytes of a local or ``scheme://`` file; DataError ``<path>: <missing>`` when it is no file."""
+    if not io_utils.isfile(path):
+        raise DataError(f"{path}: {missing}")
+    return io_utils.read_bytes(path)

@@ -1,4 +1,7 @@
-"""Keras callbacks of the training loop: checkpoints, metrics files, throughput summaries."""
+"""Keras callbacks of the training loop: checkpoints, metrics files, throughput summaries.
+
+Their paths may be buckets (``gs://...``): files go through ``tf.io.gfile`` and :mod:`llm_tf.io_utils`.
+"""
 
 import json
 import os
@@ -7,6 +10,7 @@ import time
 import keras
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.io_utils import atomic_write_json
 from llm_tf.training import model_dir as model_dir_lib
 
@@ -63,9 +67,8 @@ class CheckpointSaver(keras.callbacks.Callback):
         self.step = step
         self.best_value = None
         self.sign = 1.0 if higher_is_better(metric) else -1.0
-        if os.path.isfile(best_file):
-            with open(best_file, encoding="utf-8") as f:
-                self.best_value = json.load(f)["value"]
+        if io_utils.isfile(best_file):
+            self.best_value = json.loads(io_utils.read_text(best_file))["value"]
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.step.numpy())

@@ -21,12 +21,13 @@ import os
 import keras
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.data import tfrecords
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.models import generation
 from llm_tf.models.causal_lm import build_causal_lm, build_decoder
 from llm_tf.text.alignment import IGNORE_ID
-from llm_tf.training import configs, tasks
+from llm_tf.training import configs, encoder_weights, tasks
 from llm_tf.training import model_dir as model_dir_lib
 from llm_tf.training.metrics import MaskedAccuracy, masked_loss
 
@@ -181,8 +182,9 @@ def load_trained(model_dir: str, prepared_dir: str = "") -> tuple[CausalLMTask, 
     task = tasks.build_task(config)
     model = task.build_model()
     weights = os.path.join(model_dir, model_dir_lib.ENCODER_WEIGHTS_FILE)
-    if os.path.isfile(weights):
-        model.get_layer("encoder").load_weights(weights)
+    if io_utils.isfile(weights):
+        with encoder_weights.local_weights_file(weights) as local:
+            model.get_layer("encoder").load_weights(local)
         return task, model
     latest = model_dir_lib.latest_checkpoint(model_dir)
     if not latest:

@@ -13,12 +13,12 @@ translates them before the strict override, so ``params.yaml`` holds our keys on
 
 import dataclasses
 import difflib
-import os
 
 import yaml
 from absl import logging
 from official.modeling.hyperparams import base_config, params_dict
 
+from llm_tf import io_utils
 from llm_tf.errors import ConfigError
 from llm_tf.training import model_garden_keys
 
@@ -307,11 +307,10 @@ def apply_overrides(config: ExperimentConfig, config_files: list[str], params_ov
     """
     ignored: list[tuple[str, list[str]]] = []
     for path in config_files:
-        if not os.path.isfile(path):
+        if not io_utils.isfile(path):
             raise ConfigError(f"{path}: no such config file")
         try:
-            with open(path, encoding="utf-8") as f:
-                values = yaml.safe_load(f) or {}
+            values = yaml.safe_load(io_utils.read_text(path)) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else path

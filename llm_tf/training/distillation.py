@@ -22,14 +22,13 @@ them and the projections are training-only.
 """
 
 import dataclasses
-import os
 
 import keras
 import tensorflow as tf
 from absl import logging
 from official.modeling.hyperparams import base_config
 
-from llm_tf import compat
+from llm_tf import compat, io_utils
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.models import student_init
 from llm_tf.models.encoder import ENCODER_NAME
@@ -308,11 +307,11 @@ class DistillationTask(SentenceClassificationTask):
     def _check_precomputed_teacher(self, manifest: dict) -> None:
         """The teacher named in the config still exists and still has the checkpoint the logits came from."""
         settings = self.config.task.distillation
-        if not os.path.isdir(settings.teacher_dir):
+        if not io_utils.isdir(settings.teacher_dir):
             raise ConfigError(f"{teacher_lib.FIELD}: {settings.teacher_dir}: no such directory")
         if manifest["teacher_kind"] == "model_dir":
             try:
-                current = os.path.abspath(find_checkpoint(settings.teacher_dir, settings.teacher_checkpoint))
+                current = io_utils.abspath(find_checkpoint(settings.teacher_dir, settings.teacher_checkpoint))
             except DataError as e:
                 raise ConfigError(f"{teacher_lib.FIELD}: {e}") from None
             if current != manifest["teacher_checkpoint"]:

@@ -3,14 +3,25 @@
 Every task model holds its encoder as the layer named ``encoder``; its weights go to
 ``model_dir/encoder.weights.h5`` (and its dimensions to ``encoder.json``) so that another experiment
 (e.g. fine-tuning after ``mlm_pretrain``) can start from them whatever its head.
+
+Keras reads and writes ``.h5`` files on local disk only: with a bucket ``model_dir`` the weights
+are saved to a local temporary file and copied up (then renamed into place), and read by
+copying them down to a local temporary file.
 """
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
+import uuid
 import warnings
+from collections.abc import Iterator
 
 import keras
+import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.errors import ConfigError
 from llm_tf.io_utils import FILE_MODE, atomic_write_json
 from llm_tf.models.encoder import ENCODER_NAME
@@ -37,12 +48,42 @@ def export_encoder(model: keras.Model, model_dir: str) -> str:
     """
     encoder = model.get_layer(ENCODER_NAME)
     path = os.path.join(model_dir, ENCODER_WEIGHTS)
-    tmp = os.path.join(model_dir, f".partial-{os.getpid()}.{ENCODER_WEIGHTS}")
-    encoder.save_weights(tmp)
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, path)
+    if io_utils.is_remote(model_dir):  # Keras writes h5 files to local disk only: save there, copy up
+        with _local_directory() as local:
+            encoder.save_weights(os.path.join(local, ENCODER_WEIGHTS))
+            tmp = f"{model_dir.rstrip('/')}/.partial-{uuid.uuid4().hex}.{ENCODER_WEIGHTS}"
+            io_utils.copy_file(os.path.join(local, ENCODER_WEIGHTS), tmp)
+            with io_utils.storage_errors(path):
+                tf.io.gfile.rename(tmp, path, overwrite=True)
+    else:
+        tmp = os.path.join(model_dir, f".partial-{os.getpid()}.{ENCODER_WEIGHTS}")
+        encoder.save_weights(tmp)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
     atomic_write_json(os.path.join(model_dir, ENCODER_SHAPE), _shape(encoder))
     return path
+
+
+@contextlib.contextmanager
+def _local_directory() -> Iterator[str]:
+    """A local temporary directory, removed afterwards (Keras's h5 files need local disk)."""
+    directory = tempfile.mkdtemp(prefix="llm_tf_h5_")
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def local_weights_file(path: str) -> Iterator[str]:
+    """Yields ``path`` when it is local, else a local temporary copy of it (Keras reads h5 files from local disk)."""
+    if not io_utils.is_remote(path):
+        yield path
+        return
+    with _local_directory() as local:
+        copy = os.path.join(local, os.path.basename(path))
+        io_utils.copy_file(path, copy)
+        yield copy
 
 
 def load_init_checkpoint(model: keras.Model, init_checkpoint: str) -> str:
@@ -59,23 +100,23 @@ def load_init_checkpoint(model: keras.Model, init_checkpoint: str) -> str:
         ConfigError: The file is missing, or its shapes do not fit this encoder (a different
             size or vocabulary); the message names the first mismatch.
     """
-    path = os.path.join(init_checkpoint, ENCODER_WEIGHTS) if os.path.isdir(init_checkpoint) else init_checkpoint
-    if not os.path.isfile(path):
+    path = os.path.join(init_checkpoint, ENCODER_WEIGHTS) if io_utils.isdir(init_checkpoint) else init_checkpoint
+    if not io_utils.isfile(path):
         raise ConfigError(f"task.init_checkpoint: {path}: no such file (expected a model_dir with {ENCODER_WEIGHTS})")
     encoder = model.get_layer(ENCODER_NAME)
     shape_file = os.path.join(os.path.dirname(path), ENCODER_SHAPE)
-    if os.path.isfile(shape_file):
-        with open(shape_file, encoding="utf-8") as f:
-            saved = json.load(f)
+    if io_utils.isfile(shape_file):
+        saved = json.loads(io_utils.read_text(shape_file))
         ours = _shape(encoder)
         differ = [f"{k} {saved.get(k)} there, {ours[k]} here" for k in SHAPE_KEYS if saved.get(k) != ours[k]]
         if differ:
             raise ConfigError(f"task.init_checkpoint: {path} does not fit this encoder: {'; '.join(differ)}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Keras warns per skipped layer before it raises
-            encoder.load_weights(path)
-    except (ValueError, KeyError) as e:
-        detail = next((line for line in str(e).splitlines() if line.startswith("Layer ")), str(e).splitlines()[0])
-        raise ConfigError(f"task.init_checkpoint: {path} does not fit this encoder: {detail}") from None
+    with local_weights_file(path) as local:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Keras warns per skipped layer before it raises
+                encoder.load_weights(local)
+        except (ValueError, KeyError) as e:
+            detail = next((line for line in str(e).splitlines() if line.startswith("Layer ")), str(e).splitlines()[0])
+            raise ConfigError(f"task.init_checkpoint: {path} does not fit this encoder: {detail}") from None
     return path

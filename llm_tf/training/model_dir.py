@@ -15,7 +15,8 @@
 
 This module owns those names (the constants below) and the one way to rebuild a model as
 training built it (:func:`build_model`, LoRA included), which both training and
-:func:`restore_trained_model` use.
+:func:`restore_trained_model` use. ``model_dir`` may be a bucket (``gs://...``): every read and
+write here goes through ``tf.io.gfile`` or :mod:`llm_tf.io_utils`.
 """
 
 import dataclasses
@@ -27,8 +28,9 @@ import tensorflow as tf
 import yaml
 from absl import logging
 
+from llm_tf import io_utils
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.io_utils import atomic_write_json, atomic_write_text
+from llm_tf.io_utils import atomic_write_json, atomic_write_text, storage_errors
 from llm_tf.models.encoder import ENCODER_NAME
 from llm_tf.models.lora import apply_lora, merge_lora
 from llm_tf.training import configs, tasks
@@ -83,7 +85,8 @@ def params_path(model_dir: str) -> str:
 
 def is_training_dir(path: str) -> bool:
     """Whether ``path`` holds a ``params.yaml`` (was written by ``llm_train``)."""
-    return tf.io.gfile.exists(params_path(path))
+    with storage_errors(path):
+        return tf.io.gfile.exists(params_path(path))
 
 
 def checkpoints_dir(model_dir: str) -> str:
@@ -98,12 +101,13 @@ def best_dir(model_dir: str) -> str:
 
 def latest_checkpoint(model_dir: str) -> str | None:
     """The latest checkpoint's prefix, or None when training has not saved one."""
-    return tf.train.latest_checkpoint(checkpoints_dir(model_dir))
+    with storage_errors(model_dir):
+        return tf.train.latest_checkpoint(checkpoints_dir(model_dir))
 
 
 def save_params(config: configs.ExperimentConfig, model_dir: str) -> str:
     """Writes the resolved config to ``model_dir/params.yaml`` atomically; returns the path."""
-    os.makedirs(model_dir, exist_ok=True)
+    io_utils.makedirs(model_dir)
     path = params_path(model_dir)
     atomic_write_text(path, yaml.safe_dump(config.as_dict(), sort_keys=True, default_flow_style=False))
     return path
@@ -116,7 +120,7 @@ def write_metrics(model_dir: str, step: int, logs: dict) -> dict:
         The record written: ``step`` and the float metrics.
     """
     record = {"step": step, **{k: float(v) for k, v in logs.items()}}
-    os.makedirs(os.path.join(model_dir, METRICS_DIR), exist_ok=True)
+    io_utils.makedirs(os.path.join(model_dir, METRICS_DIR))
     atomic_write_json(os.path.join(model_dir, METRICS_DIR, f"step_{step}.json"), record)
     atomic_write_json(os.path.join(model_dir, METRICS_FILE), record)
     return record
@@ -130,24 +134,23 @@ def read_metrics_history(model_dir: str) -> list[dict]:
     """
     directory = os.path.join(model_dir, METRICS_DIR)
     steps = []
-    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+    for name in io_utils.listdir(directory) if io_utils.isdir(directory) else []:
         stem, ext = os.path.splitext(name)
         if ext == ".json" and stem.startswith("step_") and stem[5:].isdigit():
             steps.append(int(stem[5:]))
     records = []
     for step in sorted(steps):
         path = os.path.join(directory, f"step_{step}.json")
-        with open(path, encoding="utf-8") as f:
-            try:
-                records.append(json.load(f))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: not valid JSON: {e}") from None
+        try:
+            records.append(json.loads(io_utils.read_text(path)))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON: {e}") from None
     return records
 
 
 def _read_params(path: str) -> dict:
     try:
-        with tf.io.gfile.GFile(path, "r") as f:
+        with storage_errors(path), tf.io.gfile.GFile(path, "r") as f:
             values = yaml.safe_load(f) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: bad YAML: {e}") from None
@@ -168,7 +171,7 @@ def load_config(model_dir: str, prepared_dir: str | None = None) -> configs.Expe
         ConfigError: The file does not parse or names an unknown experiment.
     """
     path = params_path(model_dir)
-    if not tf.io.gfile.exists(path):
+    if not is_training_dir(model_dir):
         raise DataError(f"{model_dir}: not a training directory (no {PARAMS_FILE}; run llm_train first)")
     values = _read_params(path)
     config = tasks.experiment_config(values.get("experiment", ""))
@@ -191,12 +194,14 @@ def find_checkpoint(model_dir: str, which: str = "best") -> str:
         DataError: No checkpoint there.
     """
     if which not in CHECKPOINT_CHOICES:
-        if tf.io.gfile.exists(which + ".index"):
-            return which
+        with storage_errors(which):
+            if tf.io.gfile.exists(which + ".index"):
+                return which
         raise DataError(f"{which}: no such checkpoint (expected best, latest or a checkpoint prefix)")
     candidates = [BEST_DIR, CHECKPOINTS_DIR] if which == "best" else [CHECKPOINTS_DIR]
     for sub in candidates:
-        path = tf.train.latest_checkpoint(os.path.join(model_dir, sub))
+        with storage_errors(model_dir):
+            path = tf.train.latest_checkpoint(os.path.join(model_dir, sub))
         if path:
             return path
     raise DataError(f"{model_dir}: no checkpoint to export (looked in {', '.join(candidates)}/)")

@@ -5,7 +5,7 @@ A teacher is either a training ``model_dir`` of a sentence classifier (rebuilt f
 states of chosen encoder layers) or an exported SavedModel version directory (its
 ``predict_tokens`` signature gives ``logits``; no hidden states). Either way it runs in
 inference mode on the student's packed inputs, so its vocabulary and labels must be the
-student's: :func:`check_compatible` says which differ.
+student's: :func:`check_compatible` says which differ. Either may be on a bucket (``gs://...``).
 """
 
 import dataclasses
@@ -15,6 +15,7 @@ import os
 import keras
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.data.prepared import TOKENIZER_DIR
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.export import export_dir
@@ -86,8 +87,7 @@ def vocab_path_of(prepared_dir: str) -> str:
 
 
 def _digest(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return hashlib.sha256(io_utils.read_bytes(path)).hexdigest()
 
 
 def same_vocabulary(info: TeacherInfo, vocab_path: str) -> bool:
@@ -111,10 +111,8 @@ def check_compatible(info: TeacherInfo, labels: list[str], vocab_path: str, prep
         raise ConfigError(f"{FIELD}: the teacher {info.source} predicts labels {list(info.labels)}, the student's "
                           f"prepared data {prepared_dir} has {list(labels)} (labels and their order must agree)")
     if not same_vocabulary(info, vocab_path):
-        with open(info.vocab_path, "rb") as f:
-            theirs = f.read().splitlines()
-        with open(vocab_path, "rb") as f:
-            ours = f.read().splitlines()
+        theirs = io_utils.read_bytes(info.vocab_path).splitlines()
+        ours = io_utils.read_bytes(vocab_path).splitlines()
         first = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
         raise ConfigError(f"{FIELD}: the teacher's vocabulary {info.vocab_path} ({len(theirs)} entries) "
                           f"differs from the student's {vocab_path} ({len(ours)} entries), "
@@ -159,7 +157,7 @@ def _from_model_dir(path: str, checkpoint: str, hidden_layers: list[int]) -> Tea
     model = trained.model
     model.trainable = False
     encoder = model.get_layer(ENCODER_NAME)
-    info = TeacherInfo(os.path.abspath(path), "model_dir", os.path.abspath(trained.checkpoint), trained.step,
+    info = TeacherInfo(io_utils.abspath(path), "model_dir", io_utils.abspath(trained.checkpoint), trained.step,
                        list(trained.task.data.labels), vocab_path_of(trained.task.data.directory),
                        count_params(model.weights), encoder.num_layers, encoder.hidden_dim,
                        os.path.join(trained.task.data.directory, TOKENIZER_DIR))
@@ -192,7 +190,7 @@ def _from_saved_model(path: str, hidden_layers: list[int]) -> Teacher:
         raise ConfigError(f"{FIELD}: {path}: no vocabulary in {export_dir.ASSETS_DIR}/ (export the teacher with "
                           "llm_export)")
     vocab = "vocab.txt" if "vocab.txt" in vocabularies else vocabularies[0]
-    info = TeacherInfo(os.path.abspath(path), "saved_model", os.path.abspath(path), 0, labels,
+    info = TeacherInfo(io_utils.abspath(path), "saved_model", io_utils.abspath(path), 0, labels,
                        os.path.join(path, export_dir.ASSETS_DIR, vocab), count_params(function.variables))
 
     def forward(inputs):
@@ -225,11 +223,11 @@ def load_teacher(path: str, checkpoint: str = "best", hidden_layers: list[int] |
     """
     if not path:
         raise ConfigError(f"{FIELD} is not set: name the teacher's training model_dir or exported SavedModel version")
-    if not os.path.isdir(path):
+    if not io_utils.isdir(path):
         raise ConfigError(f"{FIELD}: {path}: no such directory")
     if model_dir_lib.is_training_dir(path):
         return _from_model_dir(path, checkpoint, list(hidden_layers or []))
-    if os.path.isfile(os.path.join(path, export_dir.SAVED_MODEL_FILE)):
+    if io_utils.isfile(os.path.join(path, export_dir.SAVED_MODEL_FILE)):
         return _from_saved_model(path, list(hidden_layers or []))
     raise ConfigError(f"{FIELD}: {path}: neither a training model_dir (params.yaml) nor an exported SavedModel "
                       "version (saved_model.pb)")

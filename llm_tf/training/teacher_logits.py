@@ -15,7 +15,8 @@ them; :func:`open_teacher_logits` checks it against the run's config. From the b
     llm_train --experiment=distillation --mode=precompute_teacher_logits \\
         --model_dir=runs/distill/teacher_logits --config_file=...
 
-The output directory is written beside its final path and renamed into place at the end.
+The output directory is written beside its final path and renamed into place at the end (on a
+bucket: copied into place, ``teacher_logits.json`` last, see :func:`llm_tf.io_utils.atomic_directory`).
 """
 
 import json
@@ -25,6 +26,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.data.prepared import EXAMPLES_DIR
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.io_utils import atomic_directory, atomic_write_json
@@ -93,7 +95,8 @@ def precompute_teacher_logits(config, output_dir: str, batch_size: int = 128, ch
     """
     data_config = config.task.data
     settings = config.task.distillation
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not os.path.isfile(os.path.join(output_dir, MANIFEST)):
+    if (io_utils.isdir(output_dir) and io_utils.listdir(output_dir)
+            and not io_utils.isfile(os.path.join(output_dir, MANIFEST))):
         raise ConfigError(f"{output_dir}: exists and does not hold teacher logits ({MANIFEST}); "
                           "choose another --model_dir")
     # The student's own transform: the teacher sees exactly the packed inputs training builds.
@@ -124,8 +127,8 @@ def precompute_teacher_logits(config, output_dir: str, batch_size: int = 128, ch
         return teacher(_trim(inputs))["logits"]
 
     splits = {}
-    with atomic_directory(output_dir, overwrite=True) as tmp:
-        os.makedirs(os.path.join(tmp, EXAMPLES_DIR))
+    with atomic_directory(output_dir, overwrite=True, last=(MANIFEST,)) as tmp:
+        io_utils.makedirs(os.path.join(tmp, EXAMPLES_DIR))
         for split in dict.fromkeys([data_config.train_split, data_config.eval_split]):
             try:
                 files = data.files(split)
@@ -152,7 +155,7 @@ def precompute_teacher_logits(config, output_dir: str, batch_size: int = 128, ch
             "teacher_checkpoint": info.checkpoint,
             "teacher_step": info.step,
             "teacher_params": info.params,
-            "prepared_dir": os.path.abspath(data.directory),
+            "prepared_dir": io_utils.abspath(data.directory),
             "seq_length": seq_length,
             "teacher_tokenizer": teacher.info.tokenizer_dir if own_tokenizer else "the student's",
             "labels": list(data.labels),
@@ -179,12 +182,11 @@ def open_teacher_logits(directory: str, config, labels: list[str]) -> dict:
             ``seq_length``, other labels or another teacher (the message names both sides).
     """
     path = os.path.join(directory, MANIFEST)
-    if not os.path.isfile(path):
+    if not io_utils.isfile(path):
         raise ConfigError(f"{FIELD}: {directory}: no {MANIFEST}; write it first with "
                           f"llm_train --experiment=distillation --mode={MODE} --model_dir={directory} (same config)")
-    with open(path, encoding="utf-8") as f:
-        manifest = json.load(f)
-    prepared = os.path.abspath(config.task.data.prepared_dir)
+    manifest = json.loads(io_utils.read_text(path))
+    prepared = io_utils.abspath(config.task.data.prepared_dir)
     if manifest["prepared_dir"] != prepared:
         raise ConfigError(f"{FIELD}: {directory} holds logits for the prepared data {manifest['prepared_dir']}, "
                           f"not {prepared} (task.data.prepared_dir)")
@@ -197,7 +199,7 @@ def open_teacher_logits(directory: str, config, labels: list[str]) -> dict:
     if not config.task.distillation.teacher_dir:
         raise ConfigError(f"{teacher_lib.FIELD} is not set: name the teacher ({directory} holds logits of "
                           f"{manifest['teacher']})")
-    teacher = os.path.abspath(config.task.distillation.teacher_dir)
+    teacher = io_utils.abspath(config.task.distillation.teacher_dir)
     if teacher != manifest["teacher"]:
         raise ConfigError(f"{FIELD}: {directory} holds logits of the teacher {manifest['teacher']}, but "
                           f"{teacher_lib.FIELD} is '{config.task.distillation.teacher_dir}'")

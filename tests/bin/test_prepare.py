@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,3 +101,15 @@ def test_preset_gives_the_vocabulary_and_lower_casing(tmp_path):
     assert settings["lower_case"] is False and settings["kind"] == "wordpiece"
     assert (out / "tokenizer" / settings["vocab_file"]).read_text().split() == vocab
     # Contradicting flags: see tests/models/test_presets.py::test_tokenizer_settings_for_llm_prepare.
+
+
+@pytest.mark.parametrize("output_dir, line", [
+    ("nope://b/out", r"--output_dir: nope://b/out: TensorFlow has no file system for 'nope://' here"),
+    ("gs://llm-tf-no-such-bucket/out", r"gs://llm-tf-no-such-bucket/out: \w+: .+"),  # no network, or no such bucket
+], ids=["unknown-scheme", "unreachable-bucket"])
+def test_an_unusable_bucket_is_one_line_and_nothing_is_written_locally(tmp_path, output_dir, line):
+    result = llm_prepare(f"--input={SAMPLE / 'train.tsv'}", "--text_field=sentence", "--vocab_size=200",
+                         f"--output_dir={output_dir}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert re.fullmatch(f"llm_prepare: error: {line}\n", without_start_line(result.stderr)), result.stderr
+    assert os.listdir(tmp_path) == []  # no local "nope:" or "gs:" directory

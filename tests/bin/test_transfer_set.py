@@ -64,6 +64,14 @@ def test_errors_exit_one_with_one_line(tmp_path, inputs):
     assert not (tmp_path / "out.tsv").exists()
 
 
+def test_a_scheme_tensorflow_cannot_open_is_one_line(inputs):
+    train, _, _ = inputs
+    result = llm_transfer_set(f"--labelled={train}", "--output=nope://b/set.tsv")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "llm_transfer_set: error: --output: nope://b/set.tsv: TensorFlow has no file system for 'nope://' here"]
+
+
 def test_parse_label_map():
     assert parse_label_map(["positive:1", " negative : 0 "]) == {"positive": "1", "negative": "0"}
     assert parse_label_map([]) == {}

@@ -21,6 +21,7 @@ from llm_tf.models import named_presets, presets
 from llm_tf.text.tokenizer import TextTokenizer, load_vocab
 from llm_tf.training import configs, strategies, tasks, train_lib
 from llm_tf.training import model_dir as model_dir_lib
+from tests.bin.start_line import without_start_line
 from tests.conftest import CORPUS, SST2_SAMPLE
 from tests.preset_fixtures import save_hf_bert_directory
 from tests.training.conftest import FAST
@@ -144,7 +145,7 @@ def test_llm_prepare_refuses_unusable_directories_in_one_line(hf_run, tmp_path, 
         (bad / "config.json").write_text("{}")
     result = llm_prepare(str(bad), str(tmp_path / "out"))
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
+    lines = without_start_line(result.stderr).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("llm_prepare: error: --preset: ") and message in lines[0], lines
     assert not (tmp_path / "out").exists()
 
@@ -157,7 +158,7 @@ def test_llm_train_refuses_a_pytorch_only_directory_in_one_line(hf_run, tmp_path
     result = run_binary("llm_train", "--experiment=sentence_classification", f"--model_dir={tmp_path / 'run'}",
                         f"--params_override=task.data.prepared_dir={prepared},task.init_preset={bad}")
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
+    lines = without_start_line(result.stderr).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         f"llm_train: error: task.init_preset: {bad}: only pytorch_model.bin; keras-hub reads model.safetensors"), lines
     assert not (tmp_path / "run").exists()

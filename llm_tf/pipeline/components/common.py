@@ -1,4 +1,4 @@
-"""What several components share: local input files, and how a checkpoint is recorded.
+"""What several components share: input files (local or on a bucket), and how a checkpoint is recorded.
 
 ExampleGen and TransferSetGen both take input files (globs allowed) whose contents enter their
 cache keys, and a ``preset`` they record the same way; kept here so that neither imports the
@@ -6,14 +6,25 @@ other (ExampleGen reads a TransferSetGen artifact through :mod:`.transfer_set_ge
 """
 
 import glob
-import os
+
+from llm_tf import io_utils
+
+
+def _glob(pattern: str) -> list[str]:
+    if not io_utils.is_remote(pattern):
+        return glob.glob(pattern)
+    import tensorflow as tf
+
+    io_utils.check_path(pattern)
+    with io_utils.storage_errors(pattern):
+        return tf.io.gfile.glob(pattern)
 
 
 def expand_files(patterns: list[str]) -> list[str]:
-    """Local paths, globs expanded (sorted); a pattern without a match expands to nothing."""
+    """Paths (local or ``scheme://``), globs expanded (sorted); a pattern without a match expands to nothing."""
     paths = []
     for pattern in patterns:
-        paths.extend(sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern])
+        paths.extend(sorted(_glob(pattern)) if any(c in pattern for c in "*?[") else [pattern])
     return paths
 
 
@@ -22,4 +33,4 @@ def preset_property(preset: str) -> str:
     absolute path (as ``presets.resolve_directory`` resolves it); empty stays empty."""
     from llm_tf.models import named_presets
 
-    return preset if not preset or named_presets.is_named(preset) else os.path.abspath(preset)
+    return preset if not preset or named_presets.is_named(preset) else io_utils.abspath(preset)

@@ -2,6 +2,7 @@
 
 import os
 
+from llm_tf import io_utils
 from llm_tf.errors import ConfigError
 from llm_tf.export import evaluation_plots, saved_model_eval
 from llm_tf.export.export_dir import existing_versions
@@ -20,7 +21,8 @@ SLICED_METRICS_PNG = "sliced_metrics.png"
 
 
 def _short(path: str, parts: int = 4) -> str:
-    return "…/" + "/".join(os.path.normpath(path).split(os.sep)[-parts:])
+    path = path.rstrip("/") if io_utils.is_remote(path) else os.path.normpath(path)
+    return "…/" + "/".join(path.split("/")[-parts:])
 
 
 class Evaluator(Component):
@@ -67,7 +69,7 @@ class Evaluator(Component):
             saved_model_eval.check_buckets(length_buckets, "length_buckets")
         except ConfigError as e:
             raise PipelineError(f"component {label}: {e}") from None
-        baseline = os.path.abspath(baseline_model_base_path) if baseline_model_base_path else ""
+        baseline = io_utils.abspath(baseline_model_base_path) if baseline_model_base_path else ""
         properties = {"threshold": threshold, "max_drop": max_drop, "baseline_model_base_path": baseline,
                       "length_buckets": list(length_buckets), "eval_count": eval_count}
         if reference_evaluation is not None:  # without a reference the cache key stays as it was

@@ -14,9 +14,9 @@ transfer set tokenized with the teacher's vocabulary, cut to the tokens it uses.
 """
 
 import dataclasses
-import os
 from typing import Any
 
+from llm_tf import io_utils
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 from llm_tf.pipeline.components.common import expand_files, preset_property
@@ -96,7 +96,7 @@ class ExampleGen(Component):
                     raise PipelineError(f"component {label}: a transfer set's {key.split('_')[0]} column is "
                                         f"'{column}', got {key}='{prepare_options[key]}'")
         for key in ("inputs", "eval_inputs"):
-            prepare_options[key] = [os.path.abspath(p) for p in prepare_options.get(key, [])]
+            prepare_options[key] = [io_utils.abspath(p) for p in prepare_options.get(key, [])]
         if preset:
             prepare_options.update(_preset_settings(label, preset, prepare_options))
         super().__init__(name, {"transfer_set": transfer_set, "vocabulary": vocabulary}, prepare_options)
@@ -110,7 +110,7 @@ class ExampleGen(Component):
         files = expand_files(self.properties.get("inputs", []) + self.properties.get("eval_inputs", []))
         if self.properties.get("vocab_file"):
             files.append(self.properties["vocab_file"])
-        return {path: file_sha256(path) for path in files if os.path.isfile(path)}
+        return {path: file_sha256(path) for path in files if io_utils.isfile(path)}
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Runs ``prepare`` into the ``examples`` directory."""

@@ -3,6 +3,7 @@
 import json
 import os
 
+from llm_tf import io_utils
 from llm_tf.data import schema as schema_lib
 from llm_tf.data.prepared import ANOMALIES_FILE, SCHEMA_FILE, STATISTICS_FILE
 from llm_tf.io_utils import atomic_write_json
@@ -39,11 +40,9 @@ class ExampleValidator(Component):
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Writes ``anomalies.json``; raises :class:`AnomaliesFoundError` when there are any."""
-        with open(context.input_path("statistics", STATISTICS_FILE), encoding="utf-8") as f:
-            stats = json.load(f)
+        stats = json.loads(io_utils.read_text(context.input_path("statistics", STATISTICS_FILE)))
         schema_path = context.input_path("schema", SCHEMA_FILE)
-        with open(schema_path, encoding="utf-8") as f:
-            schema = json.load(f)
+        schema = json.loads(io_utils.read_text(schema_path))
         thresholds = schema_lib.Thresholds(context.properties["label_drift_threshold"],
                                            context.properties["length_drift_threshold"])
         features = context.inputs["examples"].properties.get("features")
@@ -58,7 +57,7 @@ class ExampleValidator(Component):
         atomic_write_json(os.path.join(context.output_dirs["anomalies"], ANOMALIES_FILE), report)
         if found and context.properties["fail_on_anomalies"]:
             reports = os.path.join(context.pipeline_root, self.name, "reports")
-            os.makedirs(reports, exist_ok=True)
+            io_utils.makedirs(reports)
             path = os.path.join(reports, f"anomalies-{context.execution_id}.json")
             atomic_write_json(path, report)
             described = "; ".join(f"[{a['split']}] {a['kind']}: {a['description']}" for a in found)

@@ -4,6 +4,7 @@ import os
 
 import tensorflow as tf
 
+from llm_tf import io_utils
 from llm_tf.io_utils import atomic_write_json
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
@@ -76,7 +77,7 @@ class InfraValidator(Component):
             server.start()
             with ServingClient(f"localhost:{server.grpc_port}", timeout=timeout) as client:
                 client.wait_until_available(model, timeout)
-                if os.path.isfile(warmup):
+                if io_utils.isfile(warmup):
                     sent = replay_warmup(client, model, warmup)
                 else:
                     client.predict_texts(model, ["infra validation"])

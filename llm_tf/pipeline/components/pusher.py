@@ -1,9 +1,12 @@
 """Pusher: adds the model as the next version under the serving base path, only when blessed twice."""
 
+import contextlib
 import json
 import os
 import shutil
 
+from llm_tf import io_utils
+from llm_tf.errors import DataError
 from llm_tf.export.export_dir import ASSETS_EXTRA_DIR, existing_versions, next_version
 from llm_tf.io_utils import atomic_directory, atomic_write_json
 from llm_tf.pipeline import artifacts
@@ -18,19 +21,21 @@ PIPELINE_INFO_FILE = os.path.join(ASSETS_EXTRA_DIR, "llm_tf_pipeline.json")
 def pushed_info(version_path: str) -> dict | None:
     """The pipeline facts of a pushed version directory, or None when it was not pushed by a pipeline."""
     path = os.path.join(version_path, PIPELINE_INFO_FILE)
-    if not os.path.isfile(path):
+    if not io_utils.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(io_utils.read_text(path))
 
 
 class Pusher(Component):
     """Copies the SavedModel to ``<serving_model_base_path>/<next version>/`` atomically.
 
-    The version is built under a dot-name that TF Serving ignores and renamed into place. It
-    pushes only when the Evaluator's blessing and the InfraValidator's blessing are both
-    positive, and not when the latest served version is already this very model; otherwise it
-    records why not (``push.json``, artifact properties ``pushed`` and ``reason``).
+    The version is built under a dot-name that TF Serving ignores and renamed into place; on a
+    bucket, which cannot rename directories, it is copied into place file by file with
+    ``saved_model.pb`` last (``llm_serve`` lists a version once that file is there; TF Serving
+    retries a failed load until it is). It pushes only when the Evaluator's blessing and the
+    InfraValidator's blessing are both positive, and not when the latest served version is
+    already this very model; otherwise it records why not (``push.json``, artifact properties
+    ``pushed`` and ``reason``).
 
     Args:
         saved_model: Exporter's ``saved_model``.
@@ -47,7 +52,7 @@ class Pusher(Component):
     def __init__(self, saved_model: OutputRef, blessing: OutputRef, infra_blessing: OutputRef,
                  serving_model_base_path: str, name: str | None = None):
         super().__init__(name, {"saved_model": saved_model, "blessing": blessing, "infra_blessing": infra_blessing},
-                         {"serving_model_base_path": os.path.abspath(serving_model_base_path)})
+                         {"serving_model_base_path": io_utils.abspath(serving_model_base_path)})
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Pushes, or records why not."""
@@ -71,19 +76,46 @@ class Pusher(Component):
             atomic_write_json(os.path.join(context.output_dirs["pushed_model"], "push.json"), record)
             return ExecutionResult({"pushed_model": record}, {"pushed": False})
         source = version_dir(saved_model)
-        if not os.path.isdir(source):
+        if not io_utils.isdir(source):
             raise PipelineError(f"component {self.name}: input 'saved_model' ({saved_model.uri}) has no version "
                                 f"directory {source}")
         version = next_version(base)
         destination = os.path.join(base, str(version))
-        with atomic_directory(destination) as tmp:
-            shutil.copytree(source, tmp, dirs_exist_ok=True)
-            os.makedirs(os.path.join(tmp, os.path.dirname(PIPELINE_INFO_FILE)), exist_ok=True)
-            atomic_write_json(os.path.join(tmp, PIPELINE_INFO_FILE), {
-                "pipeline_root": context.pipeline_root, "pusher_execution": context.execution_id,
-                "model_fingerprint": saved_model.fingerprint, "saved_model": saved_model.uri})
+        info = {"pipeline_root": context.pipeline_root, "pusher_execution": context.execution_id,
+                "model_fingerprint": saved_model.fingerprint, "saved_model": saved_model.uri}
+        if context.metadata_path:
+            info["metadata_path"] = context.metadata_path
+        if io_utils.is_remote(destination):
+            _push_remote(source, destination, info)
+        else:
+            with atomic_directory(destination) as tmp:
+                if io_utils.is_remote(source):
+                    io_utils.copy_tree(source, tmp)
+                else:
+                    shutil.copytree(source, tmp, dirs_exist_ok=True)
+                os.makedirs(os.path.join(tmp, os.path.dirname(PIPELINE_INFO_FILE)), exist_ok=True)
+                atomic_write_json(os.path.join(tmp, PIPELINE_INFO_FILE), info)
         record = {"pushed": True, "version": version, "path": destination, "serving_model_base_path": base,
                   "reason": "blessed by Evaluator and InfraValidator"}
         atomic_write_json(os.path.join(context.output_dirs["pushed_model"], "push.json"), record)
         context.log(f"pushed version {version} to {destination}")
         return ExecutionResult({"pushed_model": record}, {"pushed": True, "version": version})
+
+
+def _push_remote(source: str, destination: str, info: dict) -> None:
+    """Copies version ``source`` to ``destination`` on a bucket, ``saved_model.pb`` last.
+
+    Raises:
+        PipelineError: ``destination`` exists already.
+        DataError: The bucket failed (what was copied is deleted again, best effort).
+    """
+    if io_utils.exists(destination):
+        raise PipelineError(f"{destination}: exists already (another push chose the same version)")
+    try:
+        with io_utils.storage_errors(destination):
+            atomic_write_json(os.path.join(destination, PIPELINE_INFO_FILE), info)
+            io_utils.copy_tree(source, destination, last=("saved_model.pb",))
+    except BaseException:
+        with contextlib.suppress(DataError):
+            io_utils.remove_tree(destination)
+        raise

@@ -41,6 +41,8 @@ class Quantizer(Component):
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Runs ``quantize`` into the ``tflite_models`` directory; its progress lines go to the run's output."""
+        import tensorflow as tf
+
         from llm_tf.export.tflite_quantize import QuantizeConfig, quantize
         from llm_tf.export.tflite_report import REPORT_PNG
 
@@ -56,7 +58,7 @@ class Quantizer(Component):
         passed = not result.failed
         context.log(f"gate {'passed' if passed else 'FAILED for ' + ', '.join(result.failed)}; "
                     f"files: {', '.join(files.values())}")
-        sizes = {name: os.path.getsize(os.path.join(out, f)) for name, f in files.items()}
+        sizes = {name: tf.io.gfile.stat(os.path.join(out, f)).length for name, f in files.items()}
         return ExecutionResult({"tflite_models": {"files": files, "sizes": sizes, "gate_passed": passed,
                                                   "failed": result.failed, artifacts.PLOTS: [REPORT_PNG]}},
                                {"variants": len(files), "gate_passed": passed})

@@ -2,8 +2,8 @@
 
 import json
 import os
-import shutil
 
+from llm_tf import io_utils
 from llm_tf.data import schema as schema_lib
 from llm_tf.data.prepared import SCHEMA_FILE, STATISTICS_FILE
 from llm_tf.io_utils import atomic_write_json
@@ -31,14 +31,13 @@ class SchemaGen(Component):
 
     def __init__(self, statistics: OutputRef, examples: OutputRef, schema_file: str = "", name: str | None = None):
         super().__init__(name, {"statistics": statistics, "examples": examples},
-                         {"schema_file": os.path.abspath(schema_file) if schema_file else ""})
+                         {"schema_file": io_utils.abspath(schema_file) if schema_file else ""})
 
     def extra_fingerprint(self) -> dict:
         """The curated schema's contents, when one is given."""
         path = self.properties["schema_file"]
-        if path and os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return {"schema_file": f.read()}
+        if path and io_utils.isfile(path):
+            return {"schema_file": io_utils.read_text(path)}
         return {}
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
@@ -46,15 +45,13 @@ class SchemaGen(Component):
         target = os.path.join(context.output_dirs["schema"], SCHEMA_FILE)
         curated = context.properties["schema_file"]
         if curated:
-            if not os.path.isfile(curated):
+            if not io_utils.isfile(curated):
                 raise PipelineError(f"component {self.name}: schema_file {curated} does not exist")
-            shutil.copyfile(curated, target)
-            with open(target, encoding="utf-8") as f:
-                schema = json.load(f)
+            io_utils.copy_file(curated, target)
+            schema = json.loads(io_utils.read_text(target))
         else:
             path = context.input_path("statistics", STATISTICS_FILE)
-            with open(path, encoding="utf-8") as f:
-                stats = json.load(f)
+            stats = json.loads(io_utils.read_text(path))
             if "train" not in stats:
                 raise PipelineError(f"component {self.name}: {path} has no train split (the schema is inferred "
                                     "from it)")

@@ -2,8 +2,8 @@
 
 import json
 import os
-import shutil
 
+from llm_tf import io_utils
 from llm_tf.data.prepared import STATISTICS_FILE
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
@@ -27,9 +27,8 @@ class StatisticsGen(Component):
         """Copies the statistics; records counts, OOV and truncation rates per split."""
         source = context.input_path("examples", STATISTICS_FILE)
         target = os.path.join(context.output_dirs["statistics"], STATISTICS_FILE)
-        shutil.copyfile(source, target)
-        with open(target, encoding="utf-8") as f:
-            stats = json.load(f)
+        io_utils.copy_file(source, target)
+        stats = json.loads(io_utils.read_text(target))
         props = {split: {k: stats[split].get(k) for k in ("count", "oov_rate", "truncated_fraction", "duplicates")}
                  for split in ("train", "eval") if split in stats}
         metrics = {f"{split}_oov": v["oov_rate"] for split, v in props.items()}

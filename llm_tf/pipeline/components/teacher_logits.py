@@ -10,9 +10,9 @@ teacher model -> ``teacher_dir``), so the logits are those of the run that reads
 student Trainer checks the manifest against its own config before training.
 """
 
-import os
 from typing import Any
 
+from llm_tf import io_utils
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
 from llm_tf.pipeline.components.trainer import DISTILLATION, declared_config, resolve_config
@@ -56,7 +56,7 @@ class TeacherLogits(Component):
                                 f"'{DISTILLATION}' experiment, not '{experiment}'")
         super().__init__(name, {"examples": examples, "teacher_model": teacher_model,
                                 "teacher_blessing": teacher_blessing}, {
-            "experiment": experiment, "config_files": [os.path.abspath(p) for p in config_files or []],
+            "experiment": experiment, "config_files": [io_utils.abspath(p) for p in config_files or []],
             "params_override": params_override, "batch_size": batch_size})
 
     def key_properties(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ Trainer trains with.
 import os
 from typing import Any
 
+from llm_tf import io_utils
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.artifacts import Artifact
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
@@ -62,7 +63,7 @@ def resolve_config(properties: dict[str, Any], inputs: dict[str, Artifact]):
 
 def config_files_fingerprint(properties: dict[str, Any]) -> dict[str, str]:
     """SHA-256 of each config file named in the properties (their contents are in the cache key)."""
-    return {path: file_sha256(path) for path in properties["config_files"] if os.path.isfile(path)}
+    return {path: file_sha256(path) for path in properties["config_files"] if io_utils.isfile(path)}
 
 
 class Trainer(Component):
@@ -118,7 +119,7 @@ class Trainer(Component):
             raise PipelineError(f"component {label}: teacher_logits needs teacher_model (the teacher they came from)")
         super().__init__(name, {"examples": examples, "transform_graph": transform_graph, "base_model": base_model,
                                 "teacher_model": teacher_model, "teacher_logits": teacher_logits}, {
-            "experiment": experiment, "config_files": [os.path.abspath(p) for p in config_files or []],
+            "experiment": experiment, "config_files": [io_utils.abspath(p) for p in config_files or []],
             "params_override": params_override, "mode": mode, "strategy": strategy, "num_devices": num_devices})
 
     def extra_fingerprint(self) -> dict[str, Any]:
@@ -162,7 +163,7 @@ class Trainer(Component):
                  "params_yaml": model_dir_lib.PARAMS_FILE, "metrics": clean,
                  "init_checkpoint": config.task.init_checkpoint or "",
                  artifacts.PLOTS: [model_dir_lib.TRAINING_CURVES_PNG]
-                 if os.path.isfile(os.path.join(model_dir, model_dir_lib.TRAINING_CURVES_PNG)) else []}
+                 if io_utils.isfile(os.path.join(model_dir, model_dir_lib.TRAINING_CURVES_PNG)) else []}
         if config.experiment == DISTILLATION:
             props["teacher_dir"] = config.task.distillation.teacher_dir
             props["teacher_logits_dir"] = config.task.distillation.teacher_logits_dir

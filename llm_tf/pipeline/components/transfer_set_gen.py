@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Any
 
+from llm_tf import io_utils
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult
 from llm_tf.pipeline.components.common import expand_files, preset_property
@@ -59,7 +60,7 @@ class TransferSetGen(Component):
         if not config.get("labelled"):
             raise PipelineError(f"component {label}: give at least one labelled file (labelled=[...])")
         for key in FILE_FIELDS:
-            config[key] = [os.path.abspath(p) for p in config.get(key, [])]
+            config[key] = [io_utils.abspath(p) for p in config.get(key, [])]
         config["preset"] = preset_property(config.get("preset", ""))
         defaults = dataclasses.asdict(TransferSetConfig())
         super().__init__(name, {}, {**defaults, **config})
@@ -69,7 +70,7 @@ class TransferSetGen(Component):
         extra: dict[str, Any] = {}
         for key in FILE_FIELDS:
             paths = expand_files(self.properties[key])
-            extra.update({path: file_sha256(path) for path in paths if os.path.isfile(path)})
+            extra.update({path: file_sha256(path) for path in paths if io_utils.isfile(path)})
         preset = self.properties["preset"]
         if preset and self.properties["augment_copies"] > 0:
             from llm_tf.models import presets

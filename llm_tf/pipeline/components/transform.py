@@ -3,6 +3,7 @@
 import os
 import shutil
 
+from llm_tf import io_utils
 from llm_tf.data.prepared import LABELS_FILE, TOKENIZER_DIR
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
@@ -35,9 +36,13 @@ class Transform(Component):
 
         source = context.inputs["examples"].uri
         out = context.output_dirs["transform_graph"]
-        shutil.copytree(context.input_path("examples", TOKENIZER_DIR), os.path.join(out, TOKENIZER_DIR))
-        if os.path.isfile(os.path.join(source, LABELS_FILE)):
-            shutil.copyfile(os.path.join(source, LABELS_FILE), os.path.join(out, LABELS_FILE))
+        tokenizer = context.input_path("examples", TOKENIZER_DIR)
+        if io_utils.is_remote(tokenizer) or io_utils.is_remote(out):
+            io_utils.copy_tree(tokenizer, os.path.join(out, TOKENIZER_DIR))
+        else:
+            shutil.copytree(tokenizer, os.path.join(out, TOKENIZER_DIR))
+        if io_utils.isfile(os.path.join(source, LABELS_FILE)):
+            io_utils.copy_file(os.path.join(source, LABELS_FILE), os.path.join(out, LABELS_FILE))
         config = TokenizerConfig.load(os.path.join(out, TOKENIZER_DIR))
         vocab = os.path.join(out, TOKENIZER_DIR, config.vocab_file)
         examples = context.inputs["examples"].properties
