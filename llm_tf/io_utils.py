@@ -191,6 +191,7 @@ def copy_file(source: str, target: str) -> None:
     with storage_errors(source):
         tf.io.gfile.copy(source, target, overwrite=True)
 
+
 # mkstemp/mkdtemp create private (0600/0700) paths; what we publish gets the modes a plain
 # open()/mkdir() would give under the process umask, so other users and containers can read it.
 _UMASK = os.umask(0)
