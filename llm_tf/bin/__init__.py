@@ -2,6 +2,7 @@
 
 import logging as _logging
 import os
+import warnings
 
 from absl import logging as _absl_logging
 
@@ -39,6 +40,16 @@ PYTHON_NOISE = (
     ("matplotlib.font_manager", "Matplotlib is building the font cache",
      "a one-time notice on a fresh machine (llm_quantize and llm_prepare draw report plots)"),
 )
+
+
+#: Python warnings ignored as known noise: (message regex, category, why).
+PYTHON_WARNINGS = (
+    (r"\s*Warning: tf\.lite\.Interpreter is deprecated", UserWarning,
+     "TensorFlow's full-int8 calibration runs tf.lite.Interpreter itself; our interpreters are LiteRT's"),
+)
+if not noise_enabled():
+    for _message, _category, _ in PYTHON_WARNINGS:
+        warnings.filterwarnings("ignore", message=_message, category=_category)
 
 
 class _QuietLibraries(_logging.Filter):
