@@ -58,10 +58,8 @@ from llm_tf.data import readers
 from llm_tf.data.rows import RowProblem
 from llm_tf.data.transfer_set_augment import augment_all
 from llm_tf.data.transfer_set_sources import (
-    Inputs,
     Report,
     clean_text,
-    is_remote,
     normalise,
     read_exclude,
     read_extra,
@@ -189,7 +187,7 @@ def _check_config(config: TransferSetConfig, output_path: str) -> None:
 
 
 def _same_path(a: str, b: str) -> bool:
-    if is_remote(a) or is_remote(b):
+    if io_utils.is_remote(a) or io_utils.is_remote(b):
         return a.rstrip("/") == b.rstrip("/")
     return os.path.realpath(a) == os.path.realpath(b)
 
@@ -230,23 +228,16 @@ def build_transfer_set(config: TransferSetConfig, output_path: str) -> dict[str,
 
     report = Report(SOURCES)
     file_rows: dict[str, int] = {}
-    inputs = Inputs()
-    try:
-        labelled = read_labelled(inputs, roles["labelled"], report, file_rows, text_field=config.text_field,
-                                 label_field=config.label_field)
-        label_set = {label for _, label in labelled}
-        if not labelled:
-            raise DataError(f"no usable labelled row in {', '.join(roles['labelled'])} ({report.bad_count} bad rows"
-                            f"{': ' + report.bad_rows[0] if report.bad_rows else ''})")
-        extra, documents = read_extra(inputs, roles["extra"], report, file_rows, text_field=config.extra_text_field,
-                                      label_field=config.extra_label_field, label_map=config.label_map,
-                                      labels=label_set, min_words=config.min_words, max_words=config.max_words)
-        excluded_keys = read_exclude(inputs, roles["exclude"], report, file_rows, text_field=config.text_field)
-    except DataError as e:
-        raise DataError(inputs.name(str(e))) from None
-    finally:
-        inputs.close()
-    report.bad_rows = [inputs.name(line) for line in report.bad_rows]
+    labelled = read_labelled(roles["labelled"], report, file_rows, text_field=config.text_field,
+                             label_field=config.label_field)
+    label_set = {label for _, label in labelled}
+    if not labelled:
+        raise DataError(f"no usable labelled row in {', '.join(roles['labelled'])} ({report.bad_count} bad rows"
+                        f"{': ' + report.bad_rows[0] if report.bad_rows else ''})")
+    extra, documents = read_extra(roles["extra"], report, file_rows, text_field=config.extra_text_field,
+                                  label_field=config.extra_label_field, label_map=config.label_map,
+                                  labels=label_set, min_words=config.min_words, max_words=config.max_words)
+    excluded_keys = read_exclude(roles["exclude"], report, file_rows, text_field=config.text_field)
 
     kept: dict[str, list[tuple[str, str]]] = {source: [] for source in SOURCES}
     seen: dict[str, str] = {}  # normalised text -> the label kept for it

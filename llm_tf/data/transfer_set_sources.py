@@ -1,17 +1,14 @@
 """Reading a transfer set's inputs: the labelled, extra and exclude files (:mod:`llm_tf.data.transfer_set`).
 
 Text helpers (the normalised deduplication key, white-space cleaning, splitting documents into
-sentences), input files opened through ``tf.io.gfile`` (remote files copied to a local temporary
-directory for the project readers) and the three readers, which count candidates, drops and
-bad rows in a :class:`Report`.
+sentences), input files opened with the project readers (which stream ``gs://`` files through
+``tf.io.gfile``) and the three readers, which count candidates, drops and bad rows in a
+:class:`Report`.
 """
 
 import collections
 import html
-import os
 import re
-import shutil
-import tempfile
 import unicodedata
 from collections.abc import Iterator
 
@@ -86,64 +83,21 @@ def _sentences(document: str) -> list[str]:
     return [s for s in (clean_text(part) for part in _SENTENCE_END.split(text)) if s]
 
 
-# -- file access (tf.io.gfile, so that gs:// paths work) --------------------------------------
+# -- file access ------------------------------------------------------------------------------
 
 
-def gfile():
-    """``tf.io.gfile`` (TensorFlow is imported on first use)."""
-    import tensorflow as tf
+def open_input(path: str, flag: str) -> readers.RowSource:
+    """Opens an input file (local or ``gs://``) with the project readers; errors name ``--flag``.
 
-    return tf.io.gfile
-
-
-def is_remote(path: str) -> bool:
-    """Whether ``path`` is a URL (``gs://...``) rather than a local path."""
-    return "://" in path
-
-
-def _check_input(path: str, flag: str) -> None:
-    files = gfile()
+    Raises:
+        ConfigError: A scheme TensorFlow cannot open.
+        DataError: The file is missing, a directory, empty or unreadable.
+    """
     io_utils.check_path(path, f"--{flag}")
-    with io_utils.storage_errors(path):
-        if not files.exists(path):
-            raise DataError(f"{path}: no such file (--{flag})")
-        if files.isdir(path):
-            raise DataError(f"{path}: is a directory, expected a file (--{flag})")
-        if files.stat(path).length == 0:
-            raise DataError(f"{path}: file is empty (--{flag})")
-
-
-class Inputs:
-    """Opens input files with the project readers; remote files are copied to a local temp dir first."""
-
-    def __init__(self):
-        self._tmp: str | None = None
-        self._names: dict[str, str] = {}  # local copy -> the path the user gave
-
-    def open(self, path: str, flag: str) -> readers.RowSource:
-        _check_input(path, flag)
-        local = path
-        if is_remote(path):
-            if self._tmp is None:
-                self._tmp = tempfile.mkdtemp(prefix="llm_transfer_set-")
-            local = os.path.join(self._tmp, f"{len(self._names)}-{os.path.basename(path)}")
-            with io_utils.storage_errors(path):
-                gfile().copy(path, local, overwrite=True)
-            self._names[local] = path
-        try:
-            return readers.open_source(local)
-        except DataError as e:
-            raise DataError(f"{self.name(str(e))} (--{flag})") from None
-
-    def name(self, text: str) -> str:
-        """Replaces local copies' paths by the paths the user gave in ``text``."""
-        for local, original in self._names.items():
-            text = text.replace(local, original)
-        return text
-
-    def close(self) -> None:
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+    try:
+        return readers.open_source(path)
+    except DataError as e:
+        raise DataError(f"{e} (--{flag})") from None
 
 
 def _pick_field(source: readers.RowSource, path: str, alternatives: str, flag: str, role: str) -> str | None:
@@ -180,7 +134,7 @@ class Report:
             self.bad_rows.append(f"{path}:{line}: {reason}")
 
 
-def _records(inputs: Inputs, path: str, kind: str, text_fields: str, label_fields: str, report: Report,
+def _records(path: str, kind: str, text_fields: str, label_fields: str, report: Report,
              file_rows: dict[str, int]) -> Iterator[tuple[int, str, str]]:
     """Yields ``(line, text, label)`` of a ``kind`` (labelled/extra) file's usable rows; the
     others are bad rows in ``report``. Records the file's row count in ``file_rows``.
@@ -188,7 +142,7 @@ def _records(inputs: Inputs, path: str, kind: str, text_fields: str, label_field
     Raises:
         DataError: The file has a header and no row.
     """
-    source = inputs.open(path, kind)
+    source = open_input(path, kind)
     prefix = "" if kind == "labelled" else kind + "_"
     text_field = _pick_field(source, path, text_fields, prefix + "text_field", "text")
     label_field = _pick_field(source, path, label_fields, prefix + "label_field", "label")
@@ -206,12 +160,12 @@ def _records(inputs: Inputs, path: str, kind: str, text_fields: str, label_field
     file_rows[path] = count
 
 
-def read_labelled(inputs: Inputs, paths: list[str], report: Report, file_rows: dict[str, int], *, text_field: str,
+def read_labelled(paths: list[str], report: Report, file_rows: dict[str, int], *, text_field: str,
                   label_field: str) -> list[tuple[str, str]]:
     """``(text, label)`` of the labelled files' usable rows, in file order (fields: comma lists of alternatives)."""
     rows = []
     for path in paths:
-        for _, text, label in _records(inputs, path, "labelled", text_field, label_field, report, file_rows):
+        for _, text, label in _records(path, "labelled", text_field, label_field, report, file_rows):
             report.candidates["labelled"] += 1
             if not text:
                 report.dropped["labelled"]["empty_text"] += 1
@@ -248,7 +202,7 @@ def _text_and_label(row: Row, path: str, text_field: str | None, text_fields: st
     return text, label
 
 
-def read_extra(inputs: Inputs, paths: list[str], report: Report, file_rows: dict[str, int], *, text_field: str,
+def read_extra(paths: list[str], report: Report, file_rows: dict[str, int], *, text_field: str,
                label_field: str, label_map: dict[str, str], labels: set[str], min_words: int,
                max_words: int) -> tuple[list[tuple[str, str]], int]:
     """``(sentence, label)`` of the extra documents' sentences of ``min_words`` to ``max_words`` words, and
@@ -257,7 +211,7 @@ def read_extra(inputs: Inputs, paths: list[str], report: Report, file_rows: dict
     mapped_names = ", ".join(sorted(label_map)) or "nothing"
     label_names = ", ".join(sorted(labels))
     for path in paths:
-        for line, text, label in _records(inputs, path, "extra", text_field, label_field, report, file_rows):
+        for line, text, label in _records(path, "extra", text_field, label_field, report, file_rows):
             if label in label_map:
                 label = str(label_map[label]).strip()
             elif label not in labels:
@@ -281,7 +235,7 @@ def read_extra(inputs: Inputs, paths: list[str], report: Report, file_rows: dict
     return rows, documents
 
 
-def read_exclude(inputs: Inputs, paths: list[str], report: Report, file_rows: dict[str, int], *,
+def read_exclude(paths: list[str], report: Report, file_rows: dict[str, int], *,
                  text_field: str) -> set[str]:
     """The normalised keys of the exclude files' texts (a malformed record: its raw text and each field).
 
@@ -290,7 +244,7 @@ def read_exclude(inputs: Inputs, paths: list[str], report: Report, file_rows: di
     """
     keys: set[str] = set()
     for path in paths:
-        source = inputs.open(path, "exclude")
+        source = open_input(path, "exclude")
         field = _pick_field(source, path, text_field, "text_field", "text")
         found = 0
         count = 0
