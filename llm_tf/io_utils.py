@@ -181,6 +181,32 @@ def read_text(path: str) -> str:
     return read_bytes(path).decode("utf-8")
 
 
+def replace(source: str, target: str) -> None:
+    """Renames file ``source`` to ``target``, replacing it: the publishing step of a file written aside.
+
+    Locally ``os.replace`` (atomic); on a remote file system ``tf.io.gfile.rename`` (an object
+    store copies, and the object appears whole). Storage errors become one-line DataErrors.
+    """
+    if not is_remote(source) and not is_remote(target):
+        os.replace(source, target)
+        return
+    import tensorflow as tf
+
+    with storage_errors(target):
+        tf.io.gfile.rename(source, target, overwrite=True)
+
+
+def remove_file(path: str) -> None:
+    """Deletes file ``path`` (``os.unlink`` locally, gfile remote; storage errors become DataError)."""
+    if not is_remote(path):
+        os.unlink(path)
+        return
+    import tensorflow as tf
+
+    with storage_errors(path):
+        tf.io.gfile.remove(path)
+
+
 def copy_file(source: str, target: str) -> None:
     """Copies file ``source`` to ``target`` (any file systems; ``target``'s directory must exist locally)."""
     if not is_remote(source) and not is_remote(target):

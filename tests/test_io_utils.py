@@ -166,3 +166,16 @@ def test_copy_tree_copies_sibling_directories_that_share_a_name_prefix():
     assert written == [f"{target}/assets.extra/labels.txt", f"{target}/assets/vocab.txt", f"{target}/saved_model.pb"]
     io_utils.remove_tree(source)
     assert not tf.io.gfile.exists(f"{source}/saved_model.pb")
+
+
+def test_replace_and_remove_file_on_local_and_remote_paths(tmp_path):
+    import tensorflow as tf
+
+    for root in (str(tmp_path), _ram("r")):
+        io_utils.makedirs(root)
+        io_utils.atomic_write_text(f"{root}/a.tmp", "new")
+        io_utils.atomic_write_text(f"{root}/a.txt", "old")
+        io_utils.replace(f"{root}/a.tmp", f"{root}/a.txt")
+        assert io_utils.read_text(f"{root}/a.txt") == "new" and not tf.io.gfile.exists(f"{root}/a.tmp")
+        io_utils.remove_file(f"{root}/a.txt")
+        assert not io_utils.exists(f"{root}/a.txt")

@@ -87,21 +87,12 @@ class BadRowHandler:
         if self._file is None:
             return
         file, self._file = self._file, None
-        if not io_utils.is_remote(self.reject_path):
-            file.close()
-            if commit:
-                os.replace(self._tmp_path, self.reject_path)
-            else:
-                os.unlink(self._tmp_path)
-            return
-        import tensorflow as tf
-
         with io_utils.storage_errors(self.reject_path):
-            file.close()
-            if commit:
-                tf.io.gfile.rename(self._tmp_path, self.reject_path, overwrite=True)
-            else:
-                tf.io.gfile.remove(self._tmp_path)
+            file.close()  # a remote file is uploaded here
+        if commit:
+            io_utils.replace(self._tmp_path, self.reject_path)
+        else:
+            io_utils.remove_file(self._tmp_path)
 
 
 def _reason_kind(reason: str) -> str:

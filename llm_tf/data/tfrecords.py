@@ -112,16 +112,9 @@ class ShardedWriter:
                 writer.close()
             for tmp, final in zip(self._tmp_paths, self.paths):
                 if exc_type is None:
-                    _rename(tmp, final)
+                    io_utils.replace(tmp, final)
                 else:
                     _remove(tmp)
-
-
-def _rename(source: str, target: str) -> None:
-    if io_utils.is_remote(target):
-        tf.io.gfile.rename(source, target, overwrite=True)
-    else:
-        os.replace(source, target)
 
 
 def _remove(path: str) -> None:

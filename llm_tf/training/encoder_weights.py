@@ -19,7 +19,6 @@ import warnings
 from collections.abc import Iterator
 
 import keras
-import tensorflow as tf
 
 from llm_tf import io_utils
 from llm_tf.errors import ConfigError
@@ -53,8 +52,7 @@ def export_encoder(model: keras.Model, model_dir: str) -> str:
             encoder.save_weights(os.path.join(local, ENCODER_WEIGHTS))
             tmp = f"{model_dir.rstrip('/')}/.partial-{uuid.uuid4().hex}.{ENCODER_WEIGHTS}"
             io_utils.copy_file(os.path.join(local, ENCODER_WEIGHTS), tmp)
-            with io_utils.storage_errors(path):
-                tf.io.gfile.rename(tmp, path, overwrite=True)
+            io_utils.replace(tmp, path)
     else:
         tmp = os.path.join(model_dir, f".partial-{os.getpid()}.{ENCODER_WEIGHTS}")
         encoder.save_weights(tmp)
