@@ -10,7 +10,7 @@ keras-hub users load what llm-tf trained::
 and llm-tf starts a new run from it (``task.init_preset=DIR``, see :mod:`llm_tf.models.presets`).
 
 The backbone is a fresh float32 ``BertBackbone`` built from the encoder's config with the trained
-weights copied in: LoRA factors are already merged by :func:`llm_tf.export.model_dir_lib.restore_trained_model`
+weights copied in: LoRA factors are already merged by :func:`llm_tf.training.model_dir.restore_trained_model`
 and no mixed-precision policy is saved. The task head (classifier, tagger, MLM head) is not part
 of a backbone preset. The directory is written beside its final path and renamed into place at
 the end, so nobody sees half a preset. On a bucket (``gs://...``) keras-hub saves to a local
