@@ -142,11 +142,13 @@ def _publish(staging: str, final: str) -> None:
     if not io_utils.is_remote(final):
         os.replace(staging, final)
         return
+    from llm_tf.export.export_dir import SAVED_MODEL_FILE  # an artifact that holds a SavedModel: that file last
+
     if io_utils.exists(final):
         raise PipelineError(_written_by_another_store(final))
     with io_utils.storage_errors(final):
         io_utils.makedirs(final)  # an output may be empty; its directory must still exist
-        io_utils.copy_tree(staging, final, last=("saved_model.pb",))
+        io_utils.copy_tree(staging, final, last=(SAVED_MODEL_FILE,))
     io_utils.remove_tree(staging)
 
 

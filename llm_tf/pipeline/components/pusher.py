@@ -7,7 +7,7 @@ import shutil
 
 from llm_tf import io_utils
 from llm_tf.errors import DataError
-from llm_tf.export.export_dir import ASSETS_EXTRA_DIR, existing_versions, next_version
+from llm_tf.export.export_dir import ASSETS_EXTRA_DIR, SAVED_MODEL_FILE, existing_versions, next_version
 from llm_tf.io_utils import atomic_directory, atomic_write_json
 from llm_tf.pipeline import artifacts
 from llm_tf.pipeline.component import Component, ExecutionContext, ExecutionResult, OutputRef
@@ -114,7 +114,7 @@ def _push_remote(source: str, destination: str, info: dict) -> None:
     try:
         with io_utils.storage_errors(destination):
             atomic_write_json(os.path.join(destination, PIPELINE_INFO_FILE), info)
-            io_utils.copy_tree(source, destination, last=("saved_model.pb",))
+            io_utils.copy_tree(source, destination, last=(SAVED_MODEL_FILE,))
     except BaseException:
         with contextlib.suppress(DataError):
             io_utils.remove_tree(destination)
