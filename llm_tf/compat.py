@@ -237,6 +237,18 @@ def in_multi_worker_mode(strategy: tf.distribute.Strategy) -> bool:
     return strategy.extended._in_multi_worker_mode()
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow's oneDNN CPU kernels are on in this process (for the binaries' start line).
+
+    Uses ``tensorflow.python.util._pywrap_util_port.IsMklEnabled``: TensorFlow has no public
+    call for it, and ``TF_ENABLE_ONEDNN_OPTS`` alone does not say (the default depends on the
+    CPU). Checked on tensorflow 2.20.0.
+    """
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def maybe_merge_call(fn: Callable, strategy: tf.distribute.Strategy, *args, **kwargs):
     """Runs ``fn(strategy, *args, **kwargs)`` in the cross-replica context (directly if already there).
 

@@ -5,6 +5,8 @@ removes or changes a private API llm_tf relies on fails here, by name.
 """
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -183,6 +185,15 @@ class _Tiny(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec((1, 4), tf.float32, name="x")])
     def __call__(self, x):
         return {"y": tf.nn.softmax(tf.matmul(x, self.w))}
+
+
+def test_onednn_enabled_follows_tensorflows_switch():
+    # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it loads: one process per value.
+    code = "from llm_tf import compat; import tensorflow; print(compat.onednn_enabled())"
+    for value, expected in (("1", "True"), ("0", "False")):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": value, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        assert result.stdout.strip() == expected, result.stderr[-2000:]
 
 
 def test_write_fingerprint(tmp_path):

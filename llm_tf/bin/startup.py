@@ -19,6 +19,8 @@ from collections.abc import Iterable
 
 from absl import logging
 
+from llm_tf import compat
+
 #: The CPU flags of /proc/cpuinfo worth knowing for TensorFlow's CPU kernels, in this order.
 VECTOR_EXTENSIONS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
                      "amx_tile", "amx_bf16", "amx_int8")
@@ -89,9 +91,7 @@ def describe_devices(tf) -> str:
 def onednn_state() -> str:
     """``on``/``off``: whether TensorFlow's oneDNN CPU kernels are enabled in this process."""
     try:
-        from tensorflow.python.util import _pywrap_util_port
-
-        return "on" if _pywrap_util_port.IsMklEnabled() else "off"
+        return "on" if compat.onednn_enabled() else "off"
     except (ImportError, AttributeError):
         value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
         return {"1": "on", "0": "off"}.get(value or "", "TensorFlow's default")
