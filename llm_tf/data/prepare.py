@@ -15,7 +15,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -312,8 +314,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
     sources = _sources(config, spec)
     features = spec.features
     eval_fraction = config.eval_percent / 100.0
-    with atomic_directory(config.output_dir, overwrite=config.overwrite) as work:
-        staging = os.path.join(work, ".staging")
+    with atomic_directory(config.output_dir, overwrite=config.overwrite) as work, _staging_dir(work) as staging:
         builders = {"train": statistics.StatisticsBuilder(spec.task)}
         builders["eval"] = statistics.StatisticsBuilder(spec.task, reference_keys=builders["train"].keys)
         with contextlib.ExitStack() as stack:
@@ -381,6 +382,24 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         summary.update(vocab=vocab_origin, task=spec.task, features=features, config=dataclasses.asdict(config))
         write_json(work, SUMMARY_FILE, summary)
     return result
+
+
+@contextlib.contextmanager
+def _staging_dir(work: str) -> Iterator[str]:
+    """Where each split waits as one shard until its row count (and so its shard count) is known.
+
+    Inside ``work`` for a local output (removed after resharding). For a bucket output, a local
+    temporary directory: the staged shards are read back once, so writing them to the bucket
+    would upload every example twice more.
+    """
+    if not io_utils.is_remote(work):
+        yield os.path.join(work, ".staging")
+        return
+    local = tempfile.mkdtemp(prefix="llm_prepare_staging-")
+    try:
+        yield local
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
 
 
 def _reshard(staged: str, examples_dir: str, split: str, num_shards: int) -> None:

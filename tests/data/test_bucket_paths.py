@@ -59,15 +59,23 @@ def prepared(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("cwd")
     here = os.getcwd()
     os.chdir(cwd)
+    writer, opened = tf.io.TFRecordWriter, []  # where every TFRecord file of the prepare is written
+
+    def recording_writer(path, *args, **kwargs):
+        opened.append(str(path))
+        return writer(path, *args, **kwargs)
+
+    tf.io.TFRecordWriter = recording_writer
     try:
         remote = prepare(PrepareConfig(output_dir=f"{root}/out/", inputs=[f"{root}/in/*.tsv"],
                                        eval_inputs=[f"{root}/eval/dev.tsv"], **OPTIONS))
     finally:
+        tf.io.TFRecordWriter = writer
         os.chdir(here)
     assert os.listdir(cwd) == []  # no local "ram:" directory
     prepare(PrepareConfig(output_dir=str(local / "out"), inputs=[str(local / "in" / "*.tsv")],
                           eval_inputs=[str(local / "eval" / "dev.tsv")], **OPTIONS))
-    return {"root": root, "local": str(local), "remote": remote}
+    return {"root": root, "local": str(local), "remote": remote, "opened": opened}
 
 
 def test_a_bucket_prepare_writes_what_a_local_one_does(prepared):
@@ -91,6 +99,10 @@ def test_a_bucket_prepare_writes_what_a_local_one_does(prepared):
         for key in ("output_dir", "inputs", "eval_inputs"):
             del summary["config"][key]
     assert ours == theirs
+    # The single-shard staging of each split stays on local disk: only the final shards go to the bucket.
+    on_bucket = [path for path in prepared["opened"] if path.startswith(root)]
+    assert len(on_bucket) == 4 and all("/examples/" in path for path in on_bucket), prepared["opened"]
+    assert len(prepared["opened"]) == 6  # plus the two local staging shards (train, eval)
     # Nothing but the output is left on the bucket: no staging shards, no temporary directory.
     assert io_utils.listdir(root) == ["eval", "in", "out"]
     assert io_utils.listdir(f"{root}/out/examples") == sorted(n.split("/")[1] for n in _files(f"{root}/out")
