@@ -41,18 +41,23 @@ def experiment_names() -> list[str]:
     return sorted(_EXPERIMENTS)
 
 
+def _registered(name: str) -> tuple[Callable[[], configs.ExperimentConfig], type]:
+    """The (default-config factory, task class) of ``name``; a ConfigError naming the valid ones otherwise."""
+    if name not in _EXPERIMENTS:
+        if not _EXPERIMENTS:
+            raise ConfigError(f"unknown experiment '{name}': no experiment is registered (import "
+                              "llm_tf.training.registry_imports to register the built-in ones)")
+        raise ConfigError(f"unknown experiment '{name}' (valid: {', '.join(experiment_names())})")
+    return _EXPERIMENTS[name]
+
+
 def experiment_config(name: str) -> configs.ExperimentConfig:
     """The default config of a registered experiment.
 
     Raises:
         ConfigError: Unknown name (the valid ones are listed).
     """
-    if name not in _EXPERIMENTS:
-        if not _EXPERIMENTS:
-            raise ConfigError(f"unknown experiment '{name}': no experiment is registered (import "
-                              "llm_tf.training.registry_imports to register the built-in ones)")
-        raise ConfigError(f"unknown experiment '{name}' (valid: {', '.join(experiment_names())})")
-    config = _EXPERIMENTS[name][0]()
+    config = _registered(name)[0]()
     config.experiment = name
     return config
 
@@ -93,8 +98,7 @@ def task_class(name: str) -> type["Task"]:
     Raises:
         ConfigError: Unknown name.
     """
-    experiment_config(name)  # the error for an unknown name
-    return _EXPERIMENTS[name][1]
+    return _registered(name)[1]
 
 
 def build_task(config: configs.ExperimentConfig) -> "Task":
