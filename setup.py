@@ -43,6 +43,10 @@ EXTRAS_REQUIRE = {
         "waitress>=3.0,<4",
         "prometheus-client>=0.20",
     ],
+    # llm_prepare --runner (Apache Beam: DirectRunner, DataflowRunner, ...): pip install 'llm-tf[beam]'.
+    "beam": ["apache-beam>=2.77,<3"],
+    # llm_pipeline compile / run_kfp_local (Kubeflow Pipelines v2, Vertex AI Pipelines): pip install 'llm-tf[kfp]'.
+    "kfp": ["kfp>=2.17,<3"],
 }
 
 CONSOLE_SCRIPTS = [

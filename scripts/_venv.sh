@@ -1,6 +1,7 @@
 # Sourced by the README's commands: create (or reuse) the virtualenv inside the checkout
 # and install llm-tf into it. Usage: source scripts/_venv.sh [EXTRAS], EXTRAS comma-separated
-# (e.g. dev,serving; serving brings what llm_tf.serving needs: gRPC, werkzeug, waitress, prometheus-client).
+# (e.g. dev,serving; serving brings what llm_tf.serving needs: gRPC, werkzeug, waitress, prometheus-client;
+# kfp and beam the scale-out engines: docs/setup.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"

@@ -6,7 +6,8 @@ Dockerfile (instructions, ARGs, stages, RUN commands joined over backslash conti
 docs/container.md, reads setup.py with ``ast`` (without running it) and scripts/_venv.sh, and
 checks that:
 
-* llm-tf is installed from the build context with its ``serving`` extra, not editable, with the
+* llm-tf is installed from the build context with its ``serving`` and ``kfp`` extras (a compiled
+  pipeline's tasks start with kfp's executor), not editable, with the
   extras named existing in setup.py, no ``dev`` extra, every file ``pip install`` needs (setup.py,
   what it reads, the packages) copied where setup.py expects it, and the install prefix copied to
   the runtime stage with its ``bin`` on ``PATH``, so every console script of setup.py is in the
@@ -513,13 +514,16 @@ def _source_files(root: pathlib.Path, package: str) -> list[str]:
 def check_package_install(ctx: Context) -> list[str]:
     found = _project_install(ctx)
     if found is None:
-        return ["installs no llm-tf from the build context (expected pip install '.[serving]')"]
+        return ["installs no llm-tf from the build context (expected pip install '.[serving,kfp]')"]
     install, project, extras, editable = found
     problems = []
     if editable:
         problems.append(f"line {install.line}: editable install of {project} (the image needs a real install)")
     if "serving" not in extras:
         problems.append(f"line {install.line}: installs {project} without the serving extra")
+    if "kfp" not in extras:
+        problems.append(f"line {install.line}: installs {project} without the kfp extra (compiled pipeline tasks "
+                        "start with kfp's executor)")
     for extra in extras:
         if extra == "dev":
             problems.append(f"line {install.line}: the dev extra in the image")
@@ -956,7 +960,7 @@ def _broken(tmp_path, name: str, edits: list[tuple[str | re.Pattern, str]]) -> p
     return path
 
 
-_INSTALL = '".[serving]" "${TF_PACKAGE}"'
+_INSTALL = '".[serving,kfp]" "${TF_PACKAGE}"'
 _PIN = re.search(r'^MINILM_PACKAGE="([^"]+)"', (REPO / "scripts" / "_venv.sh").read_text(encoding="utf-8"),
                  re.MULTILINE).group(1)  # whatever scripts/_venv.sh pins today
 _BASE_ARG = re.compile(r"^ARG BASE_IMAGE=\S+", re.MULTILINE)
@@ -968,15 +972,17 @@ _PYTHON_REQUIRES = re.compile(r'python_requires="[^"]*"')  # whatever setup.py s
 
 BROKEN = {
     # (file, [(old, new)], check, expected message)
-    "editable": ("Dockerfile", [(_INSTALL, '-e ".[serving]" "${TF_PACKAGE}"')], check_package_install,
+    "editable": ("Dockerfile", [(_INSTALL, '-e ".[serving,kfp]" "${TF_PACKAGE}"')], check_package_install,
                  "editable install of /src"),
-    "unknown extra": ("Dockerfile", [(_INSTALL, '".[serving,gpu]" "${TF_PACKAGE}"')], check_package_install,
+    "unknown extra": ("Dockerfile", [(_INSTALL, '".[serving,kfp,gpu]" "${TF_PACKAGE}"')], check_package_install,
                       "extra 'gpu' is not in setup.py's EXTRAS_REQUIRE"),
-    "dev extra": ("Dockerfile", [(_INSTALL, '".[serving,dev]" "${TF_PACKAGE}"')], check_package_install,
+    "dev extra": ("Dockerfile", [(_INSTALL, '".[serving,kfp,dev]" "${TF_PACKAGE}"')], check_package_install,
                   "the dev extra in the image"),
-    "no serving extra": ("Dockerfile", [(_INSTALL, '"." "${TF_PACKAGE}"')], check_package_install,
+    "no serving extra": ("Dockerfile", [(_INSTALL, '".[kfp]" "${TF_PACKAGE}"')], check_package_install,
                          "without the serving extra"),
-    "installed from PyPI": ("Dockerfile", [(_INSTALL, '"llm-tf[serving]" "${TF_PACKAGE}"')], check_package_install,
+    "no kfp extra": ("Dockerfile", [(_INSTALL, '".[serving]" "${TF_PACKAGE}"')], check_package_install,
+                     "without the kfp extra"),
+    "installed from PyPI": ("Dockerfile", [(_INSTALL, '"llm-tf[serving,kfp]" "${TF_PACKAGE}"')], check_package_install,
                             "installs no llm-tf from the build context"),
     "README not copied": ("Dockerfile", [("COPY setup.py README.md ./", "COPY setup.py ./")], check_package_install,
                           "README.md (read by setup.py) is not COPY'd to /src/README.md"),

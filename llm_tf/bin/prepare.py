@@ -5,11 +5,14 @@ run (--bad_rows=fail) or goes to rejected.jsonl (skip). Splits off the eval set 
 hash unless --eval_input is given, trains a WordPiece/SentencePiece vocabulary (or takes
 --vocab_file / a --preset's), and writes the TFRecord shards, tokenizer, labels.txt,
 statistics.json and schema.json to --output_dir, which appears only when everything
-succeeded. With --validate_against=<schema.json>, anomalies exit 1.
+succeeded. With --validate_against=<schema.json>, anomalies exit 1. With --runner (DirectRunner,
+DataflowRunner, ...) the same work runs as an Apache Beam pipeline and writes the same directory.
 
 Example:
     llm_prepare --input=train.tsv --eval_input=dev.tsv --text_field=sentence \\
         --label_field=label --output_dir=prepared/sst2 --vocab_size=8000
+    llm_prepare --input=train.tsv --eval_input=dev.tsv --text_field=sentence \\
+        --label_field=label --output_dir=prepared/sst2_beam --runner=DirectRunner
 """
 
 import dataclasses
@@ -66,6 +69,13 @@ flags.DEFINE_integer("num_shards", 0, "TFRecord shards per split (0: one per 50,
 flags.DEFINE_string("validate_against", "", "Validate every split against this schema.json; anomalies exit non-zero.")
 flags.DEFINE_float("label_drift_threshold", 0.1, "Validation: max L-infinity distance between label distributions.")
 flags.DEFINE_float("length_drift_threshold", 0.5, "Validation: max relative change of the median length.")
+flags.DEFINE_string("runner", "", "Empty: prepare in this process. A Beam runner (DirectRunner, DataflowRunner, "
+                    "FlinkRunner, SparkRunner, PortableRunner, PrismRunner): run reading, validation, the split, "
+                    "TFRecord writing, statistics and the vocabulary's word counts as an Apache Beam pipeline, with "
+                    "the same output (needs the beam extra: pip install 'llm-tf[beam]').")
+flags.DEFINE_list("beam_pipeline_args", [], "With --runner: Beam pipeline options, comma-separated (Dataflow: "
+                  "--project=P,--region=R,--temp_location=gs://B/tmp; DirectRunner: --direct_num_workers=2,"
+                  "--direct_running_mode=multi_processing).")
 flags.DEFINE_string("output_dir", None, "Directory to write (created atomically).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output_dir.")
 flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"], "Progress bar (auto: only on a terminal).")
@@ -83,6 +93,7 @@ FLAG_GROUPS = {
                                     "max_seq_length"],
     "validation": ["validate_against", "label_drift_threshold", "length_drift_threshold"],
     "output (required: --output_dir)": ["output_dir", "overwrite", "num_shards", "progress", "json"],
+    "Apache Beam (optional)": ["runner", "beam_pipeline_args"],
 }
 
 

@@ -45,6 +45,16 @@ def to_tf_example(example: Mapping[str, Any]) -> tf.train.Example:
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
+def serialize_example(example: Mapping[str, Any]) -> bytes:
+    """The record of a canonical example: :func:`to_tf_example`, serialized deterministically.
+
+    Deterministic serialization writes the feature map sorted by name. The default order is
+    the map's hash order, which the protobuf runtime seeds per process: the same example
+    could give different bytes in two runs (or on two Beam workers) of the same preparation.
+    """
+    return to_tf_example(example).SerializeToString(deterministic=True)
+
+
 def from_tf_example(serialized: bytes) -> dict[str, Any]:
     """Decodes a serialized ``tf.train.Example`` into Python values (str for bytes features).
 
@@ -87,7 +97,7 @@ class ShardedWriter:
         self.compression = compression
         self.count = 0
         self.paths = [shard_path(directory, split, i, num_shards, compression) for i in range(num_shards)]
-        self._tmp_paths = [os.path.join(directory, f".{os.path.basename(p)}.partial") for p in self.paths]
+        self._tmp_paths = [_partial_path(p) for p in self.paths]
         self._writers = None
 
     def __enter__(self) -> "ShardedWriter":
@@ -99,7 +109,7 @@ class ShardedWriter:
 
     def write(self, example: Mapping[str, Any]) -> None:
         """Appends one canonical example to the next shard."""
-        self.write_serialized(to_tf_example(example).SerializeToString())
+        self.write_serialized(serialize_example(example))
 
     def write_serialized(self, record: bytes) -> None:
         """Appends one already-serialized record to the next shard."""
@@ -115,6 +125,36 @@ class ShardedWriter:
                     io_utils.replace(tmp, final)
                 else:
                     _remove(tmp)
+
+
+def write_shard(directory: str, split: str, index: int, num_shards: int, records: Iterable[bytes]) -> str:
+    """Writes one shard of a split, from serialized records in order, atomically; returns its path.
+
+    The shard a :class:`ShardedWriter` of ``num_shards`` shards would write as its ``index``-th
+    when given the same records: how a distributed run (:mod:`llm_tf.data.beam_prepare`) has each
+    worker write a shard of its own.
+
+    Raises:
+        DataError: The file system failed (the directory is named).
+    """
+    path = shard_path(directory, split, index, num_shards)
+    tmp = _partial_path(path)
+    io_utils.makedirs(directory)
+    with io_utils.storage_errors(directory):
+        try:
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for record in records:
+                    writer.write(record)
+        except BaseException:
+            _remove(tmp)
+            raise
+        io_utils.replace(tmp, path)
+    return path
+
+
+def _partial_path(path: str) -> str:
+    """Where a shard is written before it is renamed into place (hidden, beside it)."""
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
 
 
 def _remove(path: str) -> None:

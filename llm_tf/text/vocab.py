@@ -64,10 +64,37 @@ def train_wordpiece(
     reserved = list(reserved_tokens)
     if vocab_size <= len(reserved):
         raise DataError(f"vocab_size must exceed the {len(reserved)} reserved tokens, got {vocab_size}")
-    counts = count_words(texts, lower_case=lower_case)
-    if not counts:
+    return wordpiece_from_counts(count_words(texts, lower_case=lower_case).items(), vocab_size, reserved)
+
+
+def wordpiece_from_counts(
+    word_counts: Iterable[tuple[bytes, int]],
+    vocab_size: int,
+    reserved_tokens: Iterable[str] = SPECIAL_TOKENS,
+) -> list[str]:
+    """Learns a WordPiece vocabulary from word counts (:func:`train_wordpiece` after counting).
+
+    A distributed run (``llm_prepare --runner``) counts the words on its workers and learns
+    here, so its vocabulary is :func:`train_wordpiece`'s on the same corpus.
+
+    Args:
+        word_counts: (word as UTF-8 bytes, count) pairs, in the order :func:`count_words`
+            first meets the words (the learner breaks ties of its input cap by that order).
+        vocab_size: Target size, reserved tokens included (an upper bound).
+        reserved_tokens: Tokens placed first, in order.
+
+    Returns:
+        The vocabulary, reserved tokens first.
+
+    Raises:
+        DataError: There is no word, or ``vocab_size`` is too small.
+    """
+    reserved = list(reserved_tokens)
+    if vocab_size <= len(reserved):
+        raise DataError(f"vocab_size must exceed the {len(reserved)} reserved tokens, got {vocab_size}")
+    word_counts = [(w.decode("utf-8"), c) for w, c in word_counts]
+    if not word_counts:
         raise DataError("cannot learn a vocabulary: the corpus has no words")
-    word_counts = [(w.decode("utf-8"), c) for w, c in counts.items()]
     # The learner binary-searches a minimum count between the thresholds until the size fits.
     # tensorflow-text's default lower bound (10) leaves small corpora with characters only;
     # 1 lets them keep their words and changes nothing where the size is met above 10.
