@@ -35,6 +35,9 @@ DEFAULT_VENV = os.path.join(HERE, ".peer_venv")
 WORKERS = os.path.join(HERE, "peer_workers")
 #: Peer packages and their pinned releases.
 PINS = ("torch==2.13.0", "transformers==5.17.0", "tokenizers==0.23.2")
+#: Optional extra pins, installed on top of :data:`PINS` by :func:`ensure_extras` for the benchmarks
+#: that need them (``minilm_inference``: ONNX export and ONNX Runtime); the others never install them.
+ONNX_PINS = ("onnx==1.23.2", "onnxscript==0.7.2", "onnxruntime==1.31.1")
 MARKER = "llm_tf_peers.json"
 
 
@@ -80,6 +83,35 @@ def ensure_venv(venv: str | None = None, pins: Sequence[str] = PINS, log=sys.std
     atomic_write_json(marker, {"pins": list(pins), "install_seconds": round(seconds, 1),
                                "installed_mb": round(_size_mb(venv), 1), "versions": peer_versions(python)})
     print(f"peer venv ready in {seconds:.0f} s ({_size_mb(venv):.0f} MB)", file=log)
+    return python
+
+
+def ensure_extras(venv: str | None = None, extras: Sequence[str] = ONNX_PINS, pins: Sequence[str] = PINS,
+                  log=sys.stderr) -> str:
+    """The peer venv of :func:`ensure_venv` with ``extras`` installed on top; returns its Python.
+
+    The base venv is built (or reused) as usual; the extra packages are pip-installed into it
+    when they are not importable at their pinned versions, so a benchmark that needs them adds
+    them without changing the venv the other benchmarks see (their marker pins stay ``pins``).
+    The marker records the extras and how long their install took.
+
+    Raises:
+        ConfigError: The venv or an extra package could not be installed or imported.
+    """
+    python = ensure_venv(venv, pins, log)
+    if _imports(python, extras) is None:
+        return python
+    start = time.perf_counter()
+    print(f"installing {' '.join(extras)} into the peer venv ...", file=log)
+    _run([python, "-m", "pip", "install", "--quiet", *extras], f"pip install {' '.join(extras)}")
+    error = _imports(python, extras)
+    if error:
+        raise ConfigError(f"peer venv {os.path.dirname(os.path.dirname(python))}: {error}")
+    marker = os.path.join(os.path.dirname(os.path.dirname(python)), MARKER)
+    with open(marker, encoding="utf-8") as f:
+        recorded = json.load(f)
+    recorded.setdefault("extras", {})[" ".join(extras)] = {"install_seconds": round(time.perf_counter() - start, 1)}
+    atomic_write_json(marker, recorded)
     return python
 
 

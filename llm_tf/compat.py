@@ -276,6 +276,29 @@ def write_fingerprint(export_dir: str) -> None:
     fingerprinting_utils.write_fingerprint(export_dir)
 
 
+def flexbuffer_string_map(entries: dict[str, bytes]) -> bytes:
+    """A flexbuffer map of keys to STRING values holding arbitrary bytes.
+
+    TFLite's ``signature_defs_metadata`` (``tensorflow/lite/tools/signature/signature_def_util.cc``,
+    what TF Serving's TFLite session reads) stores serialized ``SignatureDef`` protos as flexbuffer
+    *strings*; ``flatbuffers.flexbuffers.Builder.String`` only takes ``str`` (UTF-8 encoded), so the
+    raw bytes are written with its private ``_WriteBlob(..., type_=Type.STRING)``, which
+    ``String`` itself calls. Checked on flatbuffers 25.12.19.
+
+    Raises:
+        CompatError: ``Builder._WriteBlob`` is gone.
+    """
+    from flatbuffers import flexbuffers
+
+    builder = flexbuffers.Builder()
+    _check_attribute(builder, "_WriteBlob")
+    with builder.Map():
+        for key in sorted(entries):
+            builder.Key(key)
+            builder._WriteBlob(bytes(entries[key]), append_zero=True, type_=flexbuffers.Type.STRING)
+    return bytes(builder.Finish())
+
+
 def set_calibration_custom_ops(converter: tf.lite.TFLiteConverter, registerers: list) -> None:
     """Registers custom ops (e.g. tensorflow-text's) with the interpreter that calibrates full-int8.
 

@@ -131,6 +131,15 @@ def exported_version(trained_classifier, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def exported_with_tflite(trained_classifier, tmp_path_factory):
+    """ExportResult of the tiny classifier exported with ``tflite_model="dynamic_int8"`` (model.tflite beside it)."""
+    from llm_tf.export import exporter
+
+    base = tmp_path_factory.mktemp("served_tflite") / "sst2"
+    return exporter.export_saved_model(trained_classifier, str(base), warmup_count=3, tflite_model="dynamic_int8")
+
+
+@pytest.fixture(scope="session")
 def loaded_export(exported_version):
     """The export loaded by export_dir.load_exported."""
     from llm_tf.export import export_dir

@@ -14,7 +14,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "llm_tf"
 MAX_LINES = 500
 LONG_MODULE_NOTE = "Why this module is long:"
 #: On-disk names and the one module that spells each (every other module uses its constant). The
-#: serving package reads TF Serving's layout (``assets.extra``) itself: it imports nothing else of llm_tf.
+#: serving package reads TF Serving's layout (``assets.extra``, ``model.tflite``) itself: it imports nothing
+#: else of llm_tf.
 OWNED_NAMES = {
     '"params.yaml"': "llm_tf/training/model_dir.py",
     '"encoder.weights.h5"': "llm_tf/training/model_dir.py",
@@ -32,9 +33,10 @@ OWNED_NAMES = {
     '"sliced_metrics.png"': "llm_tf/pipeline/components/evaluator.py",
     '"llm_tf_export.json"': "llm_tf/export/export_dir.py",
     '"assets.extra"': "llm_tf/export/export_dir.py",
+    '"model.tflite"': "llm_tf/export/export_dir.py",
 }
 #: Packages allowed to spell a name besides its owner.
-ALSO_SPELLED_IN = {'"assets.extra"': ("llm_tf/serving/",)}
+ALSO_SPELLED_IN = {'"assets.extra"': ("llm_tf/serving/",), '"model.tflite"': ("llm_tf/serving/",)}
 
 
 def _module_name(path: pathlib.Path, package: pathlib.Path) -> str:

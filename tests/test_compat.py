@@ -277,3 +277,13 @@ def test_learn_wordpiece_vocab():
     vocab = compat.learn_wordpiece_vocab([("hello", 50), ("help", 40), ("world", 30)], 40, ["[PAD]", "[UNK]"],
                                          upper_thresh=10_000_000, lower_thresh=1, num_iterations=4)
     assert vocab[:2] == ["[PAD]", "[UNK]"] and "hello" in vocab and "##d" in vocab
+
+
+def test_flexbuffer_string_map_holds_raw_bytes():
+    from flatbuffers import flexbuffers
+
+    data = compat.flexbuffer_string_map({"b": b"\xff\x01", "a": b"text"})
+    root = flexbuffers.GetRoot(data).AsMap
+    assert [k.AsKey for k in root.Keys] == ["a", "b"]
+    assert all(v.IsString for v in root.Values)
+    assert [v.AsStringBytes for v in root.Values] == [b"text", b"\xff\x01"]

@@ -38,12 +38,16 @@ flags.DEFINE_string("model_name", "", "Model name in the warm-up requests (defau
 flags.DEFINE_integer("warmup_requests", 8,
                      "Eval texts in assets.extra/tf_serving_warmup_requests (0: no warm-up file).")
 flags.DEFINE_string("prepared_dir", None, "Prepared data directory (tokenizer, labels) if it moved since training.")
+flags.DEFINE_enum("tflite_model", "none", ["none", "float32", "float16", "dynamic_int8"],
+                  "Also write the token form as TFLite, <version>/model.tflite, what TF Serving serves with "
+                  "--prefer_tflite_model (warm-up requests then use predict_tokens).")
 flags.mark_flags_as_required(["model_dir"])
 
 #: --help's groups.
 FLAG_GROUPS = {
     "input (required: --model_dir)": ["model_dir", "checkpoint", "prepared_dir"],
-    "TF Serving export (--model_base_path)": ["model_base_path", "version", "model_name", "warmup_requests"],
+    "TF Serving export (--model_base_path)": ["model_base_path", "version", "model_name", "warmup_requests",
+                                              "tflite_model"],
     "keras-hub preset (--keras_hub_preset)": ["keras_hub_preset", "overwrite"],
 }
 
@@ -73,9 +77,11 @@ def main(argv) -> int:
         from llm_tf.export.exporter import export_saved_model
 
         result = export_saved_model(FLAGS.model_dir, FLAGS.model_base_path, FLAGS.version, FLAGS.checkpoint,
-                                    FLAGS.model_name, FLAGS.warmup_requests, FLAGS.prepared_dir)
+                                    FLAGS.model_name, FLAGS.warmup_requests, FLAGS.prepared_dir,
+                                    tflite_model=FLAGS.tflite_model)
         line.update({"path": result.path, "version": result.version, "signatures": result.signatures,
-                     "checkpoint": result.checkpoint, "step": result.step, "weights": result.weights})
+                     "checkpoint": result.checkpoint, "step": result.step, "weights": result.weights,
+                     "tflite_model": result.tflite_model})
     print(json.dumps(line, sort_keys=True))
     sys.stdout.flush()
     return 0

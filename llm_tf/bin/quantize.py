@@ -43,6 +43,10 @@ flags.DEFINE_integer("batch_size", 0,
                      "0: the variants take any batch size. 1: their inputs are fixed at one example, what an app "
                      "classifying one text at a time runs; the shape arithmetic then folds into constants and "
                      "batch-1 invokes are faster.")
+flags.DEFINE_bool("dynamic_length", False,
+                  "Variants that run at any length up to seq_length, so a short text costs only its own tokens: the "
+                  "tokens form's inputs are [batch, -1] (the app resizes them to the text's length before each call), "
+                  "the text form cuts each batch to its longest text. Default: fixed at seq_length.")
 flags.DEFINE_string("eval_data", None,
                     "Labelled TSV to evaluate on, e.g. SST-2 dev.tsv (default: the prepared data's eval split).")
 flags.DEFINE_integer("eval_count", 0, "Evaluate on at most this many texts (0: all).")
@@ -62,7 +66,7 @@ flags.mark_flags_as_required(["saved_model_dir", "output_dir"])
 #: --help's groups.
 FLAG_GROUPS = {
     "input (required: --saved_model_dir)": ["saved_model_dir", "prepared_dir"],
-    "conversion": ["forms", "variants", "batch_size", "representative_data", "representative_count",
+    "conversion": ["forms", "variants", "batch_size", "dynamic_length", "representative_data", "representative_count",
                    "int8_float_ops"],
     "evaluation and accuracy gate": ["eval_data", "eval_count", "max_accuracy_drop", "gate_variants", "latency_runs",
                                      "num_threads"],
@@ -83,7 +87,7 @@ def main(argv) -> int:
         saved_model_dir=FLAGS.saved_model_dir, output_dir=FLAGS.output_dir, forms=FLAGS.forms,
         variants=FLAGS.variants, representative_count=FLAGS.representative_count,
         representative_data=FLAGS.representative_data, int8_float_ops=FLAGS.int8_float_ops,
-        batch_size=FLAGS.batch_size,
+        batch_size=FLAGS.batch_size, dynamic_length=FLAGS.dynamic_length,
         eval_data=FLAGS.eval_data, eval_count=FLAGS.eval_count,
         latency_runs=FLAGS.latency_runs, num_threads=FLAGS.num_threads or None,
         max_accuracy_drop=FLAGS.max_accuracy_drop, gate_variants=FLAGS.gate_variants,

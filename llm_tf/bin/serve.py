@@ -46,6 +46,12 @@ flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads one TensorFl
                      "with batching: cores / num_batch_threads, else TensorFlow's default).", lower_bound=0)
 flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Threads running independent TensorFlow ops; 0: automatic "
                      "(embedded with batching: num_batch_threads, else TensorFlow's default).", lower_bound=0)
+flags.DEFINE_bool("prefer_tflite_model", False, "TF Serving's (EXPERIMENTAL there): serve a version from its "
+                  "model.tflite (llm_export --tflite_model) instead of saved_model.pb where it has one.")
+flags.DEFINE_integer("num_tflite_pools", None, "TF Serving's: TFLite interpreters per version (one request each at a "
+                     "time); default: the CPU count.", lower_bound=0)
+flags.DEFINE_integer("num_tflite_interpreters_per_pool", 1, "TF Serving's: above 1, concurrent requests to a TFLite "
+                     "version are batched (num_tflite_pools batch threads).", lower_bound=0)
 
 #: --help's groups.
 FLAG_GROUPS = {
@@ -56,6 +62,7 @@ FLAG_GROUPS = {
     "batching and threads": ["enable_batching", "batching_parameters_file", "tensorflow_intra_op_parallelism",
                              "tensorflow_inter_op_parallelism"],
     "monitoring": ["monitoring_config_file"],
+    "TFLite (--prefer_tflite_model)": ["prefer_tflite_model", "num_tflite_pools", "num_tflite_interpreters_per_pool"],
 }
 
 TF_SERVING_ENV = "TF_SERVING_BIN"
@@ -103,6 +110,11 @@ def tf_serving_argv(binary: str) -> list[str]:
     for flag in ("tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism"):
         if getattr(FLAGS, flag):
             argv.append(f"--{flag}={getattr(FLAGS, flag)}")
+    if FLAGS.prefer_tflite_model:
+        argv.append("--prefer_tflite_model=true")
+    for flag in ("num_tflite_pools", "num_tflite_interpreters_per_pool"):
+        if FLAGS[flag].present:
+            argv.append(f"--{flag}={getattr(FLAGS, flag)}")
     if FLAGS["max_message_bytes"].present:
         size = FLAGS.max_message_bytes
         argv.append(f"--grpc_channel_arguments=grpc.max_send_message_length={size},"
@@ -147,6 +159,9 @@ def options_from_flags():
         rest_api_num_threads=FLAGS.rest_api_num_threads,
         tensorflow_intra_op_parallelism=FLAGS.tensorflow_intra_op_parallelism,
         tensorflow_inter_op_parallelism=FLAGS.tensorflow_inter_op_parallelism,
+        prefer_tflite_model=FLAGS.prefer_tflite_model,
+        num_tflite_pools=FLAGS.num_tflite_pools,
+        num_tflite_interpreters_per_pool=FLAGS.num_tflite_interpreters_per_pool,
     )
 
 

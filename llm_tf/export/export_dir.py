@@ -9,6 +9,8 @@ SavedModel with::
                                       prepared_dir, seq_length, labels, signatures, weights, config
     assets.extra/labels.txt           label names in id order
     assets.extra/tf_serving_warmup_requests   warm-up requests (``llm_tf.export.warmup``)
+    model.tflite                      only with ``llm_export --tflite_model``: the token form as TFLite,
+                                      served with ``--prefer_tflite_model`` (``llm_tf.export.serving_tflite``)
 
 :mod:`llm_tf.export.exporter` writes it through :func:`write_labels` and
 :func:`write_export_info`; quantization, evaluation, distillation teachers and the pipeline read
@@ -40,6 +42,8 @@ EXPORT_INFO_FILE = os.path.join(ASSETS_EXTRA_DIR, "llm_tf_export.json")
 LABELS_FILE = os.path.join(ASSETS_EXTRA_DIR, "labels.txt")
 #: TF Serving's warm-up requests, replayed when a version loads (written by ``llm_tf.export.warmup``).
 WARMUP_FILE = os.path.join(ASSETS_EXTRA_DIR, "tf_serving_warmup_requests")
+#: The TFLite model TF Serving loads instead of saved_model.pb with ``--prefer_tflite_model``.
+MODEL_TFLITE_FILE = "model.tflite"
 #: Texts used to check the rebuilt tokenizer against the SavedModel.
 CHECK_TEXTS = ("a gripping , funny film", "the worst movie of the year !",
                "Ça n'a rien à voir : 1999's über-long, un-FUNNY mess...", "")

@@ -18,7 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from llm_tf import compat, io_utils
 from llm_tf.data import tfrecords
 from llm_tf.errors import ConfigError, DataError
-from llm_tf.export import compression, export_dir, signatures, softmax_masks, warmup
+from llm_tf.export import compression, export_dir, serving_tflite, signatures, softmax_masks, warmup
 from llm_tf.io_utils import atomic_directory, atomic_write_bytes
 from llm_tf.training import model_dir as model_dir_lib
 from llm_tf.training import registry_imports  # noqa: F401  (rebuilds any registered experiment's model)
@@ -35,6 +35,8 @@ class ExportResult:
         checkpoint: The checkpoint exported.
         step: Its training step.
         weights: Size and sparsity of the variables (see ``compression.variables_report``).
+        tflite_model: What :func:`~llm_tf.export.serving_tflite.place_tflite_model` wrote as
+            ``model.tflite`` (variant, bytes, signature, checks), or None.
     """
 
     path: str
@@ -43,6 +45,7 @@ class ExportResult:
     checkpoint: str
     step: int
     weights: dict = dataclasses.field(default_factory=dict)
+    tflite_model: dict | None = None
 
 
 def build_serving_module(trained: model_dir_lib.TrainedModel) -> tf.Module:
@@ -116,7 +119,8 @@ def set_method_names(version_dir: str, methods: dict[str, str]) -> None:
 
 
 def export_saved_model(model_dir: str, model_base_path: str, version: int | None = None, checkpoint: str = "best",
-                       model_name: str = "", warmup_count: int = 8, prepared_dir: str | None = None) -> ExportResult:
+                       model_name: str = "", warmup_count: int = 8, prepared_dir: str | None = None,
+                       tflite_model: str = "none") -> ExportResult:
     """Exports a trained model as a new TF Serving version with raw-text signatures.
 
     Args:
@@ -127,16 +131,21 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
         model_name: Model name in the warm-up requests (default: the base path's name).
         warmup_count: Sample texts in the warm-up requests (0: no warm-up file).
         prepared_dir: Where the prepared data is, if it moved since training.
+        tflite_model: ``none``, or a variant (``float32``, ``float16``, ``dynamic_int8``) of the token
+            form to write as ``model.tflite`` (TF Serving's ``--prefer_tflite_model``); its
+            warm-up requests are then on ``predict_tokens``, which both files serve.
 
     Returns:
         An :class:`ExportResult`.
 
     Raises:
-        ConfigError: The version exists, is not positive, or the experiment cannot be served.
+        ConfigError: The version exists, is not positive, or the experiment cannot be served
+            (as TFLite, with ``tflite_model``).
         DataError: Missing training directory, checkpoint or prepared data.
     """
     if version is not None and version < 1:
         raise ConfigError(f"--version must be a positive integer, got {version}")
+    serving_tflite.check_choice(tflite_model)
     version = version or export_dir.next_version(model_base_path)
     final = export_dir.version_path(model_base_path, version)
     if io_utils.exists(final):
@@ -150,15 +159,17 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
         with softmax_masks.additive_softmax_masks():
             # A concrete function: saving a tf.function would trace it again, outside this block.
             module.predict_tokens_additive_masks = module.tokens_function().get_concrete_function()
-    with atomic_directory(final, last=(export_dir.SAVED_MODEL_FILE,)) as tmp:
+    placed = None
+    # On a bucket model.tflite and saved_model.pb come last: either can make a polling server load the version.
+    with atomic_directory(final, last=(export_dir.SAVED_MODEL_FILE, export_dir.MODEL_TFLITE_FILE)) as tmp:
         tf.saved_model.save(module, tmp, signatures=functions)
         methods = {name: signatures.PREDICT_METHOD for name in functions}
         if signatures.CLASSIFY_SIGNATURE in functions:
             methods[signatures.CLASSIFY_SIGNATURE] = signatures.CLASSIFY_METHOD
         set_method_names(tmp, methods)
-        if warmup_count:
+        default_name = os.path.basename(io_utils.abspath(model_base_path).rstrip("/"))
+        if warmup_count and tflite_model == "none":
             texts, pairs = sample_texts(trained, warmup_count)
-            default_name = os.path.basename(io_utils.abspath(model_base_path).rstrip("/"))
             logs = warmup.warmup_logs(model_name or default_name, texts, pairs,
                                       with_classify=signatures.CLASSIFY_SIGNATURE in functions)
             warmup.write_warmup(tmp, logs)
@@ -173,8 +184,15 @@ def export_saved_model(model_dir: str, model_base_path: str, version: int | None
             "seq_length": trained.config.task.data.seq_length,
             "labels": trained.task.data.labels,
             "signatures": sorted(functions),
+            "tflite_model": None if tflite_model == "none" else tflite_model,
             "weights": weights,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "config": trained.config.as_dict(),
         })
-    return ExportResult(final, version, sorted(functions), trained.checkpoint, trained.step, weights)
+        if tflite_model != "none":
+            exported = serving_tflite.load_for_tflite(tmp, prepared_dir)
+            placed = serving_tflite.place_tflite_model(exported, tflite_model)
+            if warmup_count:  # records that model.tflite can serve as well as the SavedModel
+                packed = exported.tokenize(sample_texts(trained, warmup_count)[0])
+                warmup.write_warmup(tmp, warmup.token_warmup_logs(model_name or default_name, packed))
+    return ExportResult(final, version, sorted(functions), trained.checkpoint, trained.step, weights, placed)

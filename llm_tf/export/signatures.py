@@ -34,7 +34,7 @@ CLASSIFY_SIGNATURE = "classify"
 GENERATE_SIGNATURE = "generate"
 
 
-def _trim_to_longest(inputs: dict) -> dict:
+def trim_to_longest(inputs: dict) -> dict:
     """Cuts packed inputs to the longest real sequence in the batch (padding costs compute)."""
     mask = tf.cast(inputs["padding_mask"], tf.int32)
     length = tf.maximum(tf.reduce_max(tf.reduce_sum(mask, axis=1)), 1)
@@ -75,7 +75,7 @@ class ClassifierServing(tf.Module):
 
     def classify_texts(self, text: tf.Tensor, text_pair: tf.Tensor | None = None) -> dict:
         """Raw strings -> logits, scores, label ids and names."""
-        return self._outputs(_trim_to_longest(self.tokenizer(text, text_pair, seq_length=self.seq_length)))
+        return self._outputs(trim_to_longest(self.tokenizer(text, text_pair, seq_length=self.seq_length)))
 
     def signatures(self) -> dict:
         """The concrete functions to save, by signature name."""
@@ -139,7 +139,7 @@ class TaggerServing(tf.Module):
         """Raw strings -> words, tags, tag ids and the tags' probabilities, per word."""
         words = tf.strings.split(text)
         packed = pack_words(self.tokenizer, words, seq_length=self.seq_length)
-        inputs = _trim_to_longest(packed)
+        inputs = trim_to_longest(packed)
         length = tf.shape(inputs["token_ids"])[1]
         probabilities = tf.nn.softmax(tf.cast(self.model(inputs, training=False), tf.float32), axis=-1)
         first = packed["first_piece_mask"][:, :length]

@@ -16,7 +16,11 @@ representative dataset; inputs and outputs stay int32/float32 and strings, and t
 stays as it is: only the model part is quantized).
 
 ``batch`` is any size by default; a conversion with ``batch_size=1`` fixes it at one example
-(faster at batch 1: the shape arithmetic folds into constants).
+(faster at batch 1: the shape arithmetic folds into constants). The length is ``seq_length``
+by default; a conversion with ``dynamic_length=True`` takes any length from 1 to
+``seq_length``: the ``tokens`` form's inputs are ``[batch, -1]`` (the app resizes them to the
+text's real length before each call), the ``text`` form cuts each batch to its longest text
+before the encoder (``tokenize`` still returns ``[batch, seq_length]``).
 
 The model part is the SavedModel's own ``predict_tokens`` function; the tokenizer of the
 ``text`` form is rebuilt from the SavedModel's vocabulary asset and checked against the
@@ -32,7 +36,8 @@ import tensorflow as tf
 
 from llm_tf import compat, io_utils
 from llm_tf.errors import ConfigError, DataError, LlmTfError
-from llm_tf.export import export_dir
+from llm_tf.export import export_dir, tflite_runtime
+from llm_tf.export.signatures import trim_to_longest
 
 FORMS = ("text", "tokens")
 VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
@@ -65,15 +70,17 @@ class UnsupportedOpsError(LlmTfError):
         self.ops = ops
 
 
-def _functions(exported: export_dir.ExportedModel, form: str, batch_size: int = 0, additive_masks: bool = True) -> list:
-    """The concrete functions of a form and batch size, traced once per export (tracing costs seconds)."""
-    key = (form, batch_size, additive_masks)
+def _functions(exported: export_dir.ExportedModel, form: str, batch_size: int = 0, additive_masks: bool = True,
+               dynamic_length: bool = False) -> list:
+    """The concrete functions of a form, batch size and length, traced once per export (tracing costs seconds)."""
+    key = (form, batch_size, additive_masks, dynamic_length)
     if key not in exported.traced_functions:
-        exported.traced_functions[key] = _trace_functions(exported, form, batch_size, additive_masks)
+        exported.traced_functions[key] = _trace_functions(exported, form, batch_size, additive_masks, dynamic_length)
     return exported.traced_functions[key]
 
 
-def _trace_functions(exported: export_dir.ExportedModel, form: str, batch_size: int, additive_masks: bool) -> list:
+def _trace_functions(exported: export_dir.ExportedModel, form: str, batch_size: int, additive_masks: bool,
+                     dynamic_length: bool = False) -> list:
     length = exported.seq_length
     batch = batch_size or None  # a fixed batch lets the converter fold the shape arithmetic into constants
     label_names = tf.constant(exported.labels)
@@ -85,7 +92,8 @@ def _trace_functions(exported: export_dir.ExportedModel, form: str, batch_size: 
         return {"scores": out["scores"], "logits": out["logits"], "label_ids": label_ids}
 
     if form == "tokens":
-        specs = [tf.TensorSpec([batch, length], tf.int32, name=n) for n in ("token_ids", "segment_ids", "padding_mask")]
+        specs = [tf.TensorSpec([batch, None if dynamic_length else length], tf.int32, name=n)
+                 for n in tflite_runtime.TOKEN_INPUTS]
 
         @tf.function(input_signature=specs)
         def serving_default(token_ids, segment_ids, padding_mask):
@@ -102,9 +110,14 @@ def _trace_functions(exported: export_dir.ExportedModel, form: str, batch_size: 
             out = {k: tf.reshape(v, [batch, length]) for k, v in out.items()}
         return out
 
+    def trimmed(text):
+        # The SavedModel's text signature cuts the same way: padding past the batch's longest text costs compute.
+        out = trim_to_longest(packed(text))
+        return {k: tf.reshape(v, [batch, -1]) for k, v in out.items()} if batch else out
+
     @tf.function(input_signature=text_spec)
     def classify(text):
-        out = classify_tokens(packed(text))
+        out = classify_tokens(trimmed(text) if dynamic_length else packed(text))
         out["labels"] = tf.gather(label_names, out["label_ids"])
         return out
 
@@ -116,13 +129,16 @@ def _trace_functions(exported: export_dir.ExportedModel, form: str, batch_size: 
     return [classify.get_concrete_function(), tokenize.get_concrete_function()]
 
 
-def representative_dataset(exported: export_dir.ExportedModel, form: str, texts: list[str]):
+def representative_dataset(exported: export_dir.ExportedModel, form: str, texts: list[str],
+                           dynamic_length: bool = False):
     """A converter ``representative_dataset``: one example a step, keyed by signature input name.
 
     Args:
         exported: The loaded export (its tokenizer packs the texts for the ``tokens`` form).
         form: ``text`` or ``tokens``.
         texts: Calibration texts.
+        dynamic_length: ``tokens`` form: feed each text at its own length (what a
+            dynamic-length file runs) instead of packed to ``seq_length``.
 
     Returns:
         A generator function yielding input dicts (``(signature, dict)`` for the ``text`` form).
@@ -138,6 +154,8 @@ def representative_dataset(exported: export_dir.ExportedModel, form: str, texts:
             if form == "text":
                 # Two signatures: the calibrator needs to know which one each sample feeds.
                 yield TEXT_SIGNATURES[0], {"text": np.array([text.encode("utf-8")], dtype=object)}
+            elif dynamic_length:
+                yield tflite_runtime.trim_token_inputs(exported.tokenize([text]))
             else:
                 yield exported.tokenize([text])
 
@@ -174,12 +192,12 @@ def unsupported_ops(message: str) -> list[str]:
 
 
 def _converter(exported: export_dir.ExportedModel, form: str, variant: str, texts: list[str] | None,
-               strict_int8: bool, batch_size: int = 0) -> tf.lite.TFLiteConverter:
+               strict_int8: bool, batch_size: int = 0, dynamic_length: bool = False) -> tf.lite.TFLiteConverter:
     from tensorflow_text import tflite_registrar
 
     # Full int8 keeps the selected masks: an added -1e9 would share the int8 range of the attention
     # scores (the SELECT_V2s stay float with --int8_float_ops=attention; an ADD cannot be singled out).
-    functions = _functions(exported, form, batch_size, additive_masks=variant != "full_int8")
+    functions = _functions(exported, form, batch_size, variant != "full_int8", dynamic_length)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, exported.loaded)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = form == "text"
@@ -190,7 +208,7 @@ def _converter(exported: export_dir.ExportedModel, form: str, variant: str, text
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant == "full_int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset(exported, form, texts or [])
+        converter.representative_dataset = representative_dataset(exported, form, texts or [], dynamic_length)
         converter.target_spec.supported_ops = (
             [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] if strict_int8
             else [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS])
@@ -218,7 +236,7 @@ def expand_float_ops(float_ops: list[str]) -> list[str]:
 
 
 def _selective_int8(exported: export_dir.ExportedModel, form: str, texts: list[str], float_ops: list[str], name: str,
-                    batch_size: int = 0) -> bytes:
+                    batch_size: int = 0, dynamic_length: bool = False) -> bytes:
     """Full-int8 with some op types left in float: calibrate, then quantize with a denylist.
 
     This is what ``tf.lite.experimental.QuantizationDebugger.get_nondebug_quantized_model``
@@ -230,7 +248,7 @@ def _selective_int8(exported: export_dir.ExportedModel, form: str, texts: list[s
     if bad:
         raise ConfigError("float ops must be TFLite op type names such as SOFTMAX or BATCH_MATMUL, "
                           f"got {', '.join(bad)}")
-    converter = _converter(exported, form, "full_int8", texts, False, batch_size)
+    converter = _converter(exported, form, "full_int8", texts, False, batch_size, dynamic_length)
     compat.set_calibrate_only(converter)
     calibrated = run_converter(converter, name)
     try:
@@ -277,6 +295,8 @@ class Conversion:
         content: The ``.tflite`` bytes (before metadata).
         notes: What the conversion had to settle for, in words (empty: nothing).
         batch_size: The fixed batch size of its inputs; 0: any batch size.
+        dynamic_length: Whether it runs at any length up to ``seq_length`` (see
+            :func:`convert_variant`); False: at ``seq_length`` only.
     """
 
     name: str
@@ -285,10 +305,12 @@ class Conversion:
     content: bytes
     notes: list[str] = dataclasses.field(default_factory=list)
     batch_size: int = 0
+    dynamic_length: bool = False
 
 
 def convert_variant(exported: export_dir.ExportedModel, form: str, variant: str, texts: list[str] | None = None,
-                    float_ops: list[str] | None = None, batch_size: int = 0) -> Conversion:
+                    float_ops: list[str] | None = None, batch_size: int = 0,
+                    dynamic_length: bool = False) -> Conversion:
     """Converts one form and precision to TFLite.
 
     ``full_int8`` of the ``tokens`` form is tried with int8-only builtins first; if an op has
@@ -307,6 +329,13 @@ def convert_variant(exported: export_dir.ExportedModel, form: str, variant: str,
             batch 1 (what an app classifying one text at a time runs); the converter then
             folds the dynamic-shape arithmetic into constants, so XNNPACK runs the encoder in
             fewer, larger partitions and batch-1 invokes are faster.
+        dynamic_length: False (default): the model runs at ``seq_length``. True: at any length
+            from 1 to ``seq_length``, so a short text costs what its own tokens cost. The
+            ``tokens`` form's inputs become ``[batch, -1]``: the caller resizes them to the
+            text's real length (``tflite_runtime.fit_token_inputs`` trims packed inputs); the
+            ``text`` form cuts each batch to its longest text before the encoder, as the
+            SavedModel's ``serving_default`` does. The length's shape arithmetic stays in
+            the graph (XNNPACK runs the encoder in more partitions; docs/quantize.md).
 
     Returns:
         A :class:`Conversion`.
@@ -327,21 +356,22 @@ def convert_variant(exported: export_dir.ExportedModel, form: str, variant: str,
     name = f"{form}_{variant}"
     notes: list[str] = []
     if variant == "full_int8" and float_ops:
-        content = _selective_int8(exported, form, texts or [], float_ops, name, batch_size)
+        content = _selective_int8(exported, form, texts or [], float_ops, name, batch_size, dynamic_length)
         notes.append(f"op types kept in float32: {', '.join(expand_float_ops(float_ops))}")
     elif variant == "full_int8" and form == "tokens":
         try:
-            content = run_converter(_converter(exported, form, variant, texts, True, batch_size), name)
+            content = run_converter(_converter(exported, form, variant, texts, True, batch_size, dynamic_length), name)
         except LlmTfError as e:
             ops = getattr(e, "ops", [])
             notes.append("int8-only builtins failed" + (f" ({', '.join(ops)})" if ops else "")
                          + "; float kernels allowed where int8 has none")
-            content = run_converter(_converter(exported, form, variant, texts, False, batch_size), name)
+            content = run_converter(_converter(exported, form, variant, texts, False, batch_size, dynamic_length),
+                                    name)
     else:
-        content = run_converter(_converter(exported, form, variant, texts, False, batch_size), name)
+        content = run_converter(_converter(exported, form, variant, texts, False, batch_size, dynamic_length), name)
     if form == "text" and variant == "full_int8":
         notes.append("model part int8; tokenizer (tensorflow-text custom ops) and string input/output kept as is")
-    return Conversion(name, form, variant, content, notes, batch_size)
+    return Conversion(name, form, variant, content, notes, batch_size, dynamic_length)
 
 
 def export_info_json(exported: export_dir.ExportedModel, conversion: Conversion) -> str:
@@ -364,6 +394,8 @@ def export_info_json(exported: export_dir.ExportedModel, conversion: Conversion)
         "name": conversion.name, "form": conversion.form, "variant": conversion.variant,
         "labels": exported.labels, "seq_length": exported.seq_length,
         "batch_size": conversion.batch_size or None,  # None: any batch size
+        # True: any length up to seq_length (tokens form: resize the inputs to the text's length).
+        "dynamic_length": conversion.dynamic_length,
         "tokenizer": {"kind": exported.tokenizer.kind, "lower_case": bool(exported.tokenizer.lower_case),
                       "cls_id": exported.tokenizer.cls_id, "sep_id": exported.tokenizer.sep_id,
                       "pad_id": exported.tokenizer.pad_id, "unk_id": exported.tokenizer.unk_id},

@@ -3,13 +3,16 @@
 For each variant: accuracy on the eval labels, agreement of its predicted labels with the
 SavedModel's ``serving_default``, the largest absolute score and logit differences, the file
 size (raw and gzipped) and what its bytes are, the interpreter's invoke time at batch 1
-(p50/p99 over a fixed number of runs, after warm-up) and which nodes XNNPACK ran. ``text``
+(p50/p99 over a fixed number of runs, after warm-up) and which nodes XNNPACK ran. A
+dynamic-length ``tokens`` file gets each text at its real length (its inputs resized per text,
+the resize timed with the invoke), as an app would run it. ``text``
 variants are also checked token by token: their ``tokenize`` signature against the
 SavedModel's tokenizer. :func:`apply_gate` marks a variant failed
 when its accuracy is more than ``max_accuracy_drop`` points below the SavedModel's.
 """
 
 import dataclasses
+import json
 import os
 import platform
 import time
@@ -20,7 +23,7 @@ import tensorflow as tf
 from llm_tf import compat, io_utils
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.export import compression, export_dir, tflite_convert, tflite_metadata
-from llm_tf.export.tflite_runtime import kernel_placement, make_interpreter
+from llm_tf.export.tflite_runtime import fit_token_inputs, has_dynamic_length, kernel_placement, make_interpreter
 
 
 @dataclasses.dataclass
@@ -39,7 +42,8 @@ class VariantResult:
         agreement: Fraction of eval texts where its label equals the SavedModel's.
         max_abs_score_diff: Largest |score - SavedModel score| over texts and classes.
         max_abs_logit_diff: Largest |logit - SavedModel logit|.
-        latency_ms_p50: Median interpreter invoke time at batch 1, milliseconds.
+        latency_ms_p50: Median interpreter invoke time at batch 1, milliseconds (a
+            dynamic-length ``tokens`` file: with the resize to each text's length).
         latency_ms_p99: 99th percentile of the same.
         tokenizer_mismatches: ``text`` form: eval texts whose token ids differ from the
             SavedModel tokenizer's (None for ``tokens``).
@@ -49,6 +53,8 @@ class VariantResult:
         size_breakdown: What the bytes are (:func:`llm_tf.export.tflite_metadata.size_breakdown`).
         kernels: Nodes of the classifier's subgraph run by XNNPACK and by TFLite kernels
             (:func:`llm_tf.export.tflite_runtime.kernel_placement`; None if not exposed).
+        dynamic_length: Whether the file runs at any length up to ``seq_length`` (its
+            embedded ``dynamic_length``, or token inputs of length -1).
         accuracy_drop_points: SavedModel accuracy minus this one, in percentage points.
         gated: Whether the gate counts this variant.
         passed: Gate verdict (True when not gated or within the allowed drop).
@@ -71,6 +77,7 @@ class VariantResult:
     size_vs_float32: float | None = None
     size_breakdown: dict = dataclasses.field(default_factory=dict)
     kernels: dict | None = None
+    dynamic_length: bool = False
     accuracy_drop_points: float = 0.0
     gated: bool = True
     passed: bool = True
@@ -146,11 +153,15 @@ def reference_predictions(exported: export_dir.ExportedModel, texts: list[str], 
 
 
 class InvokeTimer:
-    """Runs one signature and times only the interpreter's invoke.
+    """Runs one signature and times the interpreter's invoke (and the resize that precedes it).
 
     It drives the signature runner's own interpreter wrapper (what ``SignatureRunner.__call__``
-    does: resize, allocate, set, invoke, get) so the timer brackets ``Invoke`` alone; if a
-    runtime lacks those internals, the whole call is timed instead.
+    does: resize, allocate, set, invoke, get) so the timer brackets ``Invoke`` alone, plus the
+    resize and allocation when the input shapes changed since the last call (what an app
+    feeding a dynamic-length file pays per text; at a fixed shape it happens once). Token inputs
+    of a dynamic-length signature are cut to their real length first
+    (:func:`llm_tf.export.tflite_runtime.fit_token_inputs`), so packed inputs can be given as
+    they are. If a runtime lacks those internals, the whole call is timed instead.
 
     Args:
         interpreter: A loaded interpreter (:func:`llm_tf.export.tflite_runtime.make_interpreter`).
@@ -168,25 +179,32 @@ class InvokeTimer:
         self.outputs = self.runner.get_output_details()
         self.wrapper, self.subgraph = compat.signature_runner_internals(self.runner)
         self.shapes: dict = {}
+        #: Whether the token inputs take any length (then they are trimmed per call).
+        self.dynamic_length = has_dynamic_length(self.inputs)
 
     def __call__(self, **inputs) -> tuple[dict, float]:
-        """Runs the signature on ``inputs``; returns its outputs and the invoke's seconds."""
+        """Runs the signature on ``inputs``; returns its outputs and the seconds of its (resize and) invoke."""
+        inputs = fit_token_inputs(self.inputs, inputs)
         if self.wrapper is None or self.subgraph is None:
             start = time.perf_counter()
             out = self.runner(**inputs)
             return out, time.perf_counter() - start
+        # SetTensor takes C-contiguous data (a trimmed view is not): copy before the clock starts.
+        inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
         shapes = {k: tuple(v.shape) for k, v in inputs.items()}
+        start = time.perf_counter()
         if shapes != self.shapes:
             for name, value in inputs.items():
                 self.wrapper.ResizeInputTensor(self.inputs[name]["index"], np.array(value.shape, dtype=np.int32),
                                                False, self.subgraph)
             self.wrapper.AllocateTensors(self.subgraph)
             self.shapes = shapes
+        elapsed = time.perf_counter() - start
         for name, value in inputs.items():
             self.wrapper.SetTensor(self.inputs[name]["index"], value, self.subgraph)
         start = time.perf_counter()
         self.wrapper.Invoke(self.subgraph)
-        elapsed = time.perf_counter() - start
+        elapsed += time.perf_counter() - start
         return {name: self.wrapper.GetTensor(d["index"], self.subgraph) for name, d in self.outputs.items()}, elapsed
 
 
@@ -198,6 +216,10 @@ def example_inputs(form: str, texts: list[str], tokens: dict[str, np.ndarray], i
         texts: The texts.
         tokens: Their packed token arrays (``ExportedModel.tokenize``), read by the ``tokens`` form.
         i: Which text.
+
+    Returns:
+        Input name -> array with a batch of one (``tokens`` form: packed to ``seq_length``;
+        :class:`InvokeTimer` cuts them for a dynamic-length file).
     """
     if form == "text":
         return {"text": np.array([texts[i].encode("utf-8")], dtype=object)}
@@ -261,10 +283,12 @@ def evaluate_variant(path: str, form: str, variant: str, texts: list[str], truth
         mismatches = int(differs.sum())
     predicted = np.array(label_ids)
     breakdown = tflite_metadata.size_breakdown(content)
+    info = json.loads(tflite_metadata.read_metadata(content).get(tflite_metadata.INFO_ENTRY) or b"{}")
     return VariantResult(
         name=f"{form}_{variant}", form=form, variant=variant, file=os.path.basename(path),
         size_bytes=len(content), gzip_bytes=compression.gzip_size([path]), size_breakdown=breakdown,
-        kernels=kernels, accuracy=float(np.mean(predicted == truth)),
+        kernels=kernels, dynamic_length=bool(info.get("dynamic_length") or run.dynamic_length),
+        accuracy=float(np.mean(predicted == truth)),
         agreement=float(np.mean(predicted == reference.label_ids)),
         max_abs_score_diff=float(np.max(np.abs(np.array(scores) - reference.scores))),
         max_abs_logit_diff=float(np.max(np.abs(np.array(logits) - reference.logits))),

@@ -42,6 +42,9 @@ class QuantizeConfig:
         int8_float_ops: TFLite op types ``full_int8`` keeps in float32 (empty: all int8).
         batch_size: 0: the variants take any batch size; 1: their inputs are fixed at one
             example (faster at batch 1, see :func:`llm_tf.export.tflite_convert.convert_variant`).
+        dynamic_length: The variants run at any length up to ``seq_length`` (a short text costs
+            its own tokens; ``tokens`` form: the app resizes the inputs per call); False: at
+            ``seq_length`` only.
         eval_data: A labelled TSV (default: the prepared eval split).
         eval_count: Use at most this many eval texts (0: all).
         latency_runs: Timed invokes per variant.
@@ -66,6 +69,7 @@ class QuantizeConfig:
     representative_data: str | None = None
     int8_float_ops: list[str] = dataclasses.field(default_factory=list)
     batch_size: int = 0
+    dynamic_length: bool = False
     eval_data: str | None = None
     eval_count: int = 0
     latency_runs: int = 200
@@ -77,6 +81,14 @@ class QuantizeConfig:
     command: str = ""
     progress: bool | None = None
     log: Callable[[str], None] | None = None
+
+
+#: What the report's latency measures, by ``dynamic_length``.
+_LATENCY_WHAT = {
+    False: "interpreter invoke only (inputs set beforehand), after 5 warm-up runs",
+    True: "interpreter invoke, after resizing the tokens form's inputs to each text's length (resize and allocation "
+          "timed too; the text form cuts inside the graph), after 5 warm-up runs",
+}
 
 
 @dataclasses.dataclass
@@ -166,7 +178,8 @@ def _convert_all(config: QuantizeConfig, exported, eval_set, truth, calibration,
                                                         if variant == "full_int8" and calibration else ""))
                 conversion = tflite_convert.convert_variant(exported, form, variant,
                                                             calibration.texts if calibration else None,
-                                                            config.int8_float_ops or None, config.batch_size)
+                                                            config.int8_float_ops or None, config.batch_size,
+                                                            config.dynamic_length)
                 content = tflite_metadata.with_model_files(conversion.content, exported.labels, vocab,
                                                            tflite_convert.export_info_json(exported, conversion))
                 path = os.path.join(tmp, conversion.name + ".tflite")
@@ -189,9 +202,10 @@ def _convert_all(config: QuantizeConfig, exported, eval_set, truth, calibration,
                                     else {"source": None, "count": 0}),
             "int8_float_ops": list(config.int8_float_ops),
             "batch_size": config.batch_size or None,
+            "dynamic_length": config.dynamic_length,
             "reference": {"accuracy": reference.accuracy, "signature": "serving_default"},
             "latency": {"runs": config.latency_runs, "batch_size": 1, "num_threads": config.num_threads,
-                        "what": "interpreter invoke only (inputs set beforehand), after 5 warm-up runs",
+                        "what": _LATENCY_WHAT[config.dynamic_length],
                         "interpreter": dict(tflite_runtime.INTERPRETER_SETTINGS,
                                             runtime=tflite_runtime.runtime_version())},
             "gate": {"max_accuracy_drop": config.max_accuracy_drop, "variants": sorted(gated),

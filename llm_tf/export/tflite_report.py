@@ -22,6 +22,14 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
+def _length(report: dict) -> str:
+    seq_length = (report.get("export") or {}).get("seq_length")
+    if report.get("dynamic_length"):
+        return (f"dynamic, 1 to {seq_length} (tokens form: inputs resized to each text's length; "
+                "text form: cut to the batch's longest text)")
+    return f"fixed at {seq_length}"
+
+
 def _speedup(result: dict, float32: dict) -> str:
     base = float32.get(result["form"])
     return f"{base / result['latency_ms_p50']:.2f}x" if base and result["latency_ms_p50"] else "-"
@@ -86,6 +94,7 @@ def render_markdown(report: dict) -> str:
         f"Representative data: `{report['representative_data']['source']}` "
         f"({report['representative_data']['count']} texts)  ",
         f"SavedModel accuracy: **{_pct(report['reference']['accuracy'])}**  ",
+        f"Input length: {_length(report)}  ",
         f"Latency: interpreter invoke at batch 1, {latency['runs']} runs, {latency['num_threads']} thread(s)"
         f"{settings}  ",
         f"Gate: accuracy drop <= {gate['max_accuracy_drop']} points for "

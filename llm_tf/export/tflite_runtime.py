@@ -14,9 +14,15 @@ activations and stays float in every variant. Measured on the SST-2 models
 XNNPACK's "latest features" flag changes nothing for these models. An app gets the same
 kernels from LiteRT's default CPU path with XNNPACK on (the default of the builtin op
 resolver) and the same number of threads.
+
+Token inputs of a dynamic-length file (``llm_quantize --dynamic_length``: ``shape_signature``
+``[batch, -1]``) take any length up to ``seq_length``; :func:`fit_token_inputs` cuts packed
+inputs to their real length for such a file and leaves them as they are for a fixed-length one.
 """
 
 import collections
+
+import numpy as np
 
 from llm_tf import compat
 from llm_tf.errors import LlmTfError
@@ -28,6 +34,57 @@ INTERPRETER_SETTINGS = {
     "xnnpack_latest_features": False,
     "custom_ops": "tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS",
 }
+#: The ``tokens`` form's inputs, int32 [batch, length] each.
+TOKEN_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+def has_dynamic_length(input_details: dict) -> bool:
+    """Whether a signature's token inputs take any length (``shape_signature`` ``[batch, -1]``).
+
+    Args:
+        input_details: ``SignatureRunner.get_input_details()``: input name -> details.
+
+    Returns:
+        True when every one of :data:`TOKEN_INPUTS` is there, 2-D, with a -1 length; False
+        otherwise (a fixed-length file, or a signature taking text).
+    """
+    shapes = [input_details[name]["shape_signature"] for name in TOKEN_INPUTS if name in input_details]
+    return len(shapes) == len(TOKEN_INPUTS) and all(len(s) == 2 and int(s[1]) == -1 for s in shapes)
+
+
+def trim_token_inputs(inputs: dict) -> dict:
+    """Cuts packed token inputs to the longest real sequence of the batch (the sum of ``padding_mask``, >= 1).
+
+    The NumPy form of the cut the SavedModel's text signature makes in its graph
+    (``llm_tf.export.signatures.trim_to_longest``), for apps and evaluation code that feed a
+    dynamic-length file without TensorFlow.
+
+    Args:
+        inputs: ``token_ids``, ``segment_ids``, ``padding_mask`` [batch, length] (other keys pass through).
+
+    Returns:
+        The same keys; the token inputs as [batch, longest] views.
+    """
+    mask = np.asarray(inputs["padding_mask"])
+    length = max(int(mask.sum(axis=1).max(initial=0)), 1)
+    return {k: (np.asarray(v)[:, :length] if k in TOKEN_INPUTS else v) for k, v in inputs.items()}
+
+
+def fit_token_inputs(input_details: dict, inputs: dict) -> dict:
+    """Packed inputs as a signature takes them: cut to their real length when its length is dynamic.
+
+    Args:
+        input_details: The signature's ``get_input_details()``.
+        inputs: Its inputs by name (``tokens`` form: packed to ``seq_length``).
+
+    Returns:
+        ``inputs`` trimmed by :func:`trim_token_inputs` for a dynamic-length signature, else as given.
+
+    Example:
+        >>> runner = make_interpreter(model_path="tokens_float32.tflite").get_signature_runner()  # doctest: +SKIP
+        >>> out = runner(**fit_token_inputs(runner.get_input_details(), packed))  # doctest: +SKIP
+    """
+    return trim_token_inputs(inputs) if "padding_mask" in inputs and has_dynamic_length(input_details) else inputs
 
 
 def runtime_version() -> str:

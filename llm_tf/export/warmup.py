@@ -12,7 +12,7 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_
 
 from llm_tf import io_utils
 from llm_tf.export import export_dir
-from llm_tf.export.signatures import CLASSIFY_SIGNATURE, DEFAULT_SIGNATURE
+from llm_tf.export.signatures import CLASSIFY_SIGNATURE, DEFAULT_SIGNATURE, TOKENS_SIGNATURE
 
 WARMUP_FILE = export_dir.WARMUP_FILE
 
@@ -61,6 +61,28 @@ def warmup_logs(model_name: str, texts: list[str], text_pairs: list[str] | None 
         for i, text in enumerate(texts):
             request.input.example_list.examples.append(_example(text, text_pairs[i] if text_pairs else None))
         logs.append(prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request)))
+    return logs
+
+
+def token_warmup_logs(model_name: str, packed: dict) -> list[prediction_log_pb2.PredictionLog]:
+    """Warm-up records on ``predict_tokens`` (batch 1, then the batch): what a ``model.tflite`` version serves too.
+
+    Args:
+        model_name: The model name to put in each request's ``model_spec``.
+        packed: ``token_ids``, ``segment_ids``, ``padding_mask``: int32 [batch, seq_length] arrays.
+
+    Returns:
+        The records, in replay order.
+    """
+    logs = []
+    count = len(packed["token_ids"])
+    for rows in (slice(0, 1), slice(0, count)):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = TOKENS_SIGNATURE
+        for key, value in packed.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value[rows], dtype=tf.int32))
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
     return logs
 
 

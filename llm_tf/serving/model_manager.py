@@ -153,14 +153,16 @@ class ModelManager:
         metrics: A ``ServingMetrics`` for loaded versions and batch sizes; optional.
         warmup: Replays one ``PredictionLog`` on a servable (raises ServingError on failure);
             default: :func:`llm_tf.serving.servable_calls.replay_warmup`.
+        servable_factory: Builds a version's servable, called as ``Servable`` is (default: ``Servable``).
 
     Raises:
         ConfigError: Invalid or duplicate specs.
     """
 
     def __init__(self, specs: Sequence, poll_seconds: float = 1.0, batching=None, metrics=None,
-                 warmup: Callable | None = None):
+                 warmup: Callable | None = None, servable_factory: Callable = Servable):
         _validate(specs)
+        self._servable_factory = servable_factory
         self._poll_seconds = float(poll_seconds)
         self._batching = batching
         self._metrics = metrics
@@ -445,7 +447,7 @@ class ModelManager:
         servable = None
         try:
             on_batch = (lambda size: self._metrics.record_batch(name, size)) if self._metrics is not None else None
-            servable = Servable(name, version, path, batching=self._batching, on_batch=on_batch)
+            servable = self._servable_factory(name, version, path, batching=self._batching, on_batch=on_batch)
             records = servable.warmup_records()
             replay = self._warmup or replay_warmup
             for record in records:

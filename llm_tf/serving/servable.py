@@ -98,14 +98,8 @@ class Servable:
         self.name = name
         self.version = int(version)
         self.path = path
-        self.signature_defs = read_signature_defs(path)
-        try:
-            self._model = tf.saved_model.load(path, tags=[SERVE_TAG])
-        except tf.errors.OpError as e:
-            raise errors.from_code(e.error_code, f"{path}: failed to load SavedModel: {e.message}") from None
-        except (ValueError, OSError, RuntimeError) as e:
-            raise errors.internal(f"{path}: failed to load SavedModel: {e}") from None
-        self._functions = dict(self._model.signatures)
+        self._model = None
+        self.signature_defs, self._functions = self._load_model(path)
         # Per signature, what every request is checked against, read from the protos once:
         # (input aliases, [(alias, dtype, shape)], all output aliases sorted).
         self._checks = {
@@ -125,6 +119,27 @@ class Servable:
                     self._schedulers[sig_name] = BatchScheduler(
                         lambda inputs, _sig=sig_name: self._execute(_sig, inputs),
                         batching, name=f"{name}-{version}-{sig_name}", on_batch=on_batch)
+
+    def _load_model(self, path: str) -> tuple[dict, dict]:
+        """Loads the SavedModel (a subclass loads another format: ``tflite_servable``).
+
+        Args:
+            path: The version directory.
+
+        Returns:
+            (signature name -> ``SignatureDef``, signature name -> what :meth:`_execute` calls).
+
+        Raises:
+            ServingError: The SavedModel cannot be read or loaded.
+        """
+        signature_defs = read_signature_defs(path)
+        try:
+            self._model = tf.saved_model.load(path, tags=[SERVE_TAG])
+        except tf.errors.OpError as e:
+            raise errors.from_code(e.error_code, f"{path}: failed to load SavedModel: {e.message}") from None
+        except (ValueError, OSError, RuntimeError) as e:
+            raise errors.internal(f"{path}: failed to load SavedModel: {e}") from None
+        return signature_defs, dict(self._model.signatures)
 
     def _batchable(self, signature_name: str) -> bool:
         """Whether every input of the signature has a variable batch dimension (axis 0)."""

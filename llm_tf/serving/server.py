@@ -18,7 +18,7 @@ from absl import logging
 from llm_tf import io_utils
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.serving import config as config_lib
-from llm_tf.serving import config_files
+from llm_tf.serving import config_files, tflite_servable
 from llm_tf.serving.grpc_server import make_grpc_server
 from llm_tf.serving.inference import InferenceService
 from llm_tf.serving.model_manager import ModelManager
@@ -56,6 +56,10 @@ class ServerOptions:
             the same name); 0: automatic, see :func:`tensorflow_threads`.
         tensorflow_inter_op_parallelism: Threads running independent ops (TF Serving's flag);
             0: automatic.
+        prefer_tflite_model: Serve a version from its ``model.tflite`` where it has one (TF Serving's flag;
+            ``llm_tf.serving.tflite_servable``).
+        num_tflite_pools: Interpreters per TFLite version (TF Serving's flag); None: the CPU count.
+        num_tflite_interpreters_per_pool: TF Serving's flag: above 1, requests are batched inside the servable.
     """
 
     host: str = "localhost"
@@ -74,6 +78,9 @@ class ServerOptions:
     ready_timeout: float = 300.0
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
+    prefer_tflite_model: bool = False
+    num_tflite_pools: int | None = None
+    num_tflite_interpreters_per_pool: int = 1
 
 
 def model_specs(options: ServerOptions) -> list:
@@ -192,6 +199,9 @@ class EmbeddedServer:
 
     def __init__(self, options: ServerOptions):
         self.options = options
+        for flag in ("num_tflite_pools", "num_tflite_interpreters_per_pool"):
+            if (getattr(options, flag) or 0) < 0:
+                raise ConfigError(f"--{flag}: must be >= 0, got {getattr(options, flag)}")
         self.specs = model_specs(options)
         self.batching = batching_spec(options)
         self.monitoring = (config_files.load_monitoring_config(options.monitoring_config_file)
@@ -219,7 +229,10 @@ class EmbeddedServer:
         if options.rest_api_port > 0:
             check_port_free(options.host, options.rest_api_port, "REST")
         self.manager = ModelManager(self.specs, options.file_system_poll_wait_seconds,
-                                    batching=self.batching, metrics=self.metrics)
+                                    batching=self.batching, metrics=self.metrics,
+                                    servable_factory=tflite_servable.servable_factory(
+                                        options.prefer_tflite_model, options.num_tflite_pools,
+                                        options.num_tflite_interpreters_per_pool))
         self.service = InferenceService(self.manager, self.metrics)
         try:
             self._grpc, self.grpc_port = make_grpc_server(

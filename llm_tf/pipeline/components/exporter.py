@@ -22,6 +22,9 @@ class Exporter(Component):
         model_name: The serving model name (warm-up requests name it).
         checkpoint: ``best`` or ``latest``.
         warmup_requests: Eval texts in the warm-up file.
+        tflite_model: ``none`` (default) or ``float32``/``float16``/``dynamic_int8``: also write the token form as
+            ``model.tflite`` in the version (TF Serving's ``--prefer_tflite_model``; ``llm_export --tflite_model``).
+            A property only when set, so existing pipelines keep their cache keys.
         name: Component name.
     """
 
@@ -29,9 +32,11 @@ class Exporter(Component):
     OUTPUTS = {"saved_model": artifacts.SAVED_MODEL}
 
     def __init__(self, model: OutputRef, model_name: str, checkpoint: str = "best", warmup_requests: int = 8,
-                 name: str | None = None):
-        super().__init__(name, {"model": model}, {"model_name": model_name, "checkpoint": checkpoint,
-                                                  "warmup_requests": warmup_requests})
+                 name: str | None = None, tflite_model: str = "none"):
+        properties = {"model_name": model_name, "checkpoint": checkpoint, "warmup_requests": warmup_requests}
+        if tflite_model != "none":
+            properties["tflite_model"] = tflite_model
+        super().__init__(name, {"model": model}, properties)
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         """Runs ``export_saved_model`` into ``<saved_model>/1``."""
@@ -39,8 +44,11 @@ class Exporter(Component):
 
         props = context.properties
         result = export_saved_model(context.inputs["model"].uri, context.output_dirs["saved_model"], VERSION,
-                                    props["checkpoint"], props["model_name"], props["warmup_requests"])
+                                    props["checkpoint"], props["model_name"], props["warmup_requests"],
+                                    tflite_model=props.get("tflite_model", "none"))
         return ExecutionResult({"saved_model": {"version": result.version, "signatures": result.signatures,
                                                 "checkpoint": os.path.basename(result.checkpoint), "step": result.step,
-                                                "model_name": props["model_name"]}},
+                                                "model_name": props["model_name"],
+                                                **({"tflite_model": result.tflite_model["variant"]}
+                                                   if result.tflite_model else {})}},
                                {"step": result.step, "signatures": len(result.signatures)})
