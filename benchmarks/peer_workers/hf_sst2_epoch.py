@@ -8,6 +8,12 @@ sentences with truncation and no padding; a ``DataLoader`` shuffles them and
 and decay (``get_linear_schedule_with_warmup``) and global-norm clipping at 1.0, then is
 evaluated on the dev set.
 
+With ``--model_dir`` (a Hugging Face BERT directory, e.g. all-MiniLM-L6-v2's) the model is
+``BertForSequenceClassification.from_pretrained`` on it (a new classification head) and the
+tokenizer is the directory's own fast tokenizer; ``--bf16`` runs forward and loss under
+``torch.autocast("cpu", dtype=torch.bfloat16)`` (PyTorch's recommended CPU mixed precision;
+weights and optimizer stay float32).
+
 Prints one JSON line: seconds for tokenization, training and evaluation, examples/s and dev
 accuracy.
 """
@@ -31,7 +37,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", required=True)
     parser.add_argument("--dev", required=True)
-    parser.add_argument("--vocab", required=True)
+    parser.add_argument("--vocab", default="", help="vocab.txt of a model trained from scratch (--size)")
+    parser.add_argument("--model_dir", default="", help="a pre-trained HF BERT directory (instead of --size)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    parser.add_argument("--dropout", type=float, default=-1.0,
+                        help="hidden/attention dropout of a pre-trained model (default: its config's)")
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=32)
@@ -49,15 +59,20 @@ def main() -> None:
     imported = time.perf_counter()
     torch.manual_seed(args.seed)
     sizes = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8), "base": (12, 768, 12)}
-    layers, hidden, heads = sizes[args.size]
-    # transformers 5: BertTokenizer is the fast (tokenizers-backed) one and takes ``vocab``; an
-    # unknown keyword such as the old ``vocab_file`` is ignored and leaves a 5-token vocabulary.
-    tokenizer = transformers.BertTokenizer(vocab=args.vocab, do_lower_case=True)
-    with open(args.vocab, encoding="utf-8") as f:
-        expected = sum(1 for line in f if line.strip())
-    if len(tokenizer) != expected or not tokenizer.is_fast:
-        raise SystemExit(f"{args.vocab}: tokenizer has {len(tokenizer)} tokens (fast: {tokenizer.is_fast}), "
-                         f"the file {expected}")
+    if args.model_dir:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(args.model_dir)
+        tokenizer.model_max_length = args.max_seq_length
+    else:
+        layers, hidden, heads = sizes[args.size]
+        # transformers 5: BertTokenizer is the fast (tokenizers-backed) one and takes ``vocab``; an
+        # unknown keyword such as the old ``vocab_file`` is ignored and leaves a 5-token vocabulary.
+        tokenizer = transformers.BertTokenizer(vocab=args.vocab, do_lower_case=True)
+        with open(args.vocab, encoding="utf-8") as f:
+            expected = sum(1 for line in f if line.strip())
+        if len(tokenizer) != expected:
+            raise SystemExit(f"{args.vocab}: tokenizer has {len(tokenizer)} tokens, the file {expected}")
+    if not tokenizer.is_fast:
+        raise SystemExit("the tokenizer is not the fast (tokenizers-backed) one")
     train_text, train_labels = read_tsv(args.train)
     dev_text, dev_labels = read_tsv(args.dev)
     start = time.perf_counter()
@@ -69,10 +84,16 @@ def main() -> None:
                 zip(dev_enc["input_ids"], dev_enc["token_type_ids"], dev_enc["attention_mask"], dev_labels)]
     tokenize_s = time.perf_counter() - start
 
-    config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
-                                     num_attention_heads=heads, intermediate_size=4 * hidden,
-                                     max_position_embeddings=512, type_vocab_size=2, num_labels=2)
-    model = transformers.BertForSequenceClassification(config)
+    if args.model_dir:
+        extra = ({"hidden_dropout_prob": args.dropout, "attention_probs_dropout_prob": args.dropout}
+                 if args.dropout >= 0 else {})
+        model = transformers.BertForSequenceClassification.from_pretrained(args.model_dir, num_labels=2, **extra)
+    else:
+        config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+                                         num_attention_heads=heads, intermediate_size=4 * hidden,
+                                         max_position_embeddings=512, type_vocab_size=2, num_labels=2)
+        model = transformers.BertForSequenceClassification(config)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
     collator = transformers.DataCollatorWithPadding(tokenizer)
     generator = torch.Generator().manual_seed(args.seed)
     loader = DataLoader(train_rows, batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=collator,
@@ -90,7 +111,8 @@ def main() -> None:
     for step, batch in enumerate(loader):
         if step == steps:
             break
-        loss = model(**batch).loss
+        with autocast:
+            loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -101,7 +123,7 @@ def main() -> None:
     model.eval()
     start = time.perf_counter()
     correct = 0
-    with torch.no_grad():
+    with torch.no_grad(), autocast:
         for batch in DataLoader(dev_rows, batch_size=args.eval_batch_size, collate_fn=collator):
             correct += int((model(**batch).logits.argmax(-1) == batch["labels"]).sum())
     eval_s = time.perf_counter() - start
@@ -111,6 +133,7 @@ def main() -> None:
         "in_process_s": time.perf_counter() - START, "train_examples_per_s": steps * args.batch_size / train_s,
         "dev_accuracy": correct / len(dev_rows), "dev_examples": len(dev_rows), "last_loss": float(loss),
         "torch": torch.__version__, "transformers": transformers.__version__, "torch_threads": torch.get_num_threads(),
+        "bf16": args.bf16, "pretrained": bool(args.model_dir),
     }))
 
 

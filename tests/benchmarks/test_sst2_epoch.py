@@ -42,3 +42,41 @@ def test_markdown_lists_each_rounds_seed_and_accuracy():
     text = sst2_epoch.markdown(report)
     assert "seeds 42, 43, 44" in text
     assert "| 2 | 43 | 61.0 | 0.8100 | 121.0 | 0.8000 |" in text
+
+
+def test_system_names_carry_the_precision():
+    assert sst2_epoch.split_system("ours") == ("ours", "fp32")
+    assert sst2_epoch.split_system("hf_bf16") == ("hf", "bf16")
+    for bad in ("torch", "ours_fp16", "hf_"):
+        try:
+            sst2_epoch.split_system(bad)
+        except ValueError as e:
+            assert bad in str(e)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+
+def test_targets_race_fp32_and_the_best_of_each_side():
+    runs = {"ours_fp32": [{"wall_s": 300.0}], "ours_bf16": [{"wall_s": 200.0}],
+            "hf_fp32": [{"wall_s": 600.0}], "hf_bf16": [{"wall_s": 400.0}]}
+    accuracy = {"ours_fp32": 0.90, "ours_bf16": 0.89, "hf_fp32": 0.895, "hf_bf16": 0.9}
+    summary = {n: {"wall_s": {"median": r[0]["wall_s"]}, "dev_accuracy": {"median": accuracy[n]}}
+               for n, r in runs.items()}
+    kinds = {n: sst2_epoch.split_system(n) for n in runs}
+    out = sst2_epoch.targets(runs, summary, kinds, 1.5)
+    assert out["target"]["speedup"] == 2.0 and out["target"]["met"]  # 600 / 300, +0.5 points
+    best = out["best_target"]
+    assert "ours_bf16" in best["what"] and "hf_bf16" in best["what"]
+    assert best["speedup"] == 2.0 and best["met"] and round(best["accuracy_gap"], 3) == -0.01
+    out = sst2_epoch.targets({"ours": [{"wall_s": 500.0}], "hf": [{"wall_s": 600.0}]},
+                             {"ours": summary["ours_fp32"], "hf": summary["hf_fp32"]},
+                             {"ours": ("ours", "fp32"), "hf": ("hf", "fp32")}, 1.5)
+    assert not out["target"]["met"] and "best_target" not in out
+
+
+def test_equal_counts_are_equal_accuracy_across_float32_and_float64():
+    runs = {"ours": [{"wall_s": 300.0}], "hf": [{"wall_s": 600.0}]}
+    summary = {"ours": {"wall_s": {"median": 300.0}, "dev_accuracy": {"median": 0.88990825}},  # Keras, float32
+               "hf": {"wall_s": {"median": 600.0}, "dev_accuracy": {"median": 776 / 872}}}
+    out = sst2_epoch.targets(runs, summary, {"ours": ("ours", "fp32"), "hf": ("hf", "fp32")}, 1.5)
+    assert out["target"]["met"]
