@@ -10,6 +10,9 @@ One run measures, interleaved round by round (so ratios are taken side by side):
   (``benchmarks/serving_load.py``: ``grpc.aio`` with pre-serialized requests, asyncio HTTP),
   without and with server-side batching (``--batching_parameters_file``, repeatable to compare
   several; by default the shipped ``serving/batching_parameters.txt``);
+* ``grpc_batching_tf``: the same batching server with ``--batching_engine=tensorflow``: TensorFlow's
+  ``BatchFunction`` op batches in the graph instead of our Python scheduler (same parameters
+  file(s)), so one run compares the two engines side by side;
 * ``grpc_batching_nullmodel``: the same batching server on a model with (almost) no compute
   (the test suite's string-length model, same signature): its server CPU per request is what
   the serving stack itself costs, the rest of ``grpc_batching``'s is the model's.
@@ -21,6 +24,8 @@ shared. Results go to ``benchmarks/results/serving.{json,md,png}``.
 
 Usage:
     python -m benchmarks.serving --model_dir=runs/sst2_real/tiny [--seconds=5 --rounds=3]
+    # the two batching engines side by side:
+    python -m benchmarks.serving --model_dir=... --configs=grpc_batching,grpc_batching_tf --output=engines
 """
 
 import argparse
@@ -48,7 +53,9 @@ MONITORING = os.path.join(ROOT, "serving", "monitoring.config")
 METRICS_PATH = "/monitoring/prometheus/metrics"
 BATCH = 32
 MODEL = "sst2"
-CONFIGS = ("inprocess", "grpc", "grpc_batching", "rest", "rest_batching", "grpc_batching_nullmodel")
+CONFIGS = ("inprocess", "grpc", "grpc_batching", "rest", "rest_batching", "grpc_batching_nullmodel", "grpc_batching_tf")
+#: What a run measures without --configs (the in-graph engine only when asked for).
+DEFAULT_CONFIGS = CONFIGS[:-1]
 BUSY_LOAD = 1.5  # load average (from others) above which timings are flagged as disturbed
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -170,9 +177,10 @@ class Server:
     Args:
         model_base_path: The model's base path.
         batching_file: A ``BatchingParameters`` file, or None for no batching.
+        engine: ``--batching_engine`` (with a batching file): ``python`` or ``tensorflow``.
     """
 
-    def __init__(self, model_base_path: str, batching_file: str | None):
+    def __init__(self, model_base_path: str, batching_file: str | None, engine: str = "python"):
         from tests.serving.conftest import free_port
 
         self.grpc_port, self.rest_port = free_port(), free_port()
@@ -182,6 +190,7 @@ class Server:
                 f"--monitoring_config_file={MONITORING}"]
         if batching_file:
             argv.append(f"--batching_parameters_file={batching_file}")
+            argv.append(f"--batching_engine={engine}")
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     @property
@@ -272,7 +281,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"subset of {','.join(CONFIGS)}")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
+                        help=f"subset of {','.join(CONFIGS)} (default: all but grpc_batching_tf)")
     parser.add_argument("--batching_parameters_file", action="append",
                         help="BatchingParameters file(s) for the batching servers (repeat to compare; "
                              "default: the shipped serving/batching_parameters.txt)")
@@ -305,15 +315,17 @@ def main() -> None:
 
         save_tiny_model(os.path.join(null_base, "1"), warmup=False)
 
-    # Server key: "" without batching, else the batching label ("" too for a single file).
-    servers: dict[tuple[bool, str], Server] = {}
+    # Server key: (batched, engine, label); label "" without batching, else the batching file's
+    # label ("" too for a single file), "_nullmodel" for the null model.
+    servers: dict[tuple[bool, str, str], Server] = {}
     if {"grpc", "rest"} & set(configs):
-        servers[(False, "")] = Server(base, None)
-    if {"grpc_batching", "rest_batching"} & set(configs):
-        for k, path in enumerate(batching_files):
-            servers[(True, batching_label(path, k, len(batching_files)))] = Server(base, path)
+        servers[(False, "python", "")] = Server(base, None)
+    for engine, wanted in (("python", {"grpc_batching", "rest_batching"}), ("tensorflow", {"grpc_batching_tf"})):
+        if wanted & set(configs):
+            for k, path in enumerate(batching_files):
+                servers[(True, engine, batching_label(path, k, len(batching_files)))] = Server(base, path, engine)
     if "grpc_batching_nullmodel" in configs:
-        servers[(True, "_nullmodel")] = Server(null_base, batching_files[0])
+        servers[(True, "python", "_nullmodel")] = Server(null_base, batching_files[0])
     load = serving_load.LoadProcess(spec_path)
     load_before = load_average()
     try:
@@ -322,8 +334,9 @@ def main() -> None:
         single, batch = inprocess_callers(export.path, sentences)
         pids = [s.pid for s in servers.values()] + [load.pid]
 
-        def server_call(kind: str, batched: bool, label: str):
-            server = servers[(batched, label)]
+        def server_call(kind: str, key: tuple[bool, str, str]):
+            batched = key[0]
+            server = servers[key]
 
             def call(c: int, seconds: float) -> dict:
                 port = server.grpc_port if kind == "grpc" else server.rest_port
@@ -358,12 +371,13 @@ def main() -> None:
                     plan.append((f"inprocess_c{c}", local_call(single, 1), c))
                     continue
                 if config == "grpc_batching_nullmodel":
-                    plan.append((f"{config}_c{c}", server_call("grpc", True, "_nullmodel"), c))
+                    plan.append((f"{config}_c{c}", server_call("grpc", (True, "python", "_nullmodel")), c))
                     continue
-                kind, _, batching = config.partition("_")
-                for batched, label in servers:
-                    if batched == bool(batching) and label != "_nullmodel":
-                        plan.append((f"{config}{label}_c{c}", server_call(kind, batched, label), c))
+                kind, _, batching = config.partition("_")  # batching: "", "batching" or "batching_tf"
+                engine = "tensorflow" if batching.endswith("_tf") else "python"
+                for key in servers:
+                    if key[:2] == (bool(batching), engine) and key[2] != "_nullmodel":
+                        plan.append((f"{config}{key[2]}_c{c}", server_call(kind, key), c))
         for _, call, _ in plan:  # warm every path once
             call(1, 0.5)
         rounds: dict[str, list] = {name: [] for name, *_ in plan}
@@ -448,8 +462,12 @@ def write_report(args, rounds, plan, loads, load_before, batchings, sentences, s
         f"`{os.path.relpath(path, ROOT)}`: max_batch_size {s.max_batch_size}, batch_timeout_micros "
         f"{s.batch_timeout_micros}, num_batch_threads {s.num_batch_threads}, allowed_batch_sizes "
         f"{list(s.allowed_batch_sizes) or 'any'}" for path, s in batchings.items())
+    engines = ("`grpc_batching_tf`: the same batching server with `--batching_engine=tensorflow` (TensorFlow's "
+               "`BatchFunction` op batches in the graph; `grpc_batching`: our Python scheduler). "
+               if any(name.startswith("grpc_batching_tf") for name, *_ in plan) else "")
     markdown = "\n".join([
-        "# Serving: in-process SavedModel vs embedded server (tiny SST-2 model)", "",
+        f"# Serving: in-process SavedModel vs embedded server ({os.path.basename(report['model_dir'].rstrip('/'))})",
+        "",
         f"Command: `{report['command']}`  ",
         f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
         f"TF {report['machine']['tensorflow']}, commit {report['machine']['commit']}, {report['machine']['date']}  ",
@@ -459,7 +477,7 @@ def write_report(args, rounds, plan, loads, load_before, batchings, sentences, s
         f"sent by a separate load-generator process ({report['load_generator']}) keeping C requests in flight; "
         f"`inprocess*` run in the benchmark process (threads; `inprocess_batched` calls the SavedModel with {BATCH} "
         f"sentences). QPS = sentences/s. {args.rounds} rounds of {args.seconds:g} s, configurations interleaved within "
-        f"each round. Batching: {batching_text}. CPU columns: CPU time of the server (or, in brackets, of the "
+        f"each round. Batching: {batching_text}. {engines}CPU columns: CPU time of the server (or, in brackets, of the "
         "benchmark process per sentence in-process) and of the load generator per request; others' cores: CPU "
         "the rest of the machine used during the measurement.", "",
         *rows, "",

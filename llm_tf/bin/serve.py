@@ -35,6 +35,10 @@ flags.DEFINE_string("model_base_path", None, "Directory of integer version subdi
 flags.DEFINE_string("model_config_file", None, "ModelServerConfig text proto (several models, policies, labels).")
 flags.DEFINE_bool("enable_batching", False, "Batch concurrent requests server-side.")
 flags.DEFINE_string("batching_parameters_file", None, "BatchingParameters text proto (with --enable_batching).")
+flags.DEFINE_enum("batching_engine", "python", ["python", "tensorflow"], "Embedded server, with --enable_batching: "
+                  "python: our batch scheduler; tensorflow: TensorFlow's BatchFunction op (its C++ batch scheduler) "
+                  "for signatures with fixed shapes after the batch axis. tensorflow_model_server always batches "
+                  "in C++.")
 flags.DEFINE_float("file_system_poll_wait_seconds", 1, "Seconds between polls for new versions; 0 loads once.")
 flags.DEFINE_string("monitoring_config_file", None, "MonitoringConfig text proto (Prometheus metrics on REST).")
 flags.DEFINE_integer("grpc_max_threads", 64, "gRPC worker threads; each request in flight holds one, so this caps "
@@ -59,8 +63,8 @@ FLAG_GROUPS = {
     "models (--model_base_path with --model_name, or --model_config_file)": [
         "model_name", "model_base_path", "model_config_file", "file_system_poll_wait_seconds"],
     "network": ["host", "port", "rest_api_port", "max_message_bytes", "grpc_max_threads", "rest_api_num_threads"],
-    "batching and threads": ["enable_batching", "batching_parameters_file", "tensorflow_intra_op_parallelism",
-                             "tensorflow_inter_op_parallelism"],
+    "batching and threads": ["enable_batching", "batching_parameters_file", "batching_engine",
+                             "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism"],
     "monitoring": ["monitoring_config_file"],
     "TFLite (--prefer_tflite_model)": ["prefer_tflite_model", "num_tflite_pools", "num_tflite_interpreters_per_pool"],
 }
@@ -152,6 +156,7 @@ def options_from_flags():
         model_config_file=FLAGS.model_config_file,
         enable_batching=FLAGS.enable_batching,
         batching_parameters_file=FLAGS.batching_parameters_file,
+        batching_engine=FLAGS.batching_engine,
         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
         monitoring_config_file=FLAGS.monitoring_config_file,
         max_message_bytes=FLAGS.max_message_bytes,
@@ -177,7 +182,8 @@ def check_flags() -> None:
     """Checks what both backends need before starting either.
 
     Raises:
-        ConfigError: No model, both ways of naming models, a missing base path or config file.
+        ConfigError: No model, both ways of naming models, a missing base path or config file,
+            ``--batching_engine=tensorflow`` without batching.
     """
     if FLAGS.model_config_file and FLAGS.model_base_path:
         raise ConfigError("give either --model_config_file or --model_base_path, not both")
@@ -192,6 +198,9 @@ def check_flags() -> None:
     for flag in ("port", "rest_api_port"):
         if not 0 <= getattr(FLAGS, flag) <= 65535:
             raise ConfigError(f"--{flag}: {getattr(FLAGS, flag)} is not a port number (0-65535)")
+    if FLAGS.batching_engine != "python" and not (FLAGS.enable_batching or FLAGS.batching_parameters_file):
+        raise ConfigError(f"--batching_engine={FLAGS.batching_engine}: needs --enable_batching (or "
+                          "--batching_parameters_file); without them no request is batched")
 
 
 def serving_line(server) -> str:
@@ -214,6 +223,9 @@ def main(argv) -> int:
                           "on PATH), or use --backend=embedded")
     if binary is not None:
         args = tf_serving_argv(binary)
+        if FLAGS["batching_engine"].present:
+            print("llm_serve: --batching_engine is the embedded server's; tensorflow_model_server batches with "
+                  "TensorFlow's C++ batch scheduler", file=sys.stderr, flush=True)
         print(f"llm_serve: exec {' '.join(args)}", file=sys.stderr, flush=True)
         os.execve(binary, args, tf_serving_env())
     from llm_tf.bin import startup

@@ -4,7 +4,9 @@ A :class:`Servable` loads ``<base_path>/<version>`` with ``tf.saved_model.load``
 ``SignatureDef`` map of the ``serve`` MetaGraphDef from ``saved_model.pb`` (what metadata
 reports and what decides which API may call a signature). :meth:`Servable.run` validates a
 request as TF Serving's Predict does before calling the signature's concrete function, and
-optionally routes it through a :class:`~llm_tf.serving.batching.BatchScheduler`.
+optionally routes it through a batcher: :class:`~llm_tf.serving.batching.BatchScheduler`
+(``batching_engine="python"``) or, for signatures it can batch,
+:class:`~llm_tf.serving.graph_batching.GraphBatcher` (``"tensorflow"``: the ``BatchFunction`` op).
 
 In-flight requests hold the servable with :meth:`acquire`/:meth:`release`; :meth:`close` waits
 for them before releasing the model, so an unload never breaks a running request.
@@ -27,7 +29,7 @@ from absl import logging
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from llm_tf.serving import errors, tensors
+from llm_tf.serving import errors, graph_batching, tensors
 from llm_tf.serving.batching import BatchScheduler
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -84,6 +86,9 @@ class Servable:
         path: The version directory (a SavedModel).
         batching: Batching parameters (a ``BatchingSpec``); None runs every request on its own.
         on_batch: Called with each batch's size when batching (metrics).
+        batching_engine: ``python`` (our scheduler) or ``tensorflow`` (TensorFlow's
+            ``BatchFunction`` op for the signatures whose inputs have fixed shapes after the batch
+            axis; the others use ours). See ``llm_tf.serving.graph_batching``.
 
     Attributes:
         name, version, path: As given.
@@ -91,10 +96,12 @@ class Servable:
 
     Raises:
         ServingError: The SavedModel cannot be read or loaded (the code says why).
+        ValueError: An unknown ``batching_engine``.
     """
 
     def __init__(self, name: str, version: int, path: str, batching=None,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, batching_engine: str = "python"):
+        graph_batching.check_engine(batching_engine, "batching_engine")
         self.name = name
         self.version = int(version)
         self.path = path
@@ -116,9 +123,28 @@ class Servable:
         if batching is not None:
             for sig_name in self._functions:
                 if self._batchable(sig_name):
-                    self._schedulers[sig_name] = BatchScheduler(
-                        lambda inputs, _sig=sig_name: self._execute(_sig, inputs),
-                        batching, name=f"{name}-{version}-{sig_name}", on_batch=on_batch)
+                    self._schedulers[sig_name] = self._scheduler(sig_name, batching, on_batch, batching_engine)
+
+    def _scheduler(self, sig_name: str, batching, on_batch: Callable[[int], None] | None, engine: str):
+        """The batcher of one batchable signature.
+
+        Args:
+            sig_name: The signature.
+            batching: The ``BatchingSpec``.
+            on_batch: Called with each batch's size.
+            engine: ``python`` or ``tensorflow``.
+
+        Returns:
+            A ``GraphBatcher`` for ``tensorflow`` where the op can batch the signature, else a
+            ``BatchScheduler``; both have ``submit`` and ``close``.
+        """
+        label = f"{self.name}-{self.version}-{sig_name}"
+        if engine == "tensorflow":
+            batcher = graph_batching.graph_batcher(self._functions[sig_name], batching, label, on_batch)
+            if batcher is not None:
+                return batcher
+        return BatchScheduler(lambda inputs, _sig=sig_name: self._execute(_sig, inputs),
+                              batching, name=label, on_batch=on_batch)
 
     def _load_model(self, path: str) -> tuple[dict, dict]:
         """Loads the SavedModel (a subclass loads another format: ``tflite_servable``).

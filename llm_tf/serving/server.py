@@ -18,7 +18,7 @@ from absl import logging
 from llm_tf import io_utils
 from llm_tf.errors import ConfigError, DataError
 from llm_tf.serving import config as config_lib
-from llm_tf.serving import config_files, tflite_servable
+from llm_tf.serving import config_files, graph_batching, tflite_servable
 from llm_tf.serving.grpc_server import make_grpc_server
 from llm_tf.serving.inference import InferenceService
 from llm_tf.serving.model_manager import ModelManager
@@ -43,6 +43,9 @@ class ServerOptions:
         model_config_file: A ``ModelServerConfig`` text proto instead of the two above.
         enable_batching: Batch requests server-side.
         batching_parameters_file: ``BatchingParameters`` text proto (implies batching).
+        batching_engine: Who batches: ``python`` (our scheduler, ``llm_tf.serving.batching``) or
+            ``tensorflow`` (TensorFlow's ``BatchFunction`` op, ``llm_tf.serving.graph_batching``);
+            only with batching.
         file_system_poll_wait_seconds: Seconds between version polls; 0 loads once.
         monitoring_config_file: ``MonitoringConfig`` text proto (Prometheus endpoint on REST).
         max_message_bytes: Largest gRPC message and REST body.
@@ -70,6 +73,7 @@ class ServerOptions:
     model_config_file: str | None = None
     enable_batching: bool = False
     batching_parameters_file: str | None = None
+    batching_engine: str = "python"
     file_system_poll_wait_seconds: float = 1.0
     monitoring_config_file: str | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
@@ -125,6 +129,25 @@ def batching_spec(options: ServerOptions):
     if options.enable_batching:
         return config_lib.BatchingSpec()
     return None
+
+
+def check_batching_engine(engine: str, batching: bool) -> None:
+    """Checks ``--batching_engine``: a known engine, and ``tensorflow`` only with batching on.
+
+    Args:
+        engine: The flag's value.
+        batching: Whether server-side batching is on (``--enable_batching`` or a parameters file).
+
+    Raises:
+        ConfigError: An unknown engine, or ``tensorflow`` without batching.
+    """
+    try:
+        graph_batching.check_engine(engine)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if engine != "python" and not batching:
+        raise ConfigError(f"--batching_engine={engine}: needs --enable_batching (or --batching_parameters_file); "
+                          "without them no request is batched")
 
 
 def tensorflow_threads(options: ServerOptions, batching, cores: int | None = None) -> tuple[int, int]:
@@ -204,6 +227,7 @@ class EmbeddedServer:
                 raise ConfigError(f"--{flag}: must be >= 0, got {getattr(options, flag)}")
         self.specs = model_specs(options)
         self.batching = batching_spec(options)
+        check_batching_engine(options.batching_engine, self.batching is not None)
         self.monitoring = (config_files.load_monitoring_config(options.monitoring_config_file)
                            if options.monitoring_config_file else None)
         self.metrics = ServingMetrics()
@@ -232,7 +256,7 @@ class EmbeddedServer:
                                     batching=self.batching, metrics=self.metrics,
                                     servable_factory=tflite_servable.servable_factory(
                                         options.prefer_tflite_model, options.num_tflite_pools,
-                                        options.num_tflite_interpreters_per_pool))
+                                        options.num_tflite_interpreters_per_pool, options.batching_engine))
         self.service = InferenceService(self.manager, self.metrics)
         try:
             self._grpc, self.grpc_port = make_grpc_server(

@@ -260,26 +260,34 @@ class TfLiteServable(Servable):
 
 
 def servable_factory(prefer_tflite_model: bool, num_tflite_pools: int | None = None,
-                     num_tflite_interpreters_per_pool: int = 1) -> Callable:
+                     num_tflite_interpreters_per_pool: int = 1, batching_engine: str = "python") -> Callable:
     """What the model manager builds each version with, following TF Serving's TFLite flags.
 
     Args:
         prefer_tflite_model: Serve ``model.tflite`` where a version has one; False: always the SavedModel.
         num_tflite_pools: Interpreters per TFLite version; None: the CPU count (TF Serving's default).
         num_tflite_interpreters_per_pool: Above 1, in-servable batching (see the module docstring).
+        batching_engine: A SavedModel version's batcher (``Servable``'s argument); a TFLite
+            version always uses the Python scheduler (its signatures are not TensorFlow functions).
 
     Returns:
         A callable with :class:`Servable`'s constructor arguments.
     """
-    if not prefer_tflite_model:
+    if not prefer_tflite_model and batching_engine == "python":
         return Servable
+
+    def saved_model(name: str, version: int, path: str, batching=None, on_batch=None) -> Servable:
+        return Servable(name, version, path, batching=batching, on_batch=on_batch, batching_engine=batching_engine)
+
+    if not prefer_tflite_model:
+        return saved_model
     pools = (os.cpu_count() or 1) if num_tflite_pools is None else num_tflite_pools
 
     def build(name: str, version: int, path: str, batching=None, on_batch=None) -> Servable:
         if has_tflite_model(path):
             return TfLiteServable(name, version, path, batching=batching, on_batch=on_batch, num_pools=pools,
                                   interpreters_per_pool=num_tflite_interpreters_per_pool)
-        return Servable(name, version, path, batching=batching, on_batch=on_batch)
+        return saved_model(name, version, path, batching=batching, on_batch=on_batch)
 
     return build
 
