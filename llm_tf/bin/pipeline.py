@@ -26,7 +26,7 @@ from absl import flags
 from llm_tf import io_utils
 from llm_tf.bin import prefer_onednn
 from llm_tf.bin.common import run_main
-from llm_tf.pipeline.definitions import load_pipeline_module  # noqa: F401  (imports no TensorFlow; tests use it)
+from llm_tf.pipeline.definitions import load_pipeline_module
 from llm_tf.pipeline.kfp_compile import DEFAULT_IMAGE  # imports neither TensorFlow nor kfp
 
 prefer_onednn()  # before TensorFlow loads

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from llm_tf.bin.transfer_set import parse_label_map
+from llm_tf.data.transfer_set import parse_label_map
 from llm_tf.errors import ConfigError
 
 

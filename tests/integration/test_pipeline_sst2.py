@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from llm_tf.bin.pipeline import load_pipeline_module
+from llm_tf.pipeline.definitions import load_pipeline_module
 from llm_tf.pipeline.lineage import format_lineage
 from llm_tf.pipeline.metadata import MetadataStore
 from llm_tf.pipeline.runner import LocalRunner

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from llm_tf.bin.pipeline import load_pipeline_module
+from llm_tf.pipeline.definitions import load_pipeline_module
 from llm_tf.pipeline.runner import LocalRunner
 from tests.conftest import REPO, predict_served
 

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import yaml
 
-from llm_tf.bin.pipeline import load_pipeline_module
+from llm_tf.pipeline.definitions import load_pipeline_module
 from llm_tf.pipeline.fingerprint import file_sha256
 from llm_tf.pipeline.runner import LocalRunner
 from llm_tf.text.tokenizer import load_vocab

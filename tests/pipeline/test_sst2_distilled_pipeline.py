@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from llm_tf.bin.pipeline import load_pipeline_module
 from llm_tf.errors import ConfigError
 from llm_tf.pipeline.components.trainer import declared_config
+from llm_tf.pipeline.definitions import load_pipeline_module
 from llm_tf.text.tokenizer import load_vocab
 from tests.conftest import REPO, SST2_SAMPLE
 from tests.preset_fixtures import save_hf_bert_directory

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from llm_tf.bin.pipeline import load_pipeline_module
 from llm_tf.errors import ConfigError
 from llm_tf.models import named_presets
+from llm_tf.pipeline.definitions import load_pipeline_module
 from llm_tf.text.tokenizer import load_vocab
 from llm_tf.training import configs, tasks
 from tests.conftest import REPO, SST2_SAMPLE
