@@ -124,10 +124,9 @@ def main() -> None:
                       file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    from llm_tf.bin.startup import cpu_model_and_extensions, usable_cores
+    from llm_tf.bin.startup import usable_cores
 
-    machine = dict(common.machine_info(), load_average_before=load_before,
-                   cpu_flags=cpu_model_and_extensions()[1], usable_cores=usable_cores())
+    machine = dict(common.machine_info(), load_average_before=load_before, usable_cores=usable_cores())
     try:
         import apache_beam
 
@@ -154,8 +153,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# `llm_prepare` on SST-2 train + dev: in-process vs Apache Beam DirectRunner", "",
         f"`{report['command']}`", "",
-        common.machine_line(m, f" ({m['usable_cores']} usable); CPU flags {', '.join(m['cpu_flags']) or 'none'}; "
-                               f"TF {m['tensorflow']}, apache-beam {m['apache_beam'] or 'absent'}"),
+        common.machine_line(m, f" ({m['usable_cores']} usable); TF {m['tensorflow']}, "
+                               f"apache-beam {m['apache_beam'] or 'absent'}"),
         f"{report['train']} + {report['dev']}, WordPiece vocabulary of {report['vocab_size']}; "
         f"{report['rounds']} interleaved round(s) per system; each run is the `llm_prepare` console script in its "
         "own process (wall: the whole process; prepare: the `seconds` it reports, from the start of the "

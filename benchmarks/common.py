@@ -7,13 +7,14 @@ import subprocess
 import sys
 import time
 
+from llm_tf.bin.startup import cpu_model_and_extensions
 from llm_tf.io_utils import atomic_write_json, atomic_write_text
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def machine_info() -> dict:
-    """CPU model, cores, Python and library versions of this run."""
+    """CPU model and flags, cores, Python and library versions of this run."""
     import tensorflow as tf
 
     cpu = platform.processor()
@@ -29,6 +30,8 @@ def machine_info() -> dict:
         commit = ""
     return {
         "cpu": cpu,
+        # The vector extensions llm-tf's start line reports (llm_tf.bin.startup.VECTOR_EXTENSIONS).
+        "cpu_flags": cpu_model_and_extensions()[1],
         "cores": os.cpu_count(),
         "python": sys.version.split()[0],
         "tensorflow": tf.__version__,
@@ -73,7 +76,10 @@ def machine_line(machine: dict, versions: str) -> str:
         versions: Text right after the core count, e.g. ``"; TF 2.20.0, torch 2.13.0"``.
     """
     m = machine
-    return (f"{m['cpu']}, {m['cores']} cores{versions}; load average {m['load_average_before']} before, "
+    flags = ""
+    if "cpu_flags" in m:
+        flags = f" (CPU flags: {', '.join(m['cpu_flags']) or 'no AVX2 or later'})"
+    return (f"{m['cpu']}{flags}, {m['cores']} cores{versions}; load average {m['load_average_before']} before, "
             f"{m['load_average']} after; {m['date']}, commit {m['commit']}.  ")
 
 

@@ -584,7 +584,7 @@ def markdown(result: dict) -> str:
         "# Inference on the real model: fine-tuned MiniLM (SST-2), ours vs PyTorch and ONNX Runtime", "",
         f"Command: `{result['command']}`  ",
         common.machine_line(m, versions),
-        f"CPU flags: {', '.join(m.get('cpu_features') or []) or '(none of the listed)'}.", "",
+        "",
         f"Model: {result['model_dir']} (checkpoint {os.path.basename(result['checkpoint'])}, step {result['step']}); "
         f"{result['sentences']} sentences of {result['data']}; packed length {result['seq_length']}; "
         f"{result['threads']} thread(s) for every system; {result['rounds']} rounds, each running every system once "

@@ -36,18 +36,7 @@ from benchmarks import common, serving, serving_load
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = serving.MODEL
 TOKENS_OUTPUTS = ["label_ids", "logits", "scores"]
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
 CONFIGS = ("savedmodel_tokens", "tflite_tokens", "savedmodel_text")
-
-
-def cpu_flags() -> list[str]:
-    """The SIMD flags of this CPU that matter to int8 and float kernels (from /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return []
-    return [flag for flag in CPU_FLAGS if flag in flags]
 
 
 class Server(serving.Server):
@@ -156,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     from llm_tf.export import export_dir
     from llm_tf.export.representative import read_text_file
 
-    machine = dict(common.machine_info(), cpu_flags=cpu_flags(), load_average_before=common.load_average())
+    machine = dict(common.machine_info(), load_average_before=common.load_average())
     _, source = serving.load_sentences()
     dev = read_text_file(source, args.eval_limit or None)
     directory = tempfile.mkdtemp(prefix="served_tflite-")
@@ -222,7 +211,7 @@ def markdown(result: dict, concurrency: list[int]) -> str:
     m, top = result["machine"], str(max(concurrency))
     ratio = result[f"qps_ratio_tflite_vs_savedmodel_c{top}"]
     lines = ["# Served TFLite (--prefer_tflite_model) vs the SavedModel", "",
-             common.machine_line(m, f"; TF {m['tensorflow']}; CPU flags {', '.join(m['cpu_flags']) or 'none'}"),
+             common.machine_line(m, f"; TF {m['tensorflow']}"),
              f"`python -m benchmarks.served_tflite {' '.join(f'--{k}={v}' for k, v in result['args'].items())}`", "",
              f"model.tflite: {result['tflite_model']['variant']}, {result['tflite_model']['bytes']:,} bytes. "
              f"Embedded server over gRPC, one sentence a request, {result['args']['rounds']} interleaved rounds.", "",

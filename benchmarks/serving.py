@@ -469,7 +469,8 @@ def write_report(args, rounds, plan, loads, load_before, batchings, sentences, s
         f"# Serving: in-process SavedModel vs embedded server ({os.path.basename(report['model_dir'].rstrip('/'))})",
         "",
         f"Command: `{report['command']}`  ",
-        f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+        f"Machine: {report['machine']['cpu']} (CPU flags: {', '.join(report['machine'].get('cpu_flags', []))}), "
+        f"{report['machine']['cores']} cores, "
         f"TF {report['machine']['tensorflow']}, commit {report['machine']['commit']}, {report['machine']['date']}  ",
         load_line, "",
         f"Requests: one sentence each, from {len(sentences)} sentences of "

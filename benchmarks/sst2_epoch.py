@@ -63,8 +63,8 @@ def split_system(name: str) -> tuple[str, str]:
     Raises:
         ValueError: Not one of ours, hf, ours_fp32, ours_bf16, hf_fp32, hf_bf16.
     """
-    stack, _, precision = name.partition("_")
-    precision = precision or "fp32"
+    stack, separator, precision = name.partition("_")
+    precision = precision or ("" if separator else "fp32")
     if stack not in ("ours", "hf") or precision not in ("fp32", "bf16"):
         raise ValueError(f"unknown system {name!r} (expected ours, hf, ours_fp32, ours_bf16, hf_fp32, hf_bf16)")
     return stack, precision

@@ -6,8 +6,9 @@ sample; ``llm_pipeline run_kfp_local`` runs that very file (loaded with
 environment: every task a subprocess, the Pusher's blessing conditions evaluated by kfp.local).
 It must push version 1, a SavedModel that answers over gRPC.
 
-Then the local runner (``LocalRunner``, its SQLite store and cache) runs the same definition on
-the same inputs (without the Quantizer, which the comparison does not need). What is
+Then the local runner (``LocalRunner``, its SQLite store and cache; in its own process, as
+``llm_pipeline`` runs it) runs the same definition on the same inputs (without the Quantizer,
+which the comparison does not need). What is
 deterministic, found by running both and comparing every file, and asserted here:
 
 * the data: ExampleGen's artifact is identical except ``summary.json``, which records its own
@@ -30,10 +31,10 @@ subprocesses that each import TensorFlow; the local run about 25 s).
 """
 
 import hashlib
-import io
 import json
 import os
 import pathlib
+import pickle
 import subprocess
 import sys
 
@@ -48,10 +49,8 @@ from llm_tf.export.export_dir import LABELS_FILE as EXPORT_LABELS_FILE  # noqa: 
 from llm_tf.pipeline.components.evaluator import EVALUATION_FILE  # noqa: E402
 from llm_tf.pipeline.components.pusher import pushed_info  # noqa: E402
 from llm_tf.pipeline.dag import METADATA_FILE  # noqa: E402
-from llm_tf.pipeline.definitions import PipelineArgs, build_pipeline  # noqa: E402
 from llm_tf.pipeline.kfp_executor import METADATA_KEY  # noqa: E402
 from llm_tf.pipeline.metadata import MetadataStore  # noqa: E402
-from llm_tf.pipeline.runner import LocalRunner  # noqa: E402
 from llm_tf.training.model_dir import CHECKPOINTS_DIR, METRICS_FILE  # noqa: E402
 from tests.conftest import REPO, predict_served  # noqa: E402
 
@@ -78,10 +77,31 @@ def runs(tmp_path_factory):
     compiled = json.loads(_run(["compile", f"--pipeline={PIPELINE}", f"--output={spec}", "--options=latency_runs=2",
                                 f"--pipeline_root={tmp}/kfp_root", f"--serving_model_base_path={tmp}/serving_kfp"]))
     kfp = json.loads(_run(["run_kfp_local", f"--package={spec}"]))
-    args = PipelineArgs(pipeline_root=str(tmp / "local_root"), serving_model_base_path=str(tmp / "serving_local"),
-                        options={"latency_runs": "2", "quantize": "false"})
-    local = LocalRunner(out=io.StringIO()).run(build_pipeline(PIPELINE, args))
+    # The local runner in a fresh process too, as llm_pipeline runs it: in this pytest process the
+    # state earlier tests leave in TensorFlow and Keras would make its training differ.
+    result_file = tmp / "local_result.pickle"
+    out = subprocess.run([sys.executable, "-c", LOCAL_RUN, PIPELINE, str(tmp / "local_root"),
+                          str(tmp / "serving_local"), str(result_file)], capture_output=True, text=True, cwd=REPO,
+                         check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    with open(result_file, "rb") as f:
+        local = pickle.load(f)
     return {"compiled": compiled, "kfp": kfp, "local": local, "tmp": tmp}
+
+
+#: Runs the local runner on the definition (argv: file, pipeline root, serving base path, result pickle).
+LOCAL_RUN = """
+import io, pickle, sys
+from llm_tf.bin import prefer_onednn
+prefer_onednn()  # as llm_pipeline (and so every kfp.local task it starts) does, before TensorFlow loads
+from llm_tf.pipeline.definitions import PipelineArgs, build_pipeline
+from llm_tf.pipeline.runner import LocalRunner
+args = PipelineArgs(pipeline_root=sys.argv[2], serving_model_base_path=sys.argv[3],
+                    options={"latency_runs": "2", "quantize": "false"})
+result = LocalRunner(out=io.StringIO()).run(build_pipeline(sys.argv[1], args))
+with open(sys.argv[4], "wb") as f:
+    pickle.dump(result, f)
+"""
 
 
 def _kfp_dir(runs, component: str, output: str) -> str:
