@@ -6,13 +6,12 @@ been built (``python -c "from benchmarks import peers; peers.ensure_venv()"``; t
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
 
 from benchmarks import checkpoint_parity as parity
-from benchmarks import peers
+from tests.benchmarks.peer_venv import requires_peer_venv
 
 
 def test_masked_abs_diff_ignores_padding_positions():
@@ -114,14 +113,7 @@ def test_an_unknown_preset_or_a_file_without_sentences_is_one_line(tmp_path):
         parity.main([f"--data={tmp_path / 'other.tsv'}"])
 
 
-def _peer_python() -> str | None:
-    record = peers.install_record()
-    python = peers.venv_python(os.path.abspath(os.environ.get("LLM_TF_PEER_VENV") or peers.DEFAULT_VENV))
-    return python if record and os.path.isfile(python) else None
-
-
-@pytest.mark.skipif(_peer_python() is None,
-                    reason="peer venv not built (python -c 'from benchmarks import peers; peers.ensure_venv()')")
+@requires_peer_venv
 def test_a_tiny_checkpoint_end_to_end_matches_hf_once_gelu_is_exact(tmp_path):
     from tests.preset_fixtures import save_hf_bert_directory
 

@@ -7,15 +7,14 @@ build it), run by transformers' ``BertForSequenceClassification`` in PyTorch to 
 """
 
 import json
-import os
 import subprocess
 
 import numpy as np
 import pytest
 
 from benchmarks import minilm_inference as bench
-from benchmarks import peers
 from benchmarks.minilm_to_hf import HF_TANH_GELU, hf_state_dict, write_hf_directory
+from tests.benchmarks.peer_venv import peer_python, requires_peer_venv
 
 
 def _tiny_classifier(vocab_size: int, seed: int = 0):
@@ -141,14 +140,7 @@ def test_unknown_systems_are_refused():
         bench.parse_args(["--model_dir=x", "--systems=savedmodel,tensorrt"])
 
 
-def _peer_python() -> str | None:
-    record = peers.install_record()
-    python = peers.venv_python(os.path.abspath(os.environ.get("LLM_TF_PEER_VENV") or peers.DEFAULT_VENV))
-    return python if record and os.path.isfile(python) else None
-
-
-@pytest.mark.skipif(_peer_python() is None,
-                    reason="peer venv not built (python -c 'from benchmarks import peers; peers.ensure_venv()')")
+@requires_peer_venv
 def test_pytorch_runs_the_converted_classifier_to_our_logits(tmp_path):
     model = _tiny_classifier(len(VOCAB), seed=1)
     write_hf_directory(model, str(tmp_path / "hf"), _checkpoint(tmp_path, VOCAB), ["neg", "pos", "mixed"], 24)
@@ -168,7 +160,7 @@ def test_pytorch_runs_the_converted_classifier_to_our_logits(tmp_path):
             "with torch.inference_mode():\n"
             "    out = m(input_ids=x[0], attention_mask=x[1], token_type_ids=x[2]).logits\n"
             "print(json.dumps({'logits': out.tolist(), 'act': m.config.hidden_act}))\n")
-    run = subprocess.run([_peer_python(), "-c", code, str(tmp_path / "hf"), str(tmp_path / "inputs.npy")],
+    run = subprocess.run([peer_python(), "-c", code, str(tmp_path / "hf"), str(tmp_path / "inputs.npy")],
                          capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     reply = json.loads(run.stdout.strip().splitlines()[-1])
