@@ -58,10 +58,11 @@ def token_spec(packed: dict) -> dict:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
+    from llm_tf.export.tflite_runtime import trim_token_inputs
+
     requests, bodies = [], []
     for i in range(len(packed["token_ids"])):
-        length = max(int(np.sum(packed["padding_mask"][i])), 1)
-        row = {key: value[i:i + 1, :length] for key, value in packed.items()}
+        row = trim_token_inputs({key: value[i:i + 1] for key, value in packed.items()})
         request = predict_pb2.PredictRequest()
         request.model_spec.name = MODEL
         request.model_spec.signature_name = "predict_tokens"
